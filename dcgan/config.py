@@ -1,0 +1,201 @@
+"""The one run configuration: a frozen dataclass, built from a dict, saved as JSON.
+
+Every run (a trial of the search, a long training run, a test) is described by a
+`TrainConfig`. It is written next to every checkpoint, and `best_config.json` is this
+JSON, so a winning trial re-runs from it exactly.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import json
+import math
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any, Mapping
+
+LOSSES = ("bce", "wgan-gp", "hinge", "lsgan")
+INITS = ("dcgan", "kaiming")
+PRECISIONS = ("fp32", "bf16")
+IMAGE_SIZES = (8, 16, 28, 32, 64, 128, 256)
+
+
+class ConfigError(ValueError):
+    """A config that cannot describe a run; the message says how to fix it."""
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    # data
+    dataset: str = "digits"  # digits | mnist | fashion-mnist | cifar10 | stacked-mnist | folder:PATH | idx:PATH
+    data_root: str = ""  # where torchvision datasets live; "" = $DCGAN_DATA_ROOT or ~/.cache/dcgan-search/data
+    image_size: int = 32
+    holdout_fraction: float = 0.1  # seeded, fixed held-out split kept for evaluation
+    # model
+    latent_dim: int = 100
+    ngf: int = 64
+    ndf: int = 64
+    init: str = "dcgan"  # dcgan = N(0, 0.02) | kaiming
+    # objective
+    loss: str = "bce"  # bce (non-saturating) | wgan-gp | hinge | lsgan
+    gp_weight: float = 10.0  # only for wgan-gp
+    d_steps_per_g: int = 1
+    # optimisation (Adam for both networks, as in the paper)
+    lr_g: float = 2e-4
+    lr_d: float = 2e-4
+    beta1: float = 0.5
+    beta2: float = 0.999
+    batch_size: int = 64  # per process
+    steps: int = 2000  # generator updates
+    # evaluation and checkpoints
+    eval_every: int = 500  # generator updates between evaluations (and checkpoints)
+    eval_samples: int = 2000  # generated images scored at each evaluation (fixed noise)
+    keep_checkpoints: int = 2
+    # runtime
+    seed: int = 0
+    device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
+    precision: str = "fp32"  # fp32 | bf16 (autocast)
+    channels_last: bool = False
+    compile: bool = False  # torch.compile the networks
+    data_workers: int = 2  # DataLoader workers, for datasets streamed from disk
+
+    def __post_init__(self) -> None:
+        _validate(self)
+
+    # --- construction -------------------------------------------------------------------------
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> "TrainConfig":
+        """Build from a dict; an unknown key or a value of the wrong type is an error."""
+        known = {f.name: f for f in fields(cls)}
+        unknown = [k for k in values if k not in known]
+        if unknown:
+            key = unknown[0]
+            close = difflib.get_close_matches(key, known, n=1)
+            hint = f"; did you mean '{close[0]}'?" if close else f"; known keys: {', '.join(known)}"
+            raise ConfigError(f"unknown config key '{key}'{hint}")
+        return cls(**{k: _coerce(known[k], v) for k, v in values.items()})
+
+    def replace(self, **changes: Any) -> "TrainConfig":
+        return TrainConfig.from_dict({**self.to_dict(), **changes})
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    # --- JSON ---------------------------------------------------------------------------------
+
+    def to_json(self, path: str | Path | None = None) -> str:
+        text = json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n"
+        if path is not None:
+            _atomic_write(Path(path), text)
+        return text
+
+    @classmethod
+    def from_json(cls, source: str | Path) -> "TrainConfig":
+        """From a JSON file, or JSON text. A file may wrap the config as {"config": {...}}."""
+        text = str(source)
+        if not text.lstrip().startswith("{"):
+            path = Path(source)
+            if not path.is_file():
+                raise ConfigError(f"config file not found: {path}")
+            text = path.read_text()
+        try:
+            values = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise ConfigError(f"config is not valid JSON ({e.msg}, line {e.lineno})") from None
+        if not isinstance(values, dict):
+            raise ConfigError("config JSON must be an object of TrainConfig fields")
+        if isinstance(values.get("config"), dict):  # best_config.json carries metrics beside it
+            values = values["config"]
+        return cls.from_dict(values)
+
+
+def parse_overrides(pairs: list[str]) -> dict[str, Any]:
+    """`["lr_g=1e-3", "loss=hinge"]` -> {"lr_g": "1e-3", ...}; values are coerced by from_dict."""
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--set takes key=value, got '{pair}'")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def _coerce(field: dataclasses.Field, value: Any) -> Any:
+    """Strings from the command line become the field's type; other types must already fit."""
+    kind = field.type if isinstance(field.type, str) else field.type.__name__
+    name = field.name
+    try:
+        if kind == "bool":
+            if isinstance(value, str):
+                low = value.lower()
+                if low not in ("true", "false", "1", "0", "yes", "no"):
+                    raise ValueError
+                return low in ("true", "1", "yes")
+            if not isinstance(value, bool):
+                raise ValueError
+            return value
+        if kind == "int":
+            if isinstance(value, bool):
+                raise ValueError
+            if isinstance(value, float) and value.is_integer():
+                return int(value)
+            if isinstance(value, str):
+                return int(value)
+            if not isinstance(value, int):
+                raise ValueError
+            return value
+        if kind == "float":
+            if isinstance(value, bool):
+                raise ValueError
+            return float(value)
+        if kind == "str":
+            if not isinstance(value, str):
+                raise ValueError
+            return value
+    except (TypeError, ValueError):
+        raise ConfigError(f"{name} must be {kind}, got {value!r}") from None
+    return value
+
+
+def _validate(c: TrainConfig) -> None:
+    def bad(msg: str) -> None:
+        raise ConfigError(msg)
+
+    if c.image_size not in IMAGE_SIZES:
+        bad(f"image_size must be a power of two from 8 to 256, or 28; got {c.image_size}")
+    if c.loss not in LOSSES:
+        bad(f"unknown loss '{c.loss}'; known: {', '.join(LOSSES)}")
+    if c.init not in INITS:
+        bad(f"unknown init '{c.init}'; known: {', '.join(INITS)}")
+    if c.precision not in PRECISIONS:
+        bad(f"unknown precision '{c.precision}'; known: {', '.join(PRECISIONS)}")
+    for name in ("lr_g", "lr_d"):
+        v = getattr(c, name)
+        if not (math.isfinite(v) and v > 0):
+            bad(f"{name} must be a positive number, got {v}")
+    for name in ("beta1", "beta2"):
+        v = getattr(c, name)
+        if not 0 <= v < 1:
+            bad(f"{name} must be in [0, 1), got {v}")
+    if not (math.isfinite(c.gp_weight) and c.gp_weight >= 0):
+        bad(f"gp_weight must be >= 0, got {c.gp_weight}")
+    if not 0 <= c.holdout_fraction < 1:
+        bad(f"holdout_fraction must be in [0, 1), got {c.holdout_fraction}")
+    for name in ("d_steps_per_g", "latent_dim", "ngf", "ndf", "batch_size", "steps", "eval_every",
+                 "eval_samples", "keep_checkpoints"):
+        if getattr(c, name) < 1:
+            bad(f"{name} must be an integer >= 1, got {getattr(c, name)}")
+    if c.data_workers < 0:
+        bad(f"data_workers must be >= 0, got {c.data_workers}")
+    if not c.dataset:
+        bad("dataset must not be empty")
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    """Write via a temporary file and rename, so a reader never sees half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    tmp.replace(path)

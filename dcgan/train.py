@@ -1,0 +1,514 @@
+"""The DCGAN training loop, and `python -m dcgan.train`.
+
+    python -m dcgan.train --config run.json --set loss=hinge --out runs/hinge
+
+Each generator update is `d_steps_per_g` discriminator updates, each on a fresh real batch,
+then one generator update, as in the paper's Algorithm 1. Every `eval_every` updates the loop
+saves a sample grid from fixed noise, scores the generator (FID and diagnostics, when an
+evaluator is given), writes a checkpoint and a line of `metrics.jsonl`, and calls `report`.
+
+Distributed: when a torch.distributed process group exists, each rank trains on its own shard
+with its own noise, gradients are averaged across ranks after every backward (so G and D stay
+identical everywhere), and only rank 0 writes. The loop never imports Ray: the search passes
+a `report` callback instead.
+
+A NaN or inf loss ends the run with status "diverged"; it is recorded, not raised.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import math
+import os
+import shutil
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator, Optional
+
+import torch
+import torch.distributed as dist
+import torch.nn as nn
+
+from dcgan.config import ConfigError, TrainConfig, parse_overrides
+from dcgan.data import ImageSet, Splits, load_splits, to_float
+from dcgan.losses import LOSSES, gradient_penalty
+from dcgan.models import build_models
+
+Report = Callable[[dict, Optional[str]], None]  # (metrics, checkpoint dir on rank 0 else None)
+CHECK_EVERY = 25  # updates between checks for NaN/inf (each check syncs with the device)
+GRID_SIZE = 64  # images in the sample grid
+
+
+# --- distributed helpers ------------------------------------------------------------------------
+
+
+def dist_info() -> tuple[int, int]:
+    """(rank, world size); (0, 1) without a process group."""
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def resolve_device(name: str) -> torch.device:
+    if name != "auto":
+        return torch.device(name)
+    if torch.cuda.is_available():
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)) % torch.cuda.device_count())
+    return torch.device("cpu")
+
+
+def average_gradients(module: nn.Module, world: int) -> None:
+    """All-reduce the gradients of `module` (one flat buffer) and divide by the world size.
+
+    Why not DistributedDataParallel: DDP expects one forward per backward, but a GAN step calls
+    D on the real and the fake batch separately (the paper's BatchNorm sees them as separate
+    batches), and WGAN-GP calls it a third time inside the penalty. Averaging the gradients
+    after the backward is what DDP does, without that constraint."""
+    if world == 1:
+        return
+    grads = [p.grad for p in module.parameters() if p.grad is not None]
+    flat = torch.cat([g.reshape(-1) for g in grads])
+    dist.all_reduce(flat)
+    flat /= world
+    offset = 0
+    for g in grads:
+        g.copy_(flat[offset : offset + g.numel()].view_as(g))
+        offset += g.numel()
+
+
+def broadcast_module(module: nn.Module, world: int) -> None:
+    """Rank 0's parameters and buffers (BatchNorm statistics) to every rank."""
+    if world == 1:
+        return
+    with torch.no_grad():
+        for t in list(module.parameters()) + list(module.buffers()):
+            dist.broadcast(t.data, 0)
+
+
+# --- data -----------------------------------------------------------------------------------------
+
+
+class BatchSampler:
+    """Batches from a resident uint8 tensor: this rank's shard, reshuffled every epoch."""
+
+    def __init__(self, images: torch.Tensor, batch_size: int, rank: int, world: int, seed: int, device: torch.device):
+        self.images = images[rank::world].to(device)  # (n, C, H, W) uint8, on the training device
+        self.batch_size, self.device = batch_size, device
+        assert len(self.images) >= batch_size, f"shard of {len(self.images)} images < batch_size {batch_size}"
+        self.gen = torch.Generator().manual_seed(seed * 1000 + rank)
+        self.perm, self.pos = self._new_perm(), 0
+
+    def _new_perm(self) -> torch.Tensor:
+        return torch.randperm(len(self.images), generator=self.gen).to(self.device)
+
+    def next(self) -> torch.Tensor:
+        if self.pos + self.batch_size > len(self.perm):  # drop the ragged end, as drop_last does
+            self.perm, self.pos = self._new_perm(), 0
+        idx = self.perm[self.pos : self.pos + self.batch_size]
+        self.pos += self.batch_size
+        return to_float(self.images[idx])  # (B, C, H, W) in [-1, 1]
+
+    def state_dict(self) -> dict:
+        return {"gen": self.gen.get_state(), "perm": self.perm.cpu(), "pos": self.pos}
+
+    def load_state_dict(self, s: dict) -> None:
+        self.gen.set_state(s["gen"])
+        self.perm, self.pos = s["perm"].to(self.device), s["pos"]
+
+
+class StreamSampler:
+    """Batches streamed from disk through a DataLoader, for folders too large to hold.
+    Resuming restarts the epoch (the order is not checkpointed)."""
+
+    def __init__(self, stream: torch.utils.data.Dataset, cfg: TrainConfig, rank: int, world: int, device: torch.device):
+        self.sampler = torch.utils.data.DistributedSampler(stream, world, rank, shuffle=True, seed=cfg.seed, drop_last=True)
+        self.loader = torch.utils.data.DataLoader(
+            stream, cfg.batch_size, sampler=self.sampler, num_workers=cfg.data_workers, drop_last=True,
+            pin_memory=device.type == "cuda", persistent_workers=cfg.data_workers > 0)
+        self.device, self.epoch, self.it = device, 0, iter(())
+
+    def next(self) -> torch.Tensor:
+        try:
+            x, _ = next(self.it)
+        except StopIteration:
+            self.sampler.set_epoch(self.epoch)
+            self.epoch += 1
+            self.it = iter(self.loader)
+            x, _ = next(self.it)
+        return to_float(x.to(self.device, non_blocking=True))
+
+    def state_dict(self) -> dict:
+        return {"epoch": self.epoch}
+
+    def load_state_dict(self, s: dict) -> None:
+        self.epoch = s["epoch"]
+
+
+def make_sampler(train: ImageSet, cfg: TrainConfig, rank: int, world: int, device: torch.device):
+    if train.resident:
+        return BatchSampler(train.images, cfg.batch_size, rank, world, cfg.seed, device)
+    return StreamSampler(train.stream, cfg, rank, world, device)
+
+
+# --- the GAN steps --------------------------------------------------------------------------------
+
+
+@dataclass
+class GAN:
+    """Everything that changes during training; `state_dict` is the checkpoint."""
+
+    cfg: TrainConfig
+    g: nn.Module
+    d: nn.Module
+    opt_g: torch.optim.Optimizer
+    opt_d: torch.optim.Optimizer
+    noise: torch.Generator  # draws z and the gradient penalty's mixing weights
+    sampler: Any
+    device: torch.device
+    world: int = 1
+    step: int = 0
+    sums: dict = field(default_factory=dict)  # running sums of the logged losses since the last evaluation
+
+    def z(self, n: int) -> torch.Tensor:
+        return torch.randn(n, self.cfg.latent_dim, generator=self.noise, device=self.noise.device).to(self.device)
+
+    def autocast(self):
+        if self.cfg.precision == "bf16":
+            return torch.autocast(self.device.type, dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+
+def d_step(gan: GAN, real: torch.Tensor, fake: torch.Tensor) -> dict[str, torch.Tensor]:
+    """(1) Update D: maximise log D(x) + log(1 - D(G(z))), or the configured loss's D objective."""
+    loss_fn = LOSSES[gan.cfg.loss]
+    gan.opt_d.zero_grad(set_to_none=True)
+    with gan.autocast():
+        real_logits, fake_logits = gan.d(real).float(), gan.d(fake.detach()).float()
+        loss = loss_fn.d_loss(real_logits, fake_logits)
+    if loss_fn.needs_gradient_penalty:
+        loss = loss + gan.cfg.gp_weight * gradient_penalty(gan.d, real, fake, gan.noise)
+    loss.backward()
+    average_gradients(gan.d, gan.world)
+    gan.opt_d.step()
+    return {"d_loss": loss.detach(), "d_real": real_logits.detach().mean(), "d_fake": fake_logits.detach().mean()}
+
+
+def g_step(gan: GAN, fake: torch.Tensor) -> dict[str, torch.Tensor]:
+    """(2) Update G: maximise log D(G(z)) (non-saturating), or the configured loss's G objective."""
+    gan.opt_g.zero_grad(set_to_none=True)
+    with gan.autocast():
+        loss = LOSSES[gan.cfg.loss].g_loss(gan.d(fake).float())
+    loss.backward()
+    average_gradients(gan.g, gan.world)
+    gan.opt_g.step()
+    return {"g_loss": loss.detach()}
+
+
+def train_step(gan: GAN) -> None:
+    """One generator update: d_steps_per_g D updates, each on a fresh real batch, then one G update.
+    The last D update's fake batch is kept, with its graph, for the G update (as the paper's code does)."""
+    k, b = gan.cfg.d_steps_per_g, gan.cfg.batch_size
+    for i in range(k):
+        real = gan.sampler.next()
+        grad_ctx = contextlib.nullcontext() if i == k - 1 else torch.no_grad()
+        with grad_ctx, gan.autocast():
+            fake = gan.g(gan.z(b))  # (B, C, H, W)
+        logged = d_step(gan, real, fake)
+    logged |= g_step(gan, fake)
+    for key, value in logged.items():  # device tensors: no sync with the device here
+        gan.sums[key] = gan.sums.get(key, 0.0) + value.float()
+    gan.sums["_n"] = gan.sums.get("_n", 0) + 1
+    gan.step += 1
+
+
+# --- evaluation, checkpoints and files -----------------------------------------------------------
+
+
+@dataclass
+class RunResult:
+    status: str  # completed | diverged
+    step: int
+    metrics: dict  # the last evaluation's
+    out_dir: Optional[Path]
+
+
+def _fixed_grid_noise(cfg: TrainConfig) -> torch.Tensor:
+    return torch.randn(GRID_SIZE, cfg.latent_dim, generator=torch.Generator().manual_seed(cfg.seed + 7919))
+
+
+@torch.no_grad()
+def sample_grid(g: nn.Module, z: torch.Tensor, path: Path) -> None:
+    """Save G(z) for fixed z as a PNG grid, G in eval mode (BatchNorm running statistics)."""
+    from torchvision.utils import save_image
+
+    was_training = g.training
+    g.eval()
+    images = g(z.to(next(g.parameters()).device)).float().cpu()
+    g.train(was_training)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_image(images, str(path), nrow=int(math.sqrt(len(images))), normalize=True, value_range=(-1, 1))
+
+
+def _take_sums(gan: GAN) -> dict[str, float]:
+    n = gan.sums.pop("_n", 0)
+    out = {k: float(v) / n for k, v in gan.sums.items()} if n else {}
+    if gan.world > 1 and out:
+        t = torch.tensor([out[k] for k in sorted(out)], dtype=torch.float64)
+        dist.all_reduce(t)
+        out = {k: float(v) / gan.world for k, v in zip(sorted(out), t)}
+    gan.sums.clear()
+    return out
+
+
+def _gather_rng(gan: GAN) -> list:
+    mine = {"noise": gan.noise.get_state(), "sampler": gan.sampler.state_dict()}
+    if gan.world == 1:
+        return [mine]
+    everyone: list = [None] * gan.world
+    dist.all_gather_object(everyone, mine)
+    return everyone
+
+
+def save_checkpoint(gan: GAN, ckpt_dir: Path, rng: list, grid_png: Optional[Path]) -> None:
+    """G, D, both optimizers, the step, every rank's RNG and sampler state, and the config.
+    Written to a temporary folder, then renamed: a checkpoint is whole or absent."""
+    tmp = ckpt_dir.with_name(ckpt_dir.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    torch.save({
+        "step": gan.step,
+        "g": _unwrap(gan.g).state_dict(),
+        "d": _unwrap(gan.d).state_dict(),
+        "opt_g": gan.opt_g.state_dict(),
+        "opt_d": gan.opt_d.state_dict(),
+        "rng": rng,
+        "world": gan.world,
+        "torch_rng": torch.get_rng_state(),
+    }, tmp / "state.pt")
+    gan.cfg.to_json(tmp / "config.json")
+    if grid_png is not None and grid_png.exists():
+        shutil.copy(grid_png, tmp / "samples.png")
+    shutil.rmtree(ckpt_dir, ignore_errors=True)
+    tmp.rename(ckpt_dir)
+
+
+def load_checkpoint(gan: GAN, ckpt_dir: Path, rank: int) -> None:
+    state = torch.load(Path(ckpt_dir) / "state.pt", map_location="cpu", weights_only=False)
+    _unwrap(gan.g).load_state_dict(state["g"])
+    _unwrap(gan.d).load_state_dict(state["d"])
+    gan.opt_g.load_state_dict(state["opt_g"])
+    gan.opt_d.load_state_dict(state["opt_d"])
+    gan.step = state["step"]
+    if state["world"] == gan.world:  # the same world size continues every rank's streams exactly
+        gan.noise.set_state(state["rng"][rank]["noise"])
+        gan.sampler.load_state_dict(state["rng"][rank]["sampler"])
+    else:  # a different world size: fresh streams, seeded by the step, so the run still continues
+        gan.noise.manual_seed(gan.cfg.seed * 7 + gan.step * 1000 + rank)
+    torch.set_rng_state(state["torch_rng"])
+
+
+def _unwrap(m: nn.Module) -> nn.Module:
+    return getattr(m, "_orig_mod", m)  # torch.compile wraps the module
+
+
+def latest_checkpoint(out_dir: Path) -> Optional[Path]:
+    found = sorted((out_dir / "checkpoints").glob("step_*[0-9]")) if out_dir else []
+    return found[-1] if found else None
+
+
+def _prune_checkpoints(out_dir: Path, keep: int) -> None:
+    for old in sorted((out_dir / "checkpoints").glob("step_*[0-9]"))[:-keep]:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _append_jsonl(path: Path, row: dict) -> None:
+    with open(path, "a") as f:
+        f.write(json.dumps(row, allow_nan=False) + "\n")
+
+
+def _finite_or_none(row: dict) -> dict:
+    return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in row.items()}
+
+
+# --- the run --------------------------------------------------------------------------------------
+
+
+def setup(cfg: TrainConfig, splits: Optional[Splits] = None) -> GAN:
+    """Models, optimizers, samplers and RNGs for `cfg` on this process's device and rank."""
+    rank, world = dist_info()
+    device = resolve_device(cfg.device)
+    splits = splits or load_splits(cfg)
+    torch.manual_seed(cfg.seed)
+    g, d = build_models(cfg, splits.channels)
+    g, d = g.to(device), d.to(device)
+    if cfg.channels_last:
+        g, d = g.to(memory_format=torch.channels_last), d.to(memory_format=torch.channels_last)
+    broadcast_module(g, world)
+    broadcast_module(d, world)
+    opt_g = torch.optim.Adam(g.parameters(), lr=cfg.lr_g, betas=(cfg.beta1, cfg.beta2))
+    opt_d = torch.optim.Adam(d.parameters(), lr=cfg.lr_d, betas=(cfg.beta1, cfg.beta2))
+    if cfg.compile:
+        g, d = torch.compile(g), torch.compile(d)
+    noise = torch.Generator(device=device).manual_seed(cfg.seed * 7 + rank)
+    sampler = make_sampler(splits.train, cfg, rank, world, device)
+    return GAN(cfg, g, d, opt_g, opt_d, noise, sampler, device, world)
+
+
+def train(cfg: TrainConfig, out_dir: Optional[str | Path] = None, *, report: Optional[Report] = None,
+          resume_from: Optional[str | Path] = None, evaluator: Any = "auto",
+          log: Callable[[str], None] = print) -> RunResult:
+    """Train `cfg` for `cfg.steps` generator updates; see the module docstring.
+
+    out_dir: where rank 0 writes (None: write nothing). resume_from: a checkpoint folder, or a
+    run folder whose latest checkpoint is used. evaluator: a callable G -> metrics dict, None
+    for losses only, or "auto" to build the FID/diagnostics evaluator for the dataset."""
+    rank, world = dist_info()
+    splits = load_splits(cfg)
+    gan = setup(cfg, splits)
+    if evaluator == "auto":
+        from dcgan.metrics import build_evaluator
+
+        evaluator = build_evaluator(cfg, splits, gan.device)
+    out = Path(out_dir) if (out_dir is not None and rank == 0) else None
+    if resume_from is not None:
+        ckpt = Path(resume_from)
+        ckpt = latest_checkpoint(ckpt) or ckpt if not (ckpt / "state.pt").exists() else ckpt
+        if (ckpt / "state.pt").exists():
+            load_checkpoint(gan, ckpt, rank)
+            log(f"resumed from {ckpt} at step {gan.step}")
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        cfg.to_json(out / "config.json")
+        _truncate_metrics(out / "metrics.jsonl", gan.step)
+    grid_z = _fixed_grid_noise(cfg)
+    bad = torch.zeros((), device=gan.device, dtype=torch.bool)
+    status, metrics, t0, step0 = "running", {}, time.perf_counter(), gan.step
+    while gan.step < cfg.steps:
+        train_step(gan)
+        bad |= ~torch.isfinite(gan.sums["d_loss"] + gan.sums["g_loss"])
+        if gan.step % CHECK_EVERY == 0 or gan.step % cfg.eval_every == 0 or gan.step == cfg.steps:
+            if _any_rank(bad, world):
+                status = "diverged"
+                break
+        if gan.step % cfg.eval_every == 0 or gan.step == cfg.steps:
+            status = "completed" if gan.step == cfg.steps else "running"
+            metrics = evaluate_and_save(gan, out, evaluator, grid_z, status, report)
+            rate = (gan.step - step0) / (time.perf_counter() - t0)
+            log(_progress_line(metrics, cfg.steps, rate))
+    if status == "diverged":
+        metrics = {"step": gan.step, "status": "diverged", "reason": "non-finite loss"}
+        log(f"step {gan.step}/{cfg.steps}: diverged (a loss became NaN or inf); run recorded as diverged")
+        if out is not None:
+            _append_jsonl(out / "metrics.jsonl", metrics)
+        if report is not None:
+            report(dict(metrics), None)
+    if out is not None:
+        (out / "status.json").write_text(json.dumps({"status": status, "step": gan.step}) + "\n")
+    return RunResult(status, gan.step, metrics, out)
+
+
+def _any_rank(flag: torch.Tensor, world: int) -> bool:
+    if world > 1:
+        flag = flag.to(torch.int32)
+        dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+    return bool(flag)
+
+
+def evaluate_and_save(gan: GAN, out: Optional[Path], evaluator, grid_z: torch.Tensor, status: str,
+                      report: Optional[Report]) -> dict:
+    """At an evaluation: average the losses, broadcast BatchNorm statistics, score G, save the
+    grid, the checkpoint and a metrics line (rank 0), and call `report` on every rank."""
+    rank, _ = dist_info()
+    metrics: dict[str, Any] = {"step": gan.step, "status": status, **_take_sums(gan)}
+    broadcast_module(_unwrap(gan.g), gan.world)  # ranks' BatchNorm running stats differ; use rank 0's
+    if evaluator is not None:
+        metrics |= evaluator(_unwrap(gan.g))
+    rng = _gather_rng(gan)
+    metrics = _finite_or_none(metrics)
+    ckpt = None
+    if out is not None:
+        grid = out / "samples" / f"step_{gan.step:07d}.png"
+        sample_grid(_unwrap(gan.g), grid_z, grid)
+        ckpt = out / "checkpoints" / f"step_{gan.step:07d}"
+        save_checkpoint(gan, ckpt, rng, grid)
+        _prune_checkpoints(out, gan.cfg.keep_checkpoints)
+        _append_jsonl(out / "metrics.jsonl", metrics)
+    if report is not None:
+        report(dict(metrics), str(ckpt) if ckpt is not None and rank == 0 else None)
+    return metrics
+
+
+def _truncate_metrics(path: Path, step: int) -> None:
+    """On resume, drop lines written after the checkpoint we resume from."""
+    if not path.exists():
+        return
+    rows = [line for line in path.read_text().splitlines() if line.strip() and json.loads(line)["step"] <= step]
+    path.write_text("".join(r + "\n" for r in rows))
+
+
+def _progress_line(m: dict, steps: int, rate: float) -> str:
+    parts = [f"step {m['step']}/{steps}"]
+    for key in ("d_loss", "g_loss", "d_real", "d_fake", "fid"):
+        if m.get(key) is not None:
+            parts.append(f"{key} {m[key]:.4g}")
+    if m.get("collapse"):
+        parts.append(f"collapse {m['collapse']}")
+    parts.append(f"{rate:.2f} steps/s")
+    return "  ".join(parts)
+
+
+# --- CLI ------------------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m dcgan.train", description="Train one DCGAN config on one device.")
+    p.add_argument("--config", help="a TrainConfig JSON file (e.g. best_config.json); default: the defaults")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config field; repeatable")
+    p.add_argument("--out", help="run folder (default: runs/<dataset>-<time>); an existing run there resumes")
+    p.add_argument("--no-eval", action="store_true", help="skip FID and diagnostics (losses and samples only)")
+    return p
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        base = TrainConfig.from_json(args.config).to_dict() if args.config else {}
+        cfg = TrainConfig.from_dict({**base, **parse_overrides(args.overrides)})
+        load_splits(cfg)  # a missing or empty dataset fails here, before anything is written
+        out = Path(args.out) if args.out else Path("runs") / f"{cfg.dataset.replace(':', '_').replace('/', '_')}-{time.strftime('%Y%m%d-%H%M%S')}"
+        resume = None
+        if (out / "config.json").exists():
+            previous = TrainConfig.from_json(out / "config.json")
+            if previous != cfg:
+                raise ConfigError(f"{out} holds a run of a different config; pass another --out")
+            resume = out if latest_checkpoint(out) else None
+        elif out.exists() and any(out.iterdir()):
+            raise ConfigError(f"{out} exists and is not a run folder; pass another --out")
+        _check_writable(out)
+    except ConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(f"training {cfg.dataset} at {cfg.image_size}px, loss {cfg.loss}, {cfg.steps} steps -> {out}")
+    result = train(cfg, out, resume_from=resume, evaluator=None if args.no_eval else "auto")
+    if result.status == "diverged":
+        print(f"diverged at step {result.step}; recorded in {out / 'status.json'}", file=sys.stderr)
+        return 1
+    print(f"done: {out}")
+    return 0
+
+
+def _check_writable(out: Path) -> None:
+    probe = out
+    while not probe.exists():
+        probe = probe.parent
+    if not os.access(probe, os.W_OK):
+        raise ConfigError(f"cannot write to {probe}; pass a writable --out")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
