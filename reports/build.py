@@ -1,0 +1,98 @@
+"""`python -m reports.build EXPERIMENT_DIR [-o FILE]`: one self-contained HTML report.
+
+EXPERIMENT_DIR is a local path or a URI (file://, s3://, gs://). The report goes to
+`<exp>/report.html` unless -o says otherwise; it opens with no network.
+"""
+
+from __future__ import annotations
+
+import argparse
+import posixpath
+import sys
+import time
+
+from reports import figures, html
+from reports.experiment import (Experiment, ExperimentError, check_experiment_dir, is_uri, load_experiment,
+                                open_location)
+from reports.output import check_writable, write_text
+from reports.plot_info import (_get_diagnostics_info, _get_fid_curves_info, _get_header_info, _get_importance_info,
+                               _get_params_info, _get_reuse_info, _get_sample_grids_info)
+from reports.ranking import Ranking, rank_trials
+
+SECTIONS = (("leaderboard", "Leaderboard"), ("samples", "Samples"), ("curves", "FID vs steps"),
+            ("params", "Hyperparameters"), ("importance", "Importance"), ("diagnostics", "Diagnostics"),
+            ("reuse", "Reuse the winner"))
+
+
+def require_results(experiment: Experiment) -> None:
+    if not any(t.evaluations for t in experiment.trials):
+        n = len(experiment.trials)
+        raise ExperimentError(f"{experiment.location.display} has no results yet ({n} trial(s), none evaluated); "
+                              "build the report once a trial has reached its first evaluation")
+
+
+def report_body(experiment: Experiment, ranking: Ranking) -> list[str]:
+    """The report's sections, top to bottom, as HTML fragments."""
+    nav = "<nav>" + "".join(f'<a href="#{a}">{t}</a>' for a, t in SECTIONS) + "</nav>"
+    params = _get_params_info(ranking)
+    importance = _get_importance_info(experiment)
+    curves = _get_fid_curves_info(ranking, experiment.meta.get("steps"))
+    diagnostics = _get_diagnostics_info(ranking)
+    return [
+        html.header_html(_get_header_info(experiment), ranking), nav,
+        html.section("leaderboard", "Leaderboard", html.leaderboard_html(ranking)),
+        html.section("samples", "Samples: top trials and the baseline (latest step)",
+                     html.sample_grids_html(_get_sample_grids_info(experiment, ranking))),
+        html.section("curves", "FID vs steps",
+                     html.figure_div(figures.fid_curves_figure(curves), "fig-fid-curves") if curves.curves
+                     else '<p class="note">No FID yet.</p>'),
+        html.section("params", "Hyperparameters", *(
+            [html.figure_div(figures.parallel_coordinates_figure(params), "fig-parallel"),
+             html.figure_div(figures.param_views_figure(params), "fig-param-views")] if params.axes and params.fids
+            else ['<p class="note">No trial with a comparable FID has sampled hyperparameters yet.</p>'])),
+        html.section("importance", "Hyperparameter importance", html.importance_note_html(importance),
+                     *([html.figure_div(figures.importance_figure(importance), "fig-importance")]
+                       if importance.importances else [])),
+        html.section("diagnostics", "Diagnostics",
+                     html.figure_div(figures.diagnostics_figure(diagnostics), "fig-diagnostics") if diagnostics.points
+                     else '<p class="note">No diagnostics yet.</p>'),
+        html.section("reuse", "Reuse the winner", html.reuse_html(_get_reuse_info(experiment, ranking))),
+    ]
+
+
+def build_report(experiment: Experiment) -> str:
+    """The whole report for one experiment, as HTML text."""
+    require_results(experiment)
+    ranking = rank_trials(experiment)
+    return html.page(f"DCGAN search: {experiment.name}", report_body(experiment, ranking))
+
+
+def default_output(where: str) -> str:
+    if is_uri(where):
+        return where.rstrip("/") + "/report.html"
+    return posixpath.join(open_location(where).path, "report.html")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m reports.build", description=__doc__.splitlines()[0])
+    parser.add_argument("experiment", help="experiment directory: a local path or a URI (file://, s3://, gs://)")
+    parser.add_argument("-o", "--output", help="where to write the HTML (default: <experiment>/report.html)")
+    args = parser.parse_args(argv)
+    started = time.perf_counter()
+    try:
+        check_experiment_dir(args.experiment)
+        target = args.output or default_output(args.experiment)
+        check_writable(target)
+        experiment = load_experiment(args.experiment)
+        text = build_report(experiment)
+        write_text(target, text)
+    except ExperimentError as e:
+        print(f"reports.build: {e}", file=sys.stderr)
+        return 2
+    seconds = time.perf_counter() - started
+    print(f"wrote {target} ({len(text.encode()) / 1e6:.1f} MB, {len(experiment.trials)} trials, {seconds:.1f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

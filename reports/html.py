@@ -1,0 +1,205 @@
+"""Render: infos and the ranking -> one self-contained HTML page (plotly.js inlined once).
+
+The page needs no network: plotly.js sits in <head>, sample grids are base64 PNGs, and the
+CSS is inline. Tables are plain HTML, so the leaderboard reads even with JavaScript off.
+"""
+
+from __future__ import annotations
+
+import base64
+from html import escape
+from typing import Any, Iterable
+
+import plotly.graph_objects as go
+import plotly.offline
+
+from reports.plot_info import (HeaderInfo, ImportanceInfo, ReuseInfo, SampleGridsInfo, format_duration,
+                               format_timestamp)
+from reports.ranking import COLLAPSED, DIVERGED, DIAGNOSTIC_KEYS, Ranking, RankedTrial
+
+PLOT_CONFIG = {"displaylogo": False, "responsive": True}
+DIAGNOSTIC_LABELS = {"precision": "precision", "recall": "recall", "density": "density", "coverage": "coverage",
+                     "class_coverage": "class cov.", "class_kl": "class KL", "duplicate_rate": "dup. rate",
+                     "memorization": "memoriz."}
+
+CSS = """
+body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 0; color: #222; background: #fafafa; }
+main { max-width: 1400px; margin: 0 auto; padding: 16px 24px 48px; }
+h1 { margin: 8px 0 4px; font-size: 26px; } h2 { margin-top: 36px; border-bottom: 2px solid #ddd; padding-bottom: 4px; }
+.sub { color: #666; margin: 0 0 12px; }
+.banner { background: #fff3cd; border: 1px solid #e0c36c; padding: 8px 12px; border-radius: 4px; margin: 8px 0; }
+.facts { display: grid; grid-template-columns: repeat(auto-fill, minmax(300px, 1fr)); gap: 8px 24px;
+         background: #fff; border: 1px solid #ddd; border-radius: 6px; padding: 12px 16px; }
+.facts div b { display: block; color: #666; font-size: 12px; text-transform: uppercase; letter-spacing: .04em; }
+.best { background: #e8f5e9; border: 1px solid #9ccc9f; border-radius: 6px; padding: 10px 14px; margin: 12px 0;
+        font-size: 17px; }
+table { border-collapse: collapse; background: #fff; font-size: 13px; }
+th, td { border: 1px solid #ddd; padding: 4px 7px; text-align: right; white-space: nowrap; }
+th { background: #f0f0f0; position: sticky; top: 0; } td.l, th.l { text-align: left; }
+.scroll { overflow-x: auto; max-height: 720px; border: 1px solid #ddd; }
+tr.baseline td { background: #fff8d6; font-weight: 600; }
+tr.best td { background: #e8f5e9; font-weight: 600; }
+tr.collapsed td { background: #fff0e0; color: #7a4a00; }
+tr.diverged td { background: #fbeaea; color: #8a2020; }
+.mark { display: inline-block; padding: 0 6px; margin: 0 2px; border-radius: 9px; font-size: 11px; font-weight: 600;
+        background: #e0e0e0; color: #333; }
+.mark.collapsed { background: #ff7f0e; color: #fff; } .mark.diverged { background: #d62728; color: #fff; }
+.mark.baseline { background: #333; color: #fff; } .mark.best { background: #2ca02c; color: #fff; }
+.mark.partial-collapse { background: #ffd08a; }
+.grids { display: flex; flex-wrap: wrap; gap: 16px; }
+.grids figure { margin: 0; background: #fff; border: 1px solid #ddd; padding: 8px; border-radius: 6px; }
+.grids figure.baseline { border: 3px solid #333; }
+.grids img { width: 240px; height: 240px; image-rendering: pixelated; display: block; }
+.grids figcaption { font-size: 13px; margin-top: 4px; max-width: 240px; }
+.note { color: #555; font-style: italic; }
+pre { background: #272822; color: #f8f8f2; padding: 10px 14px; border-radius: 4px; overflow-x: auto; }
+nav a { margin-right: 12px; font-size: 14px; }
+.side { display: grid; grid-template-columns: 1fr 1fr; gap: 24px; } .side > div { min-width: 0; }
+"""
+
+
+def page(title: str, body: Iterable[str]) -> str:
+    """A whole HTML document with plotly.js inlined once in <head>."""
+    return "\n".join([
+        "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
+        f"<title>{escape(title)}</title>", f"<style>{CSS}</style>",
+        f'<script type="text/javascript">{plotly.offline.get_plotlyjs()}</script>',
+        "</head><body><main>", *body, "</main></body></html>",
+    ])
+
+
+def figure_div(fig: go.Figure, div_id: str) -> str:
+    # plotly.js is already in <head>, so each figure is only its div and a call to newPlot.
+    return fig.to_html(full_html=False, include_plotlyjs=False, div_id=div_id, config=PLOT_CONFIG)
+
+
+def header_html(info: HeaderInfo, ranking: Ranking) -> str:
+    counts = info.status_counts
+    done = ", ".join(f"{counts.get(k, 0)} {label}" for k, label in
+                     (("completed", "completed"), ("stopped", "stopped early"), ("diverged", "diverged"),
+                      ("running", "running")))
+    others = ", ".join(f"{v} {k}" for k, v in counts.items() if k in ("pending", "failed") and v)
+    wall = format_duration(info.wall_time_s) if info.finished else \
+        f"still running (started {format_timestamp(info.started_at)})"
+    facts = [
+        ("dataset", f"{info.dataset} ({info.image_size}×{info.image_size})"),
+        ("FIDs measured with", f"{info.extractor}, {info.eval_samples} samples, reference {info.reference}"),
+        ("search space", f"{info.space} · scheduler {info.scheduler}"),
+        ("trials", f"{sum(counts.values())} of {info.trials_requested} requested: {done}"
+                   + (f" ({others})" if others else "")),
+        ("wall time", wall),
+        ("compute", f"{info.gpu_hours:.2f} GPU-hours · {info.cpu_hours:.2f} CPU-hours "
+                    f"(trial time {format_duration(info.trial_time_s)})"),
+        ("versions", " · ".join(f"{k} {info.versions[k]}" for k in ("ray", "torch", "optuna") if k in info.versions)
+         or "n/a"),
+    ]
+    out = [f"<h1>DCGAN search: {escape(info.name)}</h1>",
+           f'<p class="sub">Report on the experiment directory; trials ranked by FID (lower is better).</p>']
+    if not info.finished:
+        out.append('<div class="banner">This search has not finished: trials below may still change, and some '
+                   "have no results yet.</div>")
+    out.append('<div class="facts">' + "".join(f"<div><b>{escape(k)}</b>{escape(str(v))}</div>" for k, v in facts)
+               + "</div>")
+    out.append(best_html(ranking))
+    return "\n".join(out)
+
+
+def best_html(ranking: Ranking) -> str:
+    best = ranking.best
+    if best is None:
+        return f'<div class="best">No winner yet: {escape(ranking.gain_note)}.</div>'
+    gain = (f"{ranking.gain_over_baseline_pct:+.1f}% vs baseline" if ranking.gain_over_baseline_pct is not None
+            else "no baseline to compare")
+    return (f'<div class="best">Best: <b>{escape(best.trial_id)}</b>, FID <b>{best.fid:.2f}</b> at step '
+            f"{best.last_eval_step} — <b>{escape(gain)}</b> <span class=\"note\">({escape(ranking.gain_note)}; "
+            "gain = FID reduction in per cent of the baseline's FID)</span></div>")
+
+
+def leaderboard_html(ranking: Ranking, table_id: str = "leaderboard") -> str:
+    params = ranking.param_names
+    diag = [k for k in DIAGNOSTIC_KEYS if any(r.diagnostics.get(k) is not None for r in ranking.leaderboard)]
+    head = (["#", "trial", "marks", "status", "FID (last)", "best FID @ step", "steps"] + params + ["collapse"]
+            + [DIAGNOSTIC_LABELS[k] for k in diag])
+    rows = []
+    for r in ranking.leaderboard:
+        is_best = ranking.best is not None and r.trial_id == ranking.best.trial_id
+        classes = " ".join(c for c, on in (("best", is_best), ("baseline", r.is_baseline),
+                                           ("collapsed", r.group == COLLAPSED), ("diverged", r.group == DIVERGED)) if on)
+        marks = (['<span class="mark best">best</span>'] if is_best else []) + [_mark(m) for m in r.marks]
+        cells = [str(r.position), _l(r.trial_id),
+                 '<td class="l" title="' + escape("; ".join(r.notes)) + '">' + " ".join(marks) + "</td>",
+                 _l(r.status), _num(r.fid),
+                 f"{_num(r.best_fid)} @ {r.best_fid_step}" if r.best_fid is not None else "–",
+                 f"{r.steps_reached}/{r.steps_target}" if r.steps_target else str(r.steps_reached)]
+        cells += [_param(r.params.get(p)) for p in params]
+        cells += [_l(r.collapse or "–")] + [_num(r.diagnostics.get(k)) for k in diag]
+        rows.append(f'<tr class="{classes}" data-trial="{escape(r.trial_id)}">'
+                    + "".join(c if c.startswith("<td") else f"<td>{c}</td>" for c in cells) + "</tr>")
+    table = (f'<div class="scroll"><table id="{table_id}"><thead><tr>'
+             + "".join(f"<th>{escape(h)}</th>" for h in head) + "</tr></thead><tbody>"
+             + "\n".join(rows) + "</tbody></table></div>")
+    legend = ('<p class="note">Sorted by the FID of each trial\'s last evaluation. Collapsed trials come after '
+              "every non-collapsed one whatever their FID (a collapsed generator can score well on a few modes); "
+              "diverged trials come last. Hover the marks for why.</p>")
+    return legend + table + unranked_html(ranking)
+
+
+def unranked_html(ranking: Ranking) -> str:
+    if not ranking.unranked:
+        return ""
+    rows = "".join(f"<tr><td class=\"l\">{escape(r.trial_id)}</td><td class=\"l\">{escape(r.status)}</td>"
+                   f"<td class=\"l\">{escape(', '.join(f'{k}={_param_text(v)}' for k, v in r.params.items()))}</td>"
+                   f"<td class=\"l\">{escape('; '.join(r.notes))}</td></tr>" for r in ranking.unranked)
+    return (f"<h3>Not ranked ({len(ranking.unranked)})</h3><p class=\"note\">No FID measured the experiment's way "
+            f"({escape(ranking.protocol.describe())}) yet.</p><table class=\"unranked\"><thead><tr>"
+            "<th class=\"l\">trial</th><th class=\"l\">status</th><th class=\"l\">params</th><th class=\"l\">why</th>"
+            f"</tr></thead><tbody>{rows}</tbody></table>")
+
+
+def sample_grids_html(info: SampleGridsInfo) -> str:
+    if not info.grids:
+        return '<p class="note">No sample grids yet.</p>'
+    figures = "".join(
+        f'<figure class="{"baseline" if g.is_baseline else ""}"><img alt="samples of {escape(g.trial_id)}" '
+        f'src="data:image/png;base64,{base64.b64encode(g.png).decode()}">'
+        f"<figcaption>{escape(g.title)}<br>step {g.step}</figcaption></figure>" for g in info.grids)
+    missing = (f'<p class="note">No grid yet for: {escape(", ".join(info.missing))}</p>' if info.missing else "")
+    return f'<div class="grids">{figures}</div>{missing}'
+
+
+def importance_note_html(info: ImportanceInfo) -> str:
+    return f'<p class="note">{escape(info.note)}</p>'
+
+
+def reuse_html(info: ReuseInfo) -> str:
+    if not info.commands:
+        return f'<p class="note">{escape(info.note)}</p>'
+    return (f"<p>Winner: <b>{escape(info.best_trial_id or '')}</b>. {escape(info.note)}</p>"
+            "<p>Long DDP run on the cluster:</p>" f"<pre>{escape(info.commands[0])}</pre>"
+            "<p>On one device:</p>" f"<pre>{escape(info.commands[1])}</pre>")
+
+
+def section(anchor: str, title: str, *parts: str) -> str:
+    return f'<section id="{anchor}"><h2>{escape(title)}</h2>' + "\n".join(parts) + "</section>"
+
+
+def _mark(word: str) -> str:
+    return f'<span class="mark {escape(word.replace(" ", "-"))}">{escape(word)}</span>'
+
+
+def _l(text: str) -> str:
+    return f'<td class="l">{escape(str(text))}</td>'
+
+
+def _num(value: float | None) -> str:
+    return "–" if value is None else f"{value:.2f}" if abs(value) >= 0.01 or value == 0 else f"{value:.2e}"
+
+
+def _param_text(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.3g}" if 1e-2 <= abs(value) < 1e4 or value == 0 else f"{value:.2e}"
+    return "–" if value is None else str(value)
+
+
+def _param(value: Any) -> str:
+    return f"<td>{escape(_param_text(value))}</td>"

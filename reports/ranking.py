@@ -1,0 +1,221 @@
+"""Rank an experiment's trials by FID: plain data, no plotting.
+
+The rules, in the order a reader of the leaderboard meets them:
+
+1. Only FIDs measured like the experiment's (same extractor, sample count and reference
+   split as experiment.json) are ranked; a trial whose last FID was measured otherwise is
+   listed apart, with the reason.
+2. Trials rank by the FID of their last evaluation (the best FID and its step are kept
+   beside it). A collapsed generator can score a good FID on a few modes, so a trial whose
+   last verdict is `collapsed` never tops the board: collapsed trials come after every
+   non-collapsed one, marked. Diverged trials (no FID) come last.
+3. The baseline is `baseline_trial_id`, else the trial whose params equal `baseline_params`;
+   the best trial's gain over it is in per cent of the baseline's FID.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+from reports.experiment import Experiment, Trial
+
+# Groups in leaderboard order; `unranked` trials are listed apart from the leaderboard.
+RANKED, COLLAPSED, DIVERGED, UNRANKED = "ranked", "collapsed", "diverged", "unranked"
+DIAGNOSTIC_KEYS = ("precision", "recall", "density", "coverage", "class_coverage", "class_kl",
+                   "duplicate_rate", "memorization")
+
+
+class FidProtocol(NamedTuple):
+    """How a FID was measured; FIDs with different protocols are never compared."""
+
+    extractor: str | None
+    n: int | None
+    reference: str | None
+
+    def describe(self) -> str:
+        return f"{self.extractor}, n={self.n}, reference {self.reference}"
+
+
+@dataclass(frozen=True)
+class RankedTrial:
+    trial_id: str
+    group: str  # RANKED | COLLAPSED | DIVERGED | UNRANKED
+    position: int | None  # 1-based place on the leaderboard; None when unranked
+    status: str  # status.json's word
+    params: dict[str, Any]
+    fid: float | None  # the last evaluation's FID
+    best_fid: float | None
+    best_fid_step: int | None
+    last_eval_step: int | None
+    steps_reached: int
+    steps_target: int | None
+    collapse: str | None  # the last evaluation's verdict: ok | partial | collapsed
+    diagnostics: dict[str, float | None]  # DIAGNOSTIC_KEYS from the last evaluation
+    curve: list[tuple[int, float | None]]  # (step, fid) of every evaluation
+    time_s: float
+    is_baseline: bool
+    marks: list[str] = field(default_factory=list)  # short words shown beside the trial
+    notes: list[str] = field(default_factory=list)  # why it is placed where it is
+
+
+@dataclass(frozen=True)
+class Ranking:
+    experiment_name: str
+    protocol: FidProtocol
+    leaderboard: list[RankedTrial]  # ranked, then collapsed, then diverged
+    unranked: list[RankedTrial]  # no comparable FID yet, or one measured another way
+    best: RankedTrial | None  # first of the ranked group: never collapsed, never diverged
+    baseline: RankedTrial | None
+    gain_over_baseline_pct: float | None  # (baseline FID - best FID) / baseline FID * 100
+    gain_note: str  # a sentence on the gain, or why there is none
+    param_names: list[str]
+
+    @property
+    def trials(self) -> list[RankedTrial]:
+        return self.leaderboard + self.unranked
+
+    @property
+    def ranked(self) -> list[RankedTrial]:
+        return [t for t in self.leaderboard if t.group == RANKED]
+
+    def with_fid(self) -> list[RankedTrial]:
+        """Leaderboard trials that have a comparable FID (ranked and collapsed)."""
+        return [t for t in self.leaderboard if t.fid is not None]
+
+
+def experiment_protocol(experiment: Experiment) -> FidProtocol:
+    meta = experiment.meta
+    n = meta.get("eval_samples")
+    return FidProtocol(meta.get("extractor"), int(n) if n is not None else None, meta.get("reference"))
+
+
+def rank_trials(experiment: Experiment) -> Ranking:
+    """Place every trial (see the module docstring for the rules)."""
+    protocol = experiment_protocol(experiment)
+    baseline_id = _baseline_trial_id(experiment)
+    rows = [_summarise(t, protocol, t.trial_id == baseline_id, experiment) for t in experiment.trials]
+
+    def order(r: RankedTrial) -> tuple:
+        fid = r.fid if r.fid is not None else math.inf
+        return ({RANKED: 0, COLLAPSED: 1, DIVERGED: 2}[r.group], fid, r.trial_id)
+
+    board = sorted((r for r in rows if r.group != UNRANKED), key=order)
+    board = [_with_position(r, i + 1) for i, r in enumerate(board)]
+    unranked = sorted((r for r in rows if r.group == UNRANKED), key=lambda r: r.trial_id)
+    best = next((r for r in board if r.group == RANKED), None)
+    baseline = next((r for r in board + unranked if r.is_baseline), None)
+    gain, note = _gain(best, baseline)
+    names = sorted({k for t in experiment.trials for k in t.params})
+    return Ranking(experiment.name, protocol, board, unranked, best, baseline, gain, note, names)
+
+
+def _summarise(trial: Trial, protocol: FidProtocol, is_baseline: bool,
+               experiment: Experiment) -> RankedTrial:
+    evals = trial.evaluations
+    comparable = [e for e in evals if _protocol_of(e) == protocol]
+    last = evals[-1] if evals else None
+    marks, notes = [], []
+    if is_baseline:
+        marks.append("baseline")
+    diverged = trial.status == "diverged" or (last is not None and last.get("status") == "diverged")
+    if last is None:
+        group, fid = (DIVERGED if diverged else UNRANKED), None
+        if not diverged:
+            notes.append("no evaluation yet")
+    elif diverged or last.get("fid") is None:
+        group, fid = DIVERGED, None
+        diverged = True
+    elif _protocol_of(last) != protocol:
+        group, fid = UNRANKED, None
+        marks.append("other FID")
+        notes.append(f"FID measured with {_protocol_of(last).describe()}; the experiment ranks "
+                     f"{protocol.describe()}")
+    else:
+        fid = float(last["fid"])
+        group = COLLAPSED if last.get("collapse") == "collapsed" else RANKED
+    if diverged:
+        marks.append("diverged")
+        notes.append("a loss became NaN or infinite: no FID")
+    if group == COLLAPSED:
+        marks.append("collapsed")
+        notes.append("mode collapse: placed after every non-collapsed trial whatever its FID")
+    elif last is not None and last.get("collapse") == "partial":
+        marks.append("partial collapse")
+    if trial.status == "stopped":
+        marks.append("stopped early")
+    if trial.status in ("running", "pending"):
+        marks.append(trial.status)
+    if trial.status == "failed":
+        marks.append("failed")
+        notes.append(trial.error or "failed")
+    if trial.unreadable_lines:
+        notes.append(f"{trial.unreadable_lines} unreadable line(s) in results.jsonl skipped")
+    scored = [e for e in comparable if e.get("fid") is not None]
+    best = min(scored, key=lambda e: e["fid"]) if scored else None
+    steps_target = trial.config.get("steps", experiment.meta.get("steps"))
+    return RankedTrial(
+        trial_id=trial.trial_id, group=group, position=None, status=trial.status,
+        params=dict(trial.params), fid=fid,
+        best_fid=float(best["fid"]) if best else None,
+        best_fid_step=int(best["step"]) if best else None,
+        last_eval_step=int(last["step"]) if last else None,
+        steps_reached=trial.steps_reached,
+        steps_target=int(steps_target) if steps_target is not None else None,
+        collapse=last.get("collapse") if last else None,
+        diagnostics={k: _number_or_none(last.get(k)) if last else None for k in DIAGNOSTIC_KEYS},
+        curve=[(int(e["step"]), e.get("fid")) for e in comparable],
+        time_s=trial.time_s, is_baseline=is_baseline, marks=marks, notes=notes,
+    )
+
+
+def _with_position(row: RankedTrial, position: int) -> RankedTrial:
+    return RankedTrial(**{**row.__dict__, "position": position})
+
+
+def _protocol_of(row: dict[str, Any]) -> FidProtocol:
+    n = row.get("n")
+    return FidProtocol(row.get("extractor"), int(n) if n is not None else None, row.get("reference"))
+
+
+def _baseline_trial_id(experiment: Experiment) -> str | None:
+    wanted = experiment.meta.get("baseline_trial_id")
+    ids = [t.trial_id for t in experiment.trials]
+    if wanted in ids:
+        return wanted
+    baseline_params = experiment.meta.get("baseline_params") or {}
+    if not baseline_params:
+        return None
+    for t in experiment.trials:  # trial directories are sorted, so the choice is stable
+        values = {**t.config, **t.params}
+        if all(k in values and _same_value(values[k], v) for k, v in baseline_params.items()):
+            return t.trial_id
+    return None
+
+
+def _same_value(a: Any, b: Any) -> bool:
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)) and not isinstance(a, bool):
+        return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12)  # JSON round trips of floats
+    return a == b
+
+
+def _gain(best: RankedTrial | None, baseline: RankedTrial | None) -> tuple[float | None, str]:
+    if best is None:
+        return None, "no trial has a comparable, non-collapsed FID yet"
+    if baseline is None:
+        return None, "no baseline trial in this experiment (none matched baseline_params)"
+    if baseline.fid is None or baseline.fid <= 0:
+        return None, f"the baseline ({baseline.trial_id}) has no comparable FID"
+    gain = (baseline.fid - best.fid) / baseline.fid * 100
+    if best.trial_id == baseline.trial_id:
+        return 0.0, "the baseline is the best trial"
+    direction = f"{gain:.1f}% lower" if gain >= 0 else f"{-gain:.1f}% higher"
+    return gain, (f"best {best.trial_id}: FID {best.fid:.2f} vs baseline {baseline.trial_id} "
+                  f"{baseline.fid:.2f}: {direction} FID")
+
+
+def _number_or_none(value: Any) -> float | None:
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+        return float(value)
+    return None

@@ -1,0 +1,204 @@
+"""A synthetic experiment directory, written exactly as docs/experiment-layout.md says.
+
+No Ray and no training: real files per the contract, sample grids as real PNGs, and a
+real Optuna SQLite study created with optuna directly, so `reports/` is tested against
+the contract alone.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+EXTRACTOR, EVAL_SAMPLES, REFERENCE = "digits-classifier", 2000, "digits/train"
+BASELINE_PARAMS = {"lr_g": 2e-4, "lr_d": 2e-4, "d_steps_per_g": 1}
+
+
+@dataclass
+class TrialSpec:
+    """One synthetic trial: its FID at each evaluation, and how it ended."""
+
+    trial_id: str
+    params: dict[str, Any]
+    fids: list[float | None]  # one per evaluation; None = diverged at that evaluation
+    status: str = "completed"  # status.json's word
+    collapse: list[str] | None = None  # verdict per evaluation; default "ok"
+    protocol: tuple[str, int, str] = (EXTRACTOR, EVAL_SAMPLES, REFERENCE)
+    samples: bool = True
+    extra_row: dict[str, Any] = field(default_factory=dict)
+
+
+def default_trials() -> list[TrialSpec]:
+    """A small search: a baseline, a clear winner, a collapsed trial with the lowest FID,
+    a diverged one, two stopped early by ASHA, one running and one not started."""
+    return [
+        TrialSpec("t000_base", dict(BASELINE_PARAMS, loss="bce", latent_dim=100), [80.0, 60.0, 50.0]),
+        TrialSpec("t001_best", {"lr_g": 4e-4, "lr_d": 1e-4, "d_steps_per_g": 2, "loss": "hinge", "latent_dim": 64},
+                  [70.0, 45.0, 30.0]),
+        TrialSpec("t002_collapsed", {"lr_g": 1e-3, "lr_d": 1e-3, "d_steps_per_g": 1, "loss": "bce", "latent_dim": 128},
+                  [40.0, 20.0, 10.0], collapse=["ok", "partial", "collapsed"]),
+        TrialSpec("t003_diverged", {"lr_g": 5e-3, "lr_d": 5e-3, "d_steps_per_g": 5, "loss": "lsgan", "latent_dim": 100},
+                  [90.0, None], status="diverged"),
+        TrialSpec("t004_stopped", {"lr_g": 5e-5, "lr_d": 3e-4, "d_steps_per_g": 3, "loss": "bce", "latent_dim": 64},
+                  [120.0], status="stopped"),
+        TrialSpec("t005_stopped", {"lr_g": 1e-4, "lr_d": 5e-5, "d_steps_per_g": 2, "loss": "wgan-gp", "latent_dim": 128},
+                  [95.0, 85.0], status="stopped"),
+        TrialSpec("t006_partial", {"lr_g": 3e-4, "lr_d": 2e-4, "d_steps_per_g": 1, "loss": "hinge", "latent_dim": 100},
+                  [75.0, 40.0], collapse=["ok", "partial"]),
+        TrialSpec("t007_running", {"lr_g": 2.5e-4, "lr_d": 1.5e-4, "d_steps_per_g": 2, "loss": "bce", "latent_dim": 64},
+                  [85.0], status="running"),
+        TrialSpec("t008_pending", {"lr_g": 6e-4, "lr_d": 1e-4, "d_steps_per_g": 4, "loss": "lsgan", "latent_dim": 128},
+                  [], status="pending", samples=False),
+    ]
+
+
+def write_experiment(root: Path, trials: list[TrialSpec] | None = None, *, name: str = "ratio_lr-20261122-101500",
+                     space: str = "ratio_lr", finished: bool = True, eval_every: int = 200, steps: int = 600,
+                     optuna_db: bool = True, grid_px: int = 16, seed: int = 0) -> Path:
+    """Write a synthetic experiment to `root/name` and return its path."""
+    trials = default_trials() if trials is None else trials
+    exp = root / name
+    (exp / "trials").mkdir(parents=True)
+    rng = random.Random(seed)
+    baseline = next((t.trial_id for t in trials if all(t.params.get(k) == v for k, v in BASELINE_PARAMS.items())),
+                    None)
+    meta = {
+        "name": name, "space": space, "dataset": "digits", "image_size": 16, "metric": "fid", "mode": "min",
+        "scheduler": "asha", "trials_requested": len(trials), "steps": steps, "seed": 0,
+        "workers_per_trial": 2, "cpus_per_worker": 1, "gpus_per_worker": 0.5,
+        "extractor": EXTRACTOR, "eval_samples": EVAL_SAMPLES, "reference": REFERENCE,
+        "baseline_trial_id": baseline, "baseline_params": BASELINE_PARAMS,
+        "fixed": {"dataset": "digits", "steps": steps},
+        "started_at": "2026-11-22T10:15:00+00:00",
+        "finished_at": "2026-11-22T10:45:00+00:00" if finished else None,
+        "wall_time_s": 1800.0 if finished else None,
+        "versions": {"ray": "2.60.0", "torch": "2.14.1", "optuna": "5.0.0", "python": "3.11.7",
+                     "dcgan_search": "0.1.0"},
+    }
+    _write_json(exp / "experiment.json", meta)
+    for spec in trials:
+        _write_trial(exp / "trials" / spec.trial_id, spec, steps, eval_every, grid_px, rng)
+    if optuna_db:
+        _write_study(exp / "optuna.db", name, trials)
+    done = [t for t in trials if t.fids and t.fids[-1] is not None]
+    if finished and done:
+        best = min(done, key=lambda t: t.fids[-1])
+        _write_json(exp / "best_config.json", {"config": _config(best, steps, eval_every), "fid": best.fids[-1],
+                                               "trial_id": best.trial_id})
+    return exp
+
+
+def _config(spec: TrialSpec, steps: int, eval_every: int) -> dict[str, Any]:
+    from dcgan.config import TrainConfig
+
+    return TrainConfig.from_dict({"dataset": "digits", "image_size": 16, "steps": steps,
+                                  "eval_every": eval_every, **spec.params}).to_dict()
+
+
+def _write_trial(trial_dir: Path, spec: TrialSpec, steps: int, eval_every: int, grid_px: int,
+                 rng: random.Random) -> None:
+    trial_dir.mkdir(parents=True)
+    _write_json(trial_dir / "config.json", _config(spec, steps, eval_every))
+    _write_json(trial_dir / "params.json", spec.params)
+    rows, step = [], 0
+    for i, fid in enumerate(spec.fids):
+        step = (i + 1) * eval_every
+        last = i == len(spec.fids) - 1
+        if fid is None:
+            row_status = "diverged"
+        elif last and spec.status == "completed":
+            row_status = "completed"
+        else:
+            row_status = "running"
+        extractor, n, reference = spec.protocol
+        quality = 0.0 if fid is None else max(0.0, min(1.0, 1 - fid / 150))
+        rows.append({
+            "step": step, "status": row_status, "d_loss": rng.uniform(0.3, 1.2), "g_loss": rng.uniform(0.7, 3.0),
+            "d_real": rng.uniform(0, 3), "d_fake": rng.uniform(-3, 0),
+            "fid": fid if fid is not None else math.nan,  # json writes NaN, as a NaN FID would be
+            "extractor": extractor, "n": n, "reference": reference,
+            "precision": quality, "recall": quality * 0.9, "density": quality * 1.1, "coverage": quality * 0.8,
+            "class_coverage": quality, "class_kl": 1 - quality, "duplicate_rate": 0.01, "memorization": 1.2,
+            "collapse": (spec.collapse or ["ok"] * len(spec.fids))[i], "time_s": 30.0 * (i + 1),
+            **spec.extra_row,
+        })
+        if spec.samples:
+            (trial_dir / "samples").mkdir(exist_ok=True)
+            (trial_dir / "samples" / f"step_{step:07d}.png").write_bytes(_grid_png(grid_px, rng))
+    with open(trial_dir / "results.jsonl", "w") as f:
+        for row in rows:
+            f.write(json.dumps(row) + "\n")
+    _write_json(trial_dir / "status.json",
+                {"status": spec.status, "step": step, "error": None})
+
+
+def _grid_png(px: int, rng: random.Random) -> bytes:
+    """An 8x8 grid of px-by-px grey tiles, like torchvision's save_image of 64 samples."""
+    from PIL import Image
+
+    side = 8 * px + 9 * 2
+    image = Image.new("L", (side, side), 0)
+    for r in range(8):
+        for c in range(8):
+            tile = Image.effect_noise((px, px), rng.uniform(20, 90))
+            image.paste(tile, (2 + c * (px + 2), 2 + r * (px + 2)))
+    buf = io.BytesIO()
+    image.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def _write_study(path: Path, name: str, trials: list[TrialSpec]) -> None:
+    """The study Ray's OptunaSearch leaves: stopped-early trials are COMPLETE with their last FID."""
+    import optuna
+    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    distributions = {
+        "lr_g": FloatDistribution(1e-5, 1e-2, log=True), "lr_d": FloatDistribution(1e-5, 1e-2, log=True),
+        "d_steps_per_g": IntDistribution(1, 5), "loss": CategoricalDistribution(["bce", "hinge", "lsgan", "wgan-gp"]),
+        "latent_dim": CategoricalDistribution([64, 100, 128]),
+        "beta1": FloatDistribution(0.0, 0.9), "beta2": FloatDistribution(0.9, 0.999),
+    }
+    study = optuna.create_study(storage=f"sqlite:///{path}", study_name=name, direction="minimize")
+    for spec in trials:
+        dists = {k: distributions[k] for k in spec.params}
+        finished = spec.fids and spec.fids[-1] is not None and spec.status not in ("running", "pending")
+        state = (optuna.trial.TrialState.COMPLETE if finished else
+                 optuna.trial.TrialState.FAIL if spec.status == "diverged" else optuna.trial.TrialState.RUNNING)
+        study.add_trial(optuna.trial.create_trial(state=state, params=spec.params, distributions=dists,
+                                                  value=spec.fids[-1] if finished else None))
+    del study  # release the SQLite engine before the report opens a copy
+
+
+def _write_json(path: Path, value: Any) -> None:
+    path.write_text(json.dumps(value, indent=2) + "\n")
+
+
+def many_trials(n: int, seed: int = 1) -> list[TrialSpec]:
+    """A smoke-sized search of n trials, for build size and time."""
+    rng = random.Random(seed)
+    specs = []
+    for i in range(n):
+        params = {"lr_g": 10 ** rng.uniform(-4.5, -2.5), "lr_d": 10 ** rng.uniform(-4.5, -2.5),
+                  "d_steps_per_g": rng.randint(1, 5), "loss": rng.choice(["bce", "hinge", "lsgan"]),
+                  "latent_dim": rng.choice([64, 100, 128])}
+        if i == 0:
+            params.update(BASELINE_PARAMS)
+        evals = rng.randint(1, 3)
+        start = rng.uniform(60, 140)
+        fids = [start * (0.75 ** k) for k in range(evals)]
+        status = "completed" if evals == 3 else "stopped"
+        specs.append(TrialSpec(f"trial_{i:03d}", params, fids, status=status))
+    return specs
+
+
+@pytest.fixture
+def experiment_dir(tmp_path: Path) -> Path:
+    return write_experiment(tmp_path)
