@@ -73,7 +73,8 @@ def figure_div(fig: go.Figure, div_id: str) -> str:
     return fig.to_html(full_html=False, include_plotlyjs=False, div_id=div_id, config=PLOT_CONFIG)
 
 
-def header_html(info: HeaderInfo, ranking: Ranking) -> str:
+def facts_html(info: HeaderInfo) -> str:
+    """The experiment's facts: data, how FID was measured, trials, time, versions."""
     counts = info.status_counts
     done = ", ".join(f"{counts.get(k, 0)} {label}" for k, label in
                      (("completed", "completed"), ("stopped", "stopped early"), ("diverged", "diverged"),
@@ -93,26 +94,37 @@ def header_html(info: HeaderInfo, ranking: Ranking) -> str:
         ("versions", " · ".join(f"{k} {info.versions[k]}" for k in ("ray", "torch", "optuna") if k in info.versions)
          or "n/a"),
     ]
+    return '<div class="facts">' + "".join(f"<div><b>{escape(k)}</b>{escape(str(v))}</div>" for k, v in facts) + "</div>"
+
+
+def header_html(info: HeaderInfo, ranking: Ranking) -> str:
     out = [f"<h1>DCGAN search: {escape(info.name)}</h1>",
-           f'<p class="sub">Report on the experiment directory; trials ranked by FID (lower is better).</p>']
+           '<p class="sub">Report on the experiment directory; trials ranked by FID (lower is better).</p>']
     if not info.finished:
-        out.append('<div class="banner">This search has not finished: trials below may still change, and some '
-                   "have no results yet.</div>")
-    out.append('<div class="facts">' + "".join(f"<div><b>{escape(k)}</b>{escape(str(v))}</div>" for k, v in facts)
-               + "</div>")
-    out.append(best_html(ranking))
+        out.append(unfinished_banner())
+    out += [facts_html(info), best_html(ranking)]
     return "\n".join(out)
 
 
+def unfinished_banner() -> str:
+    return ('<div class="banner">This search has not finished: trials below may still change, and some '
+            "have no results yet.</div>")
+
+
 def best_html(ranking: Ranking) -> str:
-    best = ranking.best
+    best, baseline, gain = ranking.best, ranking.baseline, ranking.gain_over_baseline_pct
     if best is None:
         return f'<div class="best">No winner yet: {escape(ranking.gain_note)}.</div>'
-    gain = (f"{ranking.gain_over_baseline_pct:+.1f}% vs baseline" if ranking.gain_over_baseline_pct is not None
-            else "no baseline to compare")
+    if gain is None:
+        versus = f'<span class="note">({escape(ranking.gain_note)})</span>'
+    elif best.trial_id == baseline.trial_id:
+        versus = "<b>the baseline itself is the best trial</b>"
+    else:
+        direction = f"{gain:.1f}% lower FID" if gain >= 0 else f"{-gain:.1f}% higher FID"
+        versus = (f"<b>{escape(direction)} than the baseline</b> ({escape(baseline.trial_id)}, FID "
+                  f"{baseline.fid:.2f})")
     return (f'<div class="best">Best: <b>{escape(best.trial_id)}</b>, FID <b>{best.fid:.2f}</b> at step '
-            f"{best.last_eval_step} — <b>{escape(gain)}</b> <span class=\"note\">({escape(ranking.gain_note)}; "
-            "gain = FID reduction in per cent of the baseline's FID)</span></div>")
+            f"{best.last_eval_step}: {versus}</div>")
 
 
 def leaderboard_html(ranking: Ranking, table_id: str = "leaderboard") -> str:

@@ -293,3 +293,28 @@ def format_timestamp(text: str | None) -> str:
         return datetime.fromisoformat(text).strftime("%Y-%m-%d %H:%M %Z").strip()
     except ValueError:
         return text
+
+
+# --- reports.compare --------------------------------------------------------------------------
+
+
+class ComparisonInfo(NamedTuple):
+    labels: tuple[str, str]  # what each experiment is called on the page (names, made distinct)
+    comparable: bool  # same extractor, sample count and reference: FIDs may be set side by side
+    note: str
+    fids: tuple[list[float], list[float]]  # last FIDs of each experiment's ranked trials
+    best: tuple[RankedTrial | None, RankedTrial | None]
+
+
+def _get_comparison_info(a: Ranking, b: Ranking) -> ComparisonInfo:
+    labels = (a.experiment_name, b.experiment_name)
+    if labels[0] == labels[1]:
+        labels = (f"A: {labels[0]}", f"B: {labels[1]}")
+    comparable = a.protocol == b.protocol
+    if comparable:
+        note = f"Both experiments measure FID with {a.protocol.describe()}: their FIDs compare directly."
+    else:
+        note = (f"The FIDs are NOT comparable: {labels[0]} measures {a.protocol.describe()}, {labels[1]} measures "
+                f"{b.protocol.describe()}. Compare rankings within each experiment only.")
+    return ComparisonInfo(labels, comparable, note, ([r.fid for r in a.ranked], [r.fid for r in b.ranked]),
+                          (a.best, b.best))

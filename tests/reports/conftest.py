@@ -199,6 +199,8 @@ def many_trials(n: int, seed: int = 1) -> list[TrialSpec]:
     return specs
 
 
-@pytest.fixture
-def experiment_dir(tmp_path: Path) -> Path:
-    return write_experiment(tmp_path)
+@pytest.fixture(scope="session")
+def experiment_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The default synthetic experiment, written once per session: read it, never write into it
+    (copy it with shutil.copytree first)."""
+    return write_experiment(tmp_path_factory.mktemp("experiment"))

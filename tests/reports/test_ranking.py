@@ -1,0 +1,124 @@
+"""rank_trials: plain data, checked without rendering anything."""
+
+from __future__ import annotations
+
+import pytest
+
+from conftest import BASELINE_PARAMS, TrialSpec, write_experiment
+from reports.experiment import load_experiment
+from reports.ranking import COLLAPSED, DIVERGED, RANKED, UNRANKED, rank_trials
+
+
+def _rank(tmp_path, trials=None, **kwargs):
+    return rank_trials(load_experiment(str(write_experiment(tmp_path, trials, optuna_db=False, **kwargs))))
+
+
+def test_ranked_trials_are_sorted_by_their_last_fid(experiment_dir):
+    ranking = rank_trials(load_experiment(str(experiment_dir)))
+    ranked = [r for r in ranking.leaderboard if r.group == RANKED]
+    fids = [r.fid for r in ranked]
+    assert fids == sorted(fids)
+    assert [r.position for r in ranking.leaderboard] == list(range(1, len(ranking.leaderboard) + 1))
+    assert ranking.best.trial_id == "t001_best"
+
+
+def test_last_fid_ranks_and_best_fid_step_is_kept(tmp_path):
+    # Got worse at the end: ranked by the last FID (what the final checkpoint gives), best step kept.
+    ranking = _rank(tmp_path, [
+        TrialSpec("a", {"lr_g": 1e-4}, [50.0, 20.0, 60.0]),
+        TrialSpec("b", {"lr_g": 2e-4}, [55.0, 40.0, 45.0]),
+    ])
+    assert [r.trial_id for r in ranking.leaderboard] == ["b", "a"]
+    a = ranking.leaderboard[1]
+    assert (a.fid, a.best_fid, a.best_fid_step) == (60.0, 20.0, 400)
+
+
+def test_best_gain_over_baseline_in_per_cent(experiment_dir):
+    ranking = rank_trials(load_experiment(str(experiment_dir)))
+    assert ranking.baseline.trial_id == "t000_base" and ranking.baseline.is_baseline
+    assert "baseline" in ranking.baseline.marks
+    assert ranking.gain_over_baseline_pct == pytest.approx((50 - 30) / 50 * 100)
+
+
+def test_baseline_found_by_params_when_no_trial_id(tmp_path):
+    exp = write_experiment(tmp_path, [
+        TrialSpec("x", {"lr_g": 1e-3, "lr_d": 1e-3, "d_steps_per_g": 2}, [40.0]),
+        TrialSpec("y", dict(BASELINE_PARAMS), [80.0]),
+    ])
+    import json
+
+    meta = json.loads((exp / "experiment.json").read_text())
+    meta["baseline_trial_id"] = None
+    (exp / "experiment.json").write_text(json.dumps(meta))
+    ranking = rank_trials(load_experiment(str(exp)))
+    assert ranking.baseline.trial_id == "y"
+    assert ranking.gain_over_baseline_pct == pytest.approx(50.0)
+
+
+def test_best_is_baseline_gives_zero_gain(tmp_path):
+    ranking = _rank(tmp_path, [TrialSpec("base", dict(BASELINE_PARAMS), [10.0]),
+                               TrialSpec("worse", {"lr_g": 1e-3, "lr_d": 1e-3, "d_steps_per_g": 1}, [20.0])])
+    assert ranking.best.trial_id == "base" and ranking.gain_over_baseline_pct == 0.0
+
+
+def test_collapsed_trial_with_the_lowest_fid_is_never_on_top(experiment_dir):
+    ranking = rank_trials(load_experiment(str(experiment_dir)))
+    collapsed = next(r for r in ranking.leaderboard if r.trial_id == "t002_collapsed")
+    assert collapsed.fid == min(r.fid for r in ranking.with_fid())  # it has the best FID...
+    assert collapsed.group == COLLAPSED and "collapsed" in collapsed.marks
+    assert ranking.best.trial_id != "t002_collapsed"  # ...and still is not the best
+    groups = [r.group for r in ranking.leaderboard]
+    assert groups.index(COLLAPSED) > max(i for i, g in enumerate(groups) if g == RANKED)
+
+
+def test_partial_collapse_stays_ranked_but_marked(experiment_dir):
+    ranking = rank_trials(load_experiment(str(experiment_dir)))
+    partial = next(r for r in ranking.leaderboard if r.trial_id == "t006_partial")
+    assert partial.group == RANKED and "partial collapse" in partial.marks
+
+
+def test_diverged_trials_come_last_and_are_marked(experiment_dir):
+    ranking = rank_trials(load_experiment(str(experiment_dir)))
+    last = ranking.leaderboard[-1]
+    assert last.trial_id == "t003_diverged" and last.group == DIVERGED
+    assert last.fid is None and "diverged" in last.marks
+    assert last.best_fid == 90.0  # its FIDs before diverging are kept for the curves
+
+
+def test_fids_measured_another_way_are_not_ranked(tmp_path):
+    ranking = _rank(tmp_path, [
+        TrialSpec("same", {"lr_g": 1e-4}, [50.0]),
+        TrialSpec("other_n", {"lr_g": 2e-4}, [5.0], protocol=("digits-classifier", 500, "digits/train")),
+        TrialSpec("other_extractor", {"lr_g": 3e-4}, [5.0], protocol=("inception-v3", 2000, "digits/train")),
+    ])
+    assert [r.trial_id for r in ranking.leaderboard] == ["same"]
+    assert {r.trial_id for r in ranking.unranked} == {"other_n", "other_extractor"}
+    for r in ranking.unranked:
+        assert r.group == UNRANKED and "other FID" in r.marks and "n=500" in " ".join(r.notes + [""]) or \
+            "inception-v3" in " ".join(r.notes)
+
+
+def test_partial_experiment_ranks_what_it_has(tmp_path):
+    ranking = _rank(tmp_path, [
+        TrialSpec("done", {"lr_g": 1e-4}, [50.0, 40.0]),
+        TrialSpec("running", {"lr_g": 2e-4}, [45.0], status="running"),
+        TrialSpec("pending", {"lr_g": 3e-4}, [], status="pending", samples=False),
+    ], finished=False)
+    assert [r.trial_id for r in ranking.leaderboard] == ["done", "running"]
+    assert [r.trial_id for r in ranking.unranked] == ["pending"]
+    assert "running" in ranking.leaderboard[1].marks
+
+
+def test_half_written_last_line_is_skipped(tmp_path):
+    exp = write_experiment(tmp_path, [TrialSpec("a", {"lr_g": 1e-4}, [50.0, 40.0], status="running")])
+    with open(exp / "trials" / "a" / "results.jsonl", "a") as f:
+        f.write('{"step": 600, "status": "runn')  # the search is appending right now
+    ranking = rank_trials(load_experiment(str(exp)))
+    assert ranking.leaderboard[0].fid == 40.0
+    assert any("unreadable" in n for n in ranking.leaderboard[0].notes)
+
+
+def test_file_uri_reads_the_same_as_a_local_path(experiment_dir):
+    local = rank_trials(load_experiment(str(experiment_dir)))
+    uri = rank_trials(load_experiment(experiment_dir.as_uri()))
+    assert uri == local
