@@ -52,6 +52,9 @@ class TrainConfig:
     eval_every: int = 500  # generator updates between evaluations (and checkpoints)
     eval_samples: int = 2000  # generated images scored at each evaluation (fixed noise)
     keep_checkpoints: int = 2
+    # a loss beyond this, or NaN/inf, ends the run as diverged: while a GAN trains, its losses stay
+    # within O(1-100); an exploding D (logits of 1e4 and more, D loss exactly 0) never recovers
+    max_abs_loss: float = 1e4
     # runtime
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
@@ -179,6 +182,8 @@ def _validate(c: TrainConfig) -> None:
         v = getattr(c, name)
         if not 0 <= v < 1:
             bad(f"{name} must be in [0, 1), got {v}")
+    if not c.max_abs_loss > 0:
+        bad(f"max_abs_loss must be > 0, got {c.max_abs_loss}")
     if not (math.isfinite(c.gp_weight) and c.gp_weight >= 0):
         bad(f"gp_weight must be >= 0, got {c.gp_weight}")
     if not 0 <= c.holdout_fraction < 1:

@@ -161,7 +161,7 @@ def _torchvision(cls_name: str, root: str) -> tuple[torch.Tensor, torch.Tensor]:
             ds = cls(str(path), train=True, download=True)
         except Exception as e:  # no network, a proxy, a full disk: all end the same way for the user
             raise DataError(
-                f"could not download {cls_name} to {path} ({type(e).__name__}: {str(e)[:120]}); "
+                f"could not download {cls_name} to {path} ({type(e).__name__}: {' '.join(str(e).split())[:120]}); "
                 f"download it where there is a network and point data_root or DCGAN_DATA_ROOT at it"
             ) from None
     data = torch.as_tensor(np.asarray(ds.data))

@@ -12,7 +12,8 @@ with its own noise, gradients are averaged across ranks after every backward (so
 identical everywhere), and only rank 0 writes. The loop never imports Ray: the search passes
 a `report` callback instead.
 
-A NaN or inf loss ends the run with status "diverged"; it is recorded, not raised.
+A NaN or inf loss, or one beyond `max_abs_loss`, ends the run with status "diverged"; it is
+recorded, not raised.
 """
 
 from __future__ import annotations
@@ -208,7 +209,7 @@ def g_step(gan: GAN, fake: torch.Tensor) -> dict[str, torch.Tensor]:
     return {"g_loss": loss.detach()}
 
 
-def train_step(gan: GAN) -> None:
+def train_step(gan: GAN) -> torch.Tensor:
     """One generator update: d_steps_per_g D updates, each on a fresh real batch, then one G update.
     The last D update's fake batch is kept, with its graph, for the G update (as the paper's code does)."""
     k, b = gan.cfg.d_steps_per_g, gan.cfg.batch_size
@@ -223,6 +224,8 @@ def train_step(gan: GAN) -> None:
         gan.sums[key] = gan.sums.get(key, 0.0) + value.float()
     gan.sums["_n"] = gan.sums.get("_n", 0) + 1
     gan.step += 1
+    losses = torch.stack([logged["d_loss"].float(), logged["g_loss"].float()])
+    return ~torch.isfinite(losses).all() | (losses.abs() > gan.cfg.max_abs_loss).any()  # diverged?
 
 
 # --- evaluation, checkpoints and files -----------------------------------------------------------
@@ -388,8 +391,7 @@ def train(cfg: TrainConfig, out_dir: Optional[str | Path] = None, *, report: Opt
     bad = torch.zeros((), device=gan.device, dtype=torch.bool)
     status, metrics, t0, step0 = "running", {}, time.perf_counter(), gan.step
     while gan.step < cfg.steps:
-        train_step(gan)
-        bad |= ~torch.isfinite(gan.sums["d_loss"] + gan.sums["g_loss"])
+        bad |= train_step(gan)
         if gan.step % CHECK_EVERY == 0 or gan.step % cfg.eval_every == 0 or gan.step == cfg.steps:
             if _any_rank(bad, world):
                 status = "diverged"
@@ -400,8 +402,8 @@ def train(cfg: TrainConfig, out_dir: Optional[str | Path] = None, *, report: Opt
             rate = (gan.step - step0) / (time.perf_counter() - t0)
             log(_progress_line(metrics, cfg.steps, rate))
     if status == "diverged":
-        metrics = {"step": gan.step, "status": "diverged", "reason": "non-finite loss"}
-        log(f"step {gan.step}/{cfg.steps}: diverged (a loss became NaN or inf); run recorded as diverged")
+        metrics = {"step": gan.step, "status": "diverged", "reason": f"a loss became NaN, inf or beyond {cfg.max_abs_loss:g}"}
+        log(f"step {gan.step}/{cfg.steps}: diverged ({metrics['reason']}); run recorded as diverged")
         if out is not None:
             _append_jsonl(out / "metrics.jsonl", metrics)
         if report is not None:

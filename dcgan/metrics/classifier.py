@@ -1,0 +1,131 @@
+"""A small CNN trained on a dataset's labels: the feature extractor for grey, labelled data.
+
+Why not Inception for MNIST-like data: Inception-v3 was trained on ImageNet photographs, and on
+28 px digits upsampled to 299 px its features are weak and slow on a CPU. A classifier trained
+on the data itself separates exactly what matters there (which digit, how it is drawn), trains
+in seconds, and its predicted classes give the class-coverage diagnostics. Its penultimate
+layer (FEATURE_DIM) is the feature space.
+
+Trained once per (dataset, split, image size, holdout fraction, CLASSIFIER_VERSION) and cached
+on disk with its held-out accuracy in `meta.json`. Bump CLASSIFIER_VERSION whenever the
+architecture or the training recipe changes: FIDs from different versions are not comparable.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+from typing import Optional
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from dcgan.data import ImageSet, to_float
+from dcgan.metrics import cache
+
+CLASSIFIER_VERSION = 1
+FEATURE_DIM = 128
+MAX_INPUT = 32  # larger images are downsized first: digits need no more, and it keeps 256 px cheap
+BATCH = 128
+LR = 3e-3
+SEED = 1234
+
+
+class DigitNet(nn.Module):
+    """(B, 1, S, S) in [-1, 1] -> logits (B, K); `features` gives the (B, FEATURE_DIM) penultimate layer."""
+
+    def __init__(self, num_classes: int):
+        super().__init__()
+
+        def block(c_in: int, c_out: int) -> list[nn.Module]:
+            return [nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(True)]
+
+        self.body = nn.Sequential(
+            *block(1, 32), nn.MaxPool2d(2, ceil_mode=True),  # (B, 32, S/2, S/2)
+            *block(32, 64), nn.MaxPool2d(2, ceil_mode=True),  # (B, 64, S/4, S/4)
+            *block(64, 128), nn.AdaptiveAvgPool2d(1), nn.Flatten(),  # (B, 128)
+            nn.Linear(128, FEATURE_DIM), nn.ReLU(True),
+        )
+        self.head = nn.Linear(FEATURE_DIM, num_classes)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[-1] > MAX_INPUT:
+            x = F.interpolate(x, size=(MAX_INPUT, MAX_INPUT), mode="bilinear", antialias=True, align_corners=False)
+        return self.body(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x))
+
+
+def _jitter(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """Random shifts of up to 1/8 of the image (at least 1 px): cheap augmentation that keeps
+    the small digits set from being memorised."""
+    s = x.shape[-1]
+    pad = max(1, s // 8)
+    padded = F.pad(x, (pad, pad, pad, pad), value=-1.0)
+    dx, dy = torch.randint(0, 2 * pad + 1, (2,), generator=gen).tolist()
+    return padded[..., dy : dy + s, dx : dx + s]
+
+
+def train_classifier(train: ImageSet, num_classes: int, device: torch.device) -> DigitNet:
+    """Adam with a one-cycle schedule for max(400, min(1500, 3 epochs)) steps, deterministic."""
+    assert train.resident and train.labels is not None, "the classifier needs resident, labelled images"
+    images, labels = train.images, train.labels
+    assert images.dtype == torch.uint8 and images.dim() == 4 and images.shape[1] == 1, (images.dtype, images.shape)
+    steps = int(max(400, min(1500, 3 * math.ceil(len(images) / BATCH))))
+    gen = torch.Generator().manual_seed(SEED)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(SEED)
+        net = DigitNet(num_classes).to(device)
+    opt = torch.optim.Adam(net.parameters(), lr=LR)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=LR, total_steps=steps)
+    net.train()
+    for _ in range(steps):
+        idx = torch.randint(len(images), (BATCH,), generator=gen)
+        x = _jitter(to_float(images[idx]), gen).to(device)
+        loss = F.cross_entropy(net(x), labels[idx].to(device))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+    return net.eval()
+
+
+@torch.no_grad()
+def accuracy(net: DigitNet, data: ImageSet, device: torch.device) -> Optional[float]:
+    if len(data) == 0 or data.labels is None:
+        return None
+    correct = 0
+    for x, y in zip(data.images.split(1024), data.labels.split(1024)):
+        correct += int((net(to_float(x).to(device)).argmax(1).cpu() == y).sum())
+    return correct / len(data)
+
+
+def classifier_key(dataset: str, image_size: int, holdout_fraction: float, num_classes: int) -> dict:
+    return {"dataset": dataset, "split": "train", "image_size": image_size, "holdout_fraction": holdout_fraction,
+            "num_classes": num_classes, "version": CLASSIFIER_VERSION}
+
+
+def load_or_train(dataset: str, train: ImageSet, heldout: ImageSet, image_size: int, holdout_fraction: float,
+                  num_classes: int, device: torch.device) -> tuple[DigitNet, dict]:
+    """The cached classifier for this dataset, trained now if absent. Returns (net, meta);
+    meta["trained_now"] says whether this call trained it."""
+    key = classifier_key(dataset, image_size, holdout_fraction, num_classes)
+    path = cache.entry_dir("classifier", key)
+
+    def build(tmp: Path) -> None:
+        t0 = time.perf_counter()
+        net = train_classifier(train, num_classes, device)
+        meta = {**key, "heldout_accuracy": accuracy(net, heldout, device), "train_images": len(train),
+                "train_seconds": round(time.perf_counter() - t0, 2), "feature_dim": FEATURE_DIM}
+        torch.save(net.state_dict(), tmp / "model.pt")
+        (tmp / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
+
+    trained_now = cache.get_or_build(path, build)
+    net = DigitNet(num_classes)
+    net.load_state_dict(torch.load(path / "model.pt", map_location="cpu", weights_only=True))
+    meta = json.loads((path / "meta.json").read_text())
+    return net.to(device).eval(), {**meta, "trained_now": trained_now, "path": str(path)}

@@ -1,0 +1,177 @@
+"""Mode-collapse diagnostics in a feature space: nearest-neighbour metrics, class histograms and
+one verdict.
+
+All distances are Euclidean between feature rows, computed in float64 in row chunks (so that
+10,000 x 10,000 never sits in memory at once).
+
+- precision / recall: Kynkäänniemi et al. 2019, k=3. density / coverage: Naeem et al. 2020, k=5.
+  They follow the reference code (`prdc.compute_prdc`): a sample's radius is the distance to its
+  k-th nearest neighbour in its own set, and "inside" is a strict `<`.
+- duplicate_rate: the share of generated samples whose nearest other generated sample is closer
+  than `tau`, where tau is the DUPLICATE_QUANTILE (1%) quantile of the nearest-neighbour
+  distances within an equally large set of real training samples. So real data scores about
+  0.01 by construction, and a generator that piles its samples on few points scores high.
+- memorization: median over generated samples of the distance to the nearest training sample,
+  divided by the same median for held-out real samples. About 1 for a generator that
+  generalises as well as fresh data; near 0 for one that copies its training set;
+  MEMORIZATION_THRESHOLD flags it.
+- class_coverage: the share of classes that receive at least CLASS_COVERED_SHARE (a quarter) of
+  their share in the data, classes predicted by the classifier. A quarter, not "one sample",
+  because a 98%-accurate classifier scatters a single-class generator's samples over a few
+  other classes. class_kl: KL(generated class histogram || data class histogram).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+import numpy as np
+import torch
+
+K_PR = 3  # precision/recall, Kynkäänniemi et al. 2019
+K_DC = 5  # density/coverage, Naeem et al. 2020
+DUPLICATE_QUANTILE = 0.01
+MEMORIZATION_THRESHOLD = 0.5  # memorization below this: the generator copies training images
+CLASS_COVERED_SHARE = 0.25
+MIN_SAMPLES_PER_CLASS = 20  # fewer generated samples per class: class metrics too noisy for the verdict
+ROW_CHUNK = 1024
+
+
+def _dist(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Euclidean distances (A, B) between float64 rows."""
+    return torch.cdist(a, b)
+
+
+def _f64(x: torch.Tensor) -> torch.Tensor:
+    assert x.dim() == 2, x.shape
+    return x.detach().to("cpu", torch.float64)
+
+
+def knn_radii(x: torch.Tensor, ks: tuple[int, ...]) -> dict[int, torch.Tensor]:
+    """For each row of x (N, D): the distance to its k-th nearest other row, for each k in ks.
+    As prdc: the k+1 smallest distances include the row itself at 0."""
+    x = _f64(x)
+    top = max(ks) + 1
+    assert x.shape[0] >= top, f"need more than {max(ks)} samples for k-NN radii, got {x.shape[0]}"
+    parts = [_dist(chunk, x).topk(top, dim=1, largest=False).values for chunk in x.split(ROW_CHUNK)]
+    near = torch.cat(parts)  # (N, top), ascending
+    return {k: near[:, k] for k in ks}
+
+
+def nearest_distance(x: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
+    """For each row of x: the distance to the nearest row of ref."""
+    x, ref = _f64(x), _f64(ref)
+    return torch.cat([_dist(chunk, ref).min(dim=1).values for chunk in x.split(ROW_CHUNK)])
+
+
+@dataclass
+class RealNeighbours:
+    """What the real side of the k-NN metrics needs, computed once per evaluator."""
+
+    features: torch.Tensor  # (M, D) float64, a fixed sample of the training split
+    radius_pr: torch.Tensor  # (M,) k=3 radii
+    radius_dc: torch.Tensor  # (M,) k=5 radii
+    duplicate_tau: float
+
+    @classmethod
+    def of(cls, real: torch.Tensor) -> "RealNeighbours":
+        radii = knn_radii(real, (1, K_PR, K_DC))
+        tau = float(torch.quantile(radii[1], DUPLICATE_QUANTILE))
+        return cls(_f64(real), radii[K_PR], radii[K_DC], tau)
+
+
+def prdc(real: RealNeighbours, fake: torch.Tensor, fake_radius_pr: Optional[torch.Tensor] = None) -> dict[str, float]:
+    """precision, recall (k=3), density, coverage (k=5) of `fake` (N, D) against `real`."""
+    fake = _f64(fake)
+    if fake_radius_pr is None:
+        fake_radius_pr = knn_radii(fake, (K_PR,))[K_PR]
+    in_real_ball = torch.zeros(fake.shape[0], dtype=torch.bool)
+    density_count = torch.zeros(fake.shape[0], dtype=torch.float64)
+    recalled, covered = [], []
+    for rows, r_pr, r_dc in zip(real.features.split(ROW_CHUNK), real.radius_pr.split(ROW_CHUNK),
+                                real.radius_dc.split(ROW_CHUNK)):
+        d = _dist(rows, fake)  # (chunk, N)
+        in_real_ball |= (d < r_pr[:, None]).any(0)
+        density_count += (d < r_dc[:, None]).sum(0)
+        recalled.append((d < fake_radius_pr[None, :]).any(1))
+        covered.append(d.min(1).values < r_dc)
+    return {
+        "precision": in_real_ball.double().mean().item(),
+        "recall": torch.cat(recalled).double().mean().item(),
+        "density": (density_count / K_DC).mean().item(),
+        "coverage": torch.cat(covered).double().mean().item(),
+    }
+
+
+def duplicate_rate(fake_nn1: torch.Tensor, tau: float) -> float:
+    """Share of generated samples with another generated sample closer than tau."""
+    return (fake_nn1 < tau).double().mean().item()
+
+
+def memorization(fake_to_train: torch.Tensor, heldout_median: Optional[float]) -> Optional[float]:
+    """median(generated -> nearest training) / median(held-out real -> nearest training)."""
+    if heldout_median is None or heldout_median <= 0:
+        return None
+    return float(fake_to_train.median()) / heldout_median
+
+
+# --- classes --------------------------------------------------------------------------------------
+
+
+def histogram(labels: torch.Tensor, num_classes: int) -> np.ndarray:
+    """Class shares (K,) of int64 labels, summing to 1."""
+    assert labels.dtype == torch.int64 and labels.dim() == 1, (labels.dtype, labels.shape)
+    counts = torch.bincount(labels.cpu(), minlength=num_classes)[:num_classes].double()
+    return (counts / counts.sum().clamp(min=1)).numpy()
+
+
+def kl_divergence(p: np.ndarray, q: np.ndarray) -> float:
+    """KL(p || q) in nats; 0 log 0 = 0; a class that q lacks is floored at 1e-12."""
+    mask = p > 0
+    return float(np.sum(p[mask] * (np.log(p[mask]) - np.log(np.maximum(q[mask], 1e-12)))))
+
+
+def class_metrics(fake_labels: torch.Tensor, data_hist: np.ndarray) -> dict[str, float]:
+    """class_coverage and class_kl of predicted labels against the data's class shares."""
+    hist = histogram(fake_labels, len(data_hist))
+    covered = hist >= CLASS_COVERED_SHARE * data_hist
+    present = data_hist > 0
+    return {"class_coverage": float(covered[present].mean()), "class_kl": kl_divergence(hist, data_hist)}
+
+
+def stacked_modes(fake_labels: torch.Tensor, num_modes: int = 1000) -> dict[str, float]:
+    """PacGAN's Stacked MNIST score: modes with at least one sample, and KL to uniform."""
+    hist = histogram(fake_labels, num_modes)
+    return {"modes": float((hist > 0).sum()), "modes_kl": kl_divergence(hist, np.full(num_modes, 1.0 / num_modes))}
+
+
+# --- the verdict ----------------------------------------------------------------------------------
+
+COLLAPSED_CLASS_COVERAGE = 0.3  # at most 3 of 10 classes
+PARTIAL_CLASS_COVERAGE = 0.9
+PARTIAL_CLASS_KL = 0.25
+COLLAPSED_DUPLICATES = 0.5
+PARTIAL_DUPLICATES = 0.1
+COLLAPSED_RECALL = 0.05
+PARTIAL_RECALL = 0.3
+
+
+def collapse_verdict(m: dict, class_info_reliable: bool) -> str:
+    """ok | partial | collapsed, from the diagnostics in `m`.
+
+    collapsed: class_coverage <= 0.3, or duplicate_rate >= 0.5, or recall < 0.05;
+    partial:   class_coverage < 0.9, or class_kl > 0.25, or duplicate_rate >= 0.1, or recall < 0.3;
+    ok otherwise. Class terms count only when the classes are reliable (labelled data and at least
+    MIN_SAMPLES_PER_CLASS generated samples per class). The thresholds are checked by the planted
+    cases in tests/test_metrics_planted.py (held-out real: ok; one class: collapsed; half the
+    classes: partial)."""
+    cc = m.get("class_coverage") if class_info_reliable else None
+    kl = m.get("class_kl") if class_info_reliable else None
+    dup, recall = m["duplicate_rate"], m["recall"]
+    if (cc is not None and cc <= COLLAPSED_CLASS_COVERAGE) or dup >= COLLAPSED_DUPLICATES or recall < COLLAPSED_RECALL:
+        return "collapsed"
+    if (cc is not None and cc < PARTIAL_CLASS_COVERAGE) or (kl is not None and kl > PARTIAL_CLASS_KL) \
+            or dup >= PARTIAL_DUPLICATES or recall < PARTIAL_RECALL:
+        return "partial"
+    return "ok"

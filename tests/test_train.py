@@ -1,0 +1,126 @@
+import json
+import os
+import socket
+
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+
+from dcgan.config import TrainConfig
+from dcgan.train import latest_checkpoint, setup, train, train_step
+
+TINY = dict(dataset="digits", image_size=8, ngf=8, ndf=8, latent_dim=8, batch_size=16, eval_every=25, steps=50, device="cpu")
+
+
+def tiny(**kw) -> TrainConfig:
+    return TrainConfig.from_dict({**TINY, **kw})
+
+
+def _quiet(_msg: str) -> None:
+    pass
+
+
+@pytest.mark.parametrize("k", [1, 3])
+def test_d_steps_per_g(k):
+    gan = setup(tiny(d_steps_per_g=k))
+    for _ in range(4):
+        train_step(gan)
+    d_steps = {int(s["step"]) for s in gan.opt_d.state.values()}
+    g_steps = {int(s["step"]) for s in gan.opt_g.state.values()}
+    assert d_steps == {4 * k} and g_steps == {4}
+
+
+@pytest.mark.parametrize("loss", ["bce", "wgan-gp", "hinge", "lsgan"])
+def test_each_loss_trains_and_writes_its_files(tmp_path, loss):
+    result = train(tiny(loss=loss, steps=30, eval_every=15), tmp_path, evaluator=None, log=_quiet)
+    assert result.status == "completed" and result.step == 30
+    rows = [json.loads(l) for l in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [15, 30] and rows[-1]["status"] == "completed"
+    assert all(isinstance(r["d_loss"], float) and isinstance(r["g_loss"], float) for r in rows)
+    assert TrainConfig.from_json(tmp_path / "config.json") == tiny(loss=loss, steps=30, eval_every=15)
+    assert (tmp_path / "samples" / "step_0000030.png").exists()
+    ckpt = latest_checkpoint(tmp_path)
+    assert ckpt.name == "step_0000030" and {p.name for p in ckpt.iterdir()} == {"state.pt", "config.json", "samples.png"}
+
+
+def test_report_callback_gets_every_evaluation(tmp_path):
+    seen = []
+    train(tiny(), tmp_path, evaluator=lambda g: {"fid": 1.0}, report=lambda m, c: seen.append((m, c)), log=_quiet)
+    assert [m["step"] for m, _ in seen] == [25, 50] and all(m["fid"] == 1.0 for m, _ in seen)
+    assert all(c is not None and os.path.exists(os.path.join(c, "state.pt")) for _, c in seen)
+
+
+def _weights(run_dir):
+    state = torch.load(latest_checkpoint(run_dir) / "state.pt", weights_only=False)
+    return state["g"], state["d"]
+
+
+@pytest.mark.parametrize("loss", ["bce", "wgan-gp"])
+def test_resume_gives_the_same_weights(tmp_path, loss):
+    straight, split = tmp_path / "straight", tmp_path / "split"
+    train(tiny(loss=loss, steps=100, eval_every=50), straight, evaluator=None, log=_quiet)
+    # 50 steps, stop; a fresh process would see only the folder: rebuild everything from it
+    train(tiny(loss=loss, steps=50, eval_every=50), split, evaluator=None, log=_quiet)
+    cfg_file = split / "config.json"
+    cfg_file.write_text(tiny(loss=loss, steps=100, eval_every=50).to_json())
+    result = train(TrainConfig.from_json(cfg_file), split, resume_from=split, evaluator=None, log=_quiet)
+    assert result.step == 100
+    (g1, d1), (g2, d2) = _weights(straight), _weights(split)
+    for a, b in ((g1, g2), (d1, d2)):
+        assert a.keys() == b.keys()
+        for key in a:
+            assert torch.equal(a[key], b[key]), key
+    steps = [json.loads(l)["step"] for l in (split / "metrics.jsonl").read_text().splitlines()]
+    assert steps == [50, 100]
+
+
+def test_lr_10_diverges_with_a_record(tmp_path):
+    seen = []
+    result = train(tiny(lr_g=10.0, lr_d=10.0, steps=200, eval_every=100), tmp_path, evaluator=None,
+                   report=lambda m, c: seen.append(m), log=_quiet)
+    assert result.status == "diverged" and result.step < 200
+    assert json.loads((tmp_path / "status.json").read_text())["status"] == "diverged"
+    last = json.loads((tmp_path / "metrics.jsonl").read_text().splitlines()[-1])
+    assert last["status"] == "diverged"
+    assert seen[-1]["status"] == "diverged"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_two_process_ddp_keeps_g_identical(tmp_path):
+    port = _free_port()
+    mp.start_processes(_ddp_worker_final, args=(port, str(tmp_path)), nprocs=2, start_method="spawn")
+    r0, r1 = (torch.load(tmp_path / f"rank{r}.pt", weights_only=False) for r in (0, 1))
+    assert torch.equal(r0["g"], r1["g"])
+    assert len(r0["seen"]) == len(r1["seen"]) == 2  # report is called on every rank, the same number of times
+    assert r0["seen"][-1][1] is not None and r1["seen"][-1][1] is None  # only rank 0 has a checkpoint
+    assert r0["seen"][-1][0]["d_loss"] == pytest.approx(r1["seen"][-1][0]["d_loss"])  # losses reduced across ranks
+    assert (tmp_path / "metrics.jsonl").exists()
+
+
+def _ddp_worker_final(rank: int, port: int, out: str) -> None:
+    """Train 20 steps on 2 ranks; each saves its final G weights (from its own model, not a file)."""
+    import dcgan.train as t
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    dist.init_process_group("gloo", rank=rank, world_size=2)
+    torch.set_num_threads(1)
+    captured = {}
+    real_setup = t.setup
+
+    def spy_setup(*a, **k):
+        captured["gan"] = real_setup(*a, **k)
+        return captured["gan"]
+
+    t.setup = spy_setup
+    seen = []
+    t.train(tiny(steps=20, eval_every=10), out if rank == 0 else None, evaluator=None,
+            report=lambda m, c: seen.append((m, c)), log=_quiet)
+    g = torch.cat([p.detach().flatten() for p in captured["gan"].g.parameters()])
+    torch.save({"g": g, "seen": seen}, os.path.join(out, f"rank{rank}.pt"))
+    dist.destroy_process_group()
