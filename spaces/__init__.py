@@ -1,0 +1,143 @@
+"""Named search spaces: define-by-run functions that call `trial.suggest_*` and return overrides.
+
+A space is a function of an `optuna.Trial` that only calls `suggest_*` and returns
+`{TrainConfig field: value}`; parameter names are field names, so the overrides go straight into
+`TrainConfig.from_dict`. `--space NAME` picks one from the registry:
+
+    from spaces import get_space, baseline_params
+    space = get_space("ratio_lr")
+    baseline_params(space)  # {"d_steps_per_g": 1, "lr_d": 0.0002, "lr_g": 0.0002}
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from dcgan.config import ConfigError, TrainConfig
+
+Space = Callable[[Any], dict[str, Any]]  # optuna.Trial -> {TrainConfig field: value}
+
+# The DCGAN paper's settings (Radford et al. 2015): the first trial of every search.
+PAPER_DEFAULTS: dict[str, Any] = {
+    "lr_g": 2e-4, "lr_d": 2e-4, "beta1": 0.5, "beta2": 0.999, "d_steps_per_g": 1,
+    "loss": "bce", "latent_dim": 100,
+}
+
+SPACES: dict[str, Space] = {}
+
+
+class UnknownSpace(ConfigError):
+    """A --space name that is not registered."""
+
+
+def register_space(name: str, space: Space | None = None):
+    """Register `space` under `name` (also usable as a decorator). Re-registering replaces it."""
+    def add(fn: Space) -> Space:
+        SPACES[name] = fn
+        return fn
+    return add(space) if space is not None else add
+
+
+def get_space(name: str) -> Space:
+    if name not in SPACES:
+        raise UnknownSpace(f"unknown space '{name}'; known: {', '.join(sorted(SPACES))}")
+    return SPACES[name]
+
+
+def describe(name: str) -> str:
+    """The first line of the space's docstring."""
+    doc = (get_space(name).__doc__ or "").strip()
+    return doc.splitlines()[0] if doc else ""
+
+
+# --- the spaces --------------------------------------------------------------------------------
+
+
+@register_space("ratio_lr")
+def ratio_lr(trial) -> dict[str, Any]:
+    """D updates per G update in {1,2,3,5}; lr_g and lr_d log-uniform in [1e-5, 1e-2]."""
+    return {
+        "d_steps_per_g": trial.suggest_categorical("d_steps_per_g", [1, 2, 3, 5]),
+        "lr_g": trial.suggest_float("lr_g", 1e-5, 1e-2, log=True),
+        "lr_d": trial.suggest_float("lr_d", 1e-5, 1e-2, log=True),
+    }
+
+
+@register_space("betas")
+def betas(trial) -> dict[str, Any]:
+    """Adam's beta1 in [0, 0.9]; beta2 in {0.9, 0.99, 0.999}."""
+    return {
+        "beta1": trial.suggest_float("beta1", 0.0, 0.9),
+        "beta2": trial.suggest_categorical("beta2", [0.9, 0.99, 0.999]),
+    }
+
+
+@register_space("latent")
+def latent(trial) -> dict[str, Any]:
+    """Latent size z in {16, 32, 64, 100, 128, 256}."""
+    return {"latent_dim": trial.suggest_categorical("latent_dim", [16, 32, 64, 100, 128, 256])}
+
+
+@register_space("loss")
+def loss(trial) -> dict[str, Any]:
+    """GAN loss in {bce, wgan-gp, hinge, lsgan}; gp_weight log-uniform in [0.1, 100] for wgan-gp only."""
+    out: dict[str, Any] = {"loss": trial.suggest_categorical("loss", ["bce", "wgan-gp", "hinge", "lsgan"])}
+    if out["loss"] == "wgan-gp":
+        out["gp_weight"] = trial.suggest_float("gp_weight", 0.1, 100.0, log=True)
+    return out
+
+
+@register_space("full")
+def full(trial) -> dict[str, Any]:
+    """All of ratio_lr, betas, latent and loss together (gp_weight only for wgan-gp)."""
+    return {**ratio_lr(trial), **betas(trial), **latent(trial), **loss(trial)}
+
+
+@register_space("smoke")
+def smoke(trial) -> dict[str, Any]:
+    """Tiny, for tests: lr_g and lr_d log-uniform in [1e-4, 1e-2]."""
+    return {
+        "lr_g": trial.suggest_float("lr_g", 1e-4, 1e-2, log=True),
+        "lr_d": trial.suggest_float("lr_d", 1e-4, 1e-2, log=True),
+    }
+
+
+# --- the baseline ------------------------------------------------------------------------------
+
+
+class _PaperDefaultTrial:
+    """Answers every suggest_* with the paper's value, so a space run on it yields exactly the
+    parameters the baseline trial must fix (conditional ones included)."""
+
+    def __init__(self) -> None:
+        self.params: dict[str, Any] = {}
+
+    def _pick(self, name: str) -> Any:
+        if name in PAPER_DEFAULTS:
+            value = PAPER_DEFAULTS[name]
+        elif name in TrainConfig.__dataclass_fields__:
+            value = getattr(TrainConfig(), name)
+        else:
+            raise ConfigError(f"space parameter '{name}' is not a TrainConfig field; rename it")
+        self.params[name] = value
+        return value
+
+    def suggest_float(self, name: str, low: float, high: float, **_: Any) -> float:
+        return self._pick(name)
+
+    def suggest_int(self, name: str, low: int, high: int, **_: Any) -> int:
+        return self._pick(name)
+
+    def suggest_categorical(self, name: str, choices: Any) -> Any:
+        return self._pick(name)
+
+
+def baseline_params(space: Space) -> dict[str, Any]:
+    """The DCGAN paper's values (lr 2e-4, betas (0.5, 0.999), 1:1, BCE, z=100) for the
+    parameters `space` samples, and only those."""
+    trial = _PaperDefaultTrial()
+    overrides = space(trial)
+    unknown = [k for k in overrides if k not in TrainConfig.__dataclass_fields__]
+    if unknown:
+        raise ConfigError(f"space returns '{unknown[0]}', which is not a TrainConfig field")
+    return dict(sorted(trial.params.items()))
