@@ -47,7 +47,8 @@ def report_body(experiment: Experiment, ranking: Ranking) -> list[str]:
                      html.figure_div(figures.fid_curves_figure(curves), "fig-fid-curves") if curves.curves
                      else '<p class="note">No FID yet.</p>'),
         html.section("params", "Hyperparameters", *(
-            [html.figure_div(figures.parallel_coordinates_figure(params), "fig-parallel"),
+            [html.figure_div(figures.parallel_coordinates_figure(_get_params_info(ranking, include_collapsed=False)),
+                             "fig-parallel"),
              html.figure_div(figures.param_views_figure(params), "fig-param-views")] if params.axes and params.fids
             else ['<p class="note">No trial with a comparable FID has sampled hyperparameters yet.</p>'])),
         html.section("importance", "Hyperparameter importance", html.importance_note_html(importance),

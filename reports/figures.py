@@ -69,7 +69,7 @@ def parallel_coordinates_figure(info: ParamsInfo) -> go.Figure:
         dimensions=dims,
         line=dict(color=info.fids, colorscale="Viridis_r", showscale=True, colorbar=dict(title="FID")),
     ))
-    fig.update_layout(template=TEMPLATE, height=420, title="Hyperparameters, coloured by FID (low FID = yellow)",
+    fig.update_layout(template=TEMPLATE, height=420, title="Hyperparameters, coloured by FID (low FID = yellow; collapsed trials left out)",
                       margin=dict(l=80, r=60, t=80, b=40))
     return fig
 
@@ -94,8 +94,8 @@ def param_views_figure(info: ParamsInfo) -> go.Figure:
                 marker=dict(color=GROUP_COLOURS[group], size=8, symbol="circle" if group == RANKED else "x"),
                 hovertemplate="%{text}<br>" + axis.name + " %{x}<br>FID %{y:.2f}<extra></extra>",
             ), row=row, col=col)
-        if axis.kind == "log":
-            fig.update_xaxes(type="log", row=row, col=col)
+        if axis.kind == "log":  # decades only, as powers of ten: "100μ" reads badly for a learning rate
+            fig.update_xaxes(type="log", dtick=1, exponentformat="power", row=row, col=col)
         elif axis.kind == "categorical":
             fig.update_xaxes(type="category", categoryorder="array", categoryarray=axis.categories, row=row, col=col)
         fig.update_yaxes(title_text="FID" if col == 1 else None, row=row, col=col)

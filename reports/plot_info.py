@@ -158,8 +158,10 @@ class ParamsInfo(NamedTuple):
     axes: list[ParamAxis]  # only parameters some trial has
 
 
-def _get_params_info(ranking: Ranking) -> ParamsInfo:
-    rows = [r for r in ranking.with_fid() if r.params]
+def _get_params_info(ranking: Ranking, include_collapsed: bool = True) -> ParamsInfo:
+    """Trials with a comparable FID and their sampled values. Collapsed trials can be left out
+    where colour alone encodes FID (parallel coordinates): there their low FID would read as a win."""
+    rows = [r for r in ranking.with_fid() if r.params and (include_collapsed or r.group != COLLAPSED)]
     names = [n for n in ranking.param_names if any(n in r.params for r in rows)]
     axes = []
     for name in names:

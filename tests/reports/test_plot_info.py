@@ -147,3 +147,9 @@ def test_comparison_flags_fids_measured_differently(tmp_path):
     other = _get_comparison_info(*(rank_trials(load_experiment(str(p))) for p in (a, b)))
     assert not other.comparable and "NOT comparable" in other.note
     assert other.fids == ([30.0], [30.0])
+
+
+def test_params_info_can_leave_collapsed_trials_out(loaded):
+    _, ranking = loaded
+    info = _get_params_info(ranking, include_collapsed=False)
+    assert "t002_collapsed" not in info.trial_ids and COLLAPSED not in info.groups
