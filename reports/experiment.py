@@ -15,7 +15,7 @@ import os
 import posixpath
 import shutil
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import pyarrow.fs as pafs
@@ -53,8 +53,12 @@ class Trial:
 
     @property
     def evaluations(self) -> list[dict[str, Any]]:
-        """Rows that came from an evaluation (they carry an `fid` key, possibly null)."""
-        return [r for r in self.results if "fid" in r]
+        """Rows that came from an evaluation (they carry an `fid` key, possibly null), by step.
+
+        A trial resumed from a checkpoint evaluates some steps again: the later row wins.
+        """
+        by_step = {int(r["step"]): r for r in self.results if "fid" in r}
+        return [by_step[s] for s in sorted(by_step)]
 
     @property
     def steps_reached(self) -> int:
@@ -97,7 +101,7 @@ def open_location(where: str) -> Location:
     if is_uri(where):
         try:
             fs, path = pafs.FileSystem.from_uri(where)
-        except (pafs.ArrowInvalid, ValueError, OSError) as e:  # type: ignore[attr-defined]
+        except (ValueError, OSError) as e:  # pyarrow.lib.ArrowInvalid is a ValueError
             raise ExperimentError(f"cannot open {where}: {_one_line(e)}") from None
         return Location(fs, path.rstrip("/") or "/", where)
     return Location(pafs.LocalFileSystem(), os.path.abspath(where), where)

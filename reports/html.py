@@ -15,7 +15,7 @@ import plotly.offline
 
 from reports.plot_info import (HeaderInfo, ImportanceInfo, ReuseInfo, SampleGridsInfo, format_duration,
                                format_timestamp)
-from reports.ranking import COLLAPSED, DIVERGED, DIAGNOSTIC_KEYS, Ranking, RankedTrial
+from reports.ranking import COLLAPSED, DIVERGED, DIAGNOSTIC_KEYS, Ranking
 
 PLOT_CONFIG = {"displaylogo": False, "responsive": True}
 DIAGNOSTIC_LABELS = {"precision": "precision", "recall": "recall", "density": "density", "coverage": "coverage",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from conftest import BASELINE_PARAMS, TrialSpec, write_experiment
@@ -45,8 +47,6 @@ def test_baseline_found_by_params_when_no_trial_id(tmp_path):
         TrialSpec("x", {"lr_g": 1e-3, "lr_d": 1e-3, "d_steps_per_g": 2}, [40.0]),
         TrialSpec("y", dict(BASELINE_PARAMS), [80.0]),
     ])
-    import json
-
     meta = json.loads((exp / "experiment.json").read_text())
     meta["baseline_trial_id"] = None
     (exp / "experiment.json").write_text(json.dumps(meta))
@@ -93,9 +93,9 @@ def test_fids_measured_another_way_are_not_ranked(tmp_path):
     ])
     assert [r.trial_id for r in ranking.leaderboard] == ["same"]
     assert {r.trial_id for r in ranking.unranked} == {"other_n", "other_extractor"}
-    for r in ranking.unranked:
-        assert r.group == UNRANKED and "other FID" in r.marks and "n=500" in " ".join(r.notes + [""]) or \
-            "inception-v3" in " ".join(r.notes)
+    notes = {r.trial_id: " ".join(r.notes) for r in ranking.unranked}
+    assert "n=500" in notes["other_n"] and "inception-v3" in notes["other_extractor"]
+    assert all(r.group == UNRANKED and "other FID" in r.marks for r in ranking.unranked)
 
 
 def test_partial_experiment_ranks_what_it_has(tmp_path):
@@ -122,3 +122,13 @@ def test_file_uri_reads_the_same_as_a_local_path(experiment_dir):
     local = rank_trials(load_experiment(str(experiment_dir)))
     uri = rank_trials(load_experiment(experiment_dir.as_uri()))
     assert uri == local
+
+
+def test_resumed_trial_keeps_the_later_row_of_a_repeated_step(tmp_path):
+    exp = write_experiment(tmp_path, [TrialSpec("a", {"lr_g": 1e-4}, [50.0, 40.0])], optuna_db=False)
+    results = exp / "trials" / "a" / "results.jsonl"
+    rows = [json.loads(line) for line in results.read_text().splitlines()]
+    rows.append({**rows[-1], "fid": 35.0})  # resumed from the step-200 checkpoint, step 400 again
+    results.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    trial = rank_trials(load_experiment(str(exp))).leaderboard[0]
+    assert trial.curve == [(200, 50.0), (400, 35.0)] and trial.fid == 35.0
