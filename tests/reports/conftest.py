@@ -13,6 +13,7 @@ import math
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -204,3 +205,12 @@ def experiment_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The default synthetic experiment, written once per session: read it, never write into it
     (copy it with shutil.copytree first)."""
     return write_experiment(tmp_path_factory.mktemp("experiment"))
+
+
+@pytest.fixture(scope="session")
+def synthetic() -> SimpleNamespace:
+    """The builder, for tests that write their own experiment. A fixture rather than
+    `from conftest import ...`, which picks up whichever conftest.py was imported first
+    when tests/search/ (or any other folder) has one too."""
+    return SimpleNamespace(write_experiment=write_experiment, TrialSpec=TrialSpec, many_trials=many_trials,
+                           default_trials=default_trials, BASELINE_PARAMS=BASELINE_PARAMS)

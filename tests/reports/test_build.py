@@ -6,7 +6,6 @@ import shutil
 
 import pytest
 
-from conftest import TrialSpec, many_trials, write_experiment
 from reports import build, compare
 
 MAX_REPORT_BYTES = 10_000_000
@@ -63,11 +62,11 @@ def test_file_uri_in_and_out(experiment_dir, tmp_path):
     assert (tmp_path / "x.html").exists()
 
 
-def test_partial_experiment_builds(tmp_path):
-    exp = write_experiment(tmp_path, [
-        TrialSpec("done", {"lr_g": 1e-4, "lr_d": 2e-4}, [50.0, 40.0]),
-        TrialSpec("running", {"lr_g": 2e-4, "lr_d": 2e-4}, [45.0], status="running"),
-        TrialSpec("pending", {"lr_g": 3e-4, "lr_d": 2e-4}, [], status="pending", samples=False),
+def test_partial_experiment_builds(tmp_path, synthetic):
+    exp = synthetic.write_experiment(tmp_path, [
+        synthetic.TrialSpec("done", {"lr_g": 1e-4, "lr_d": 2e-4}, [50.0, 40.0]),
+        synthetic.TrialSpec("running", {"lr_g": 2e-4, "lr_d": 2e-4}, [45.0], status="running"),
+        synthetic.TrialSpec("pending", {"lr_g": 3e-4, "lr_d": 2e-4}, [], status="pending", samples=False),
     ], finished=False)
     (exp / "trials" / "pending" / "status.json").unlink()  # not even started
     assert build.main([str(exp)]) == 0
@@ -76,8 +75,8 @@ def test_partial_experiment_builds(tmp_path):
     assert "trials/done/config.json" in text  # no best_config.json yet
 
 
-def test_smoke_sized_experiment_size(tmp_path):
-    exp = write_experiment(tmp_path, many_trials(24), grid_px=16)
+def test_smoke_sized_experiment_size(tmp_path, synthetic):
+    exp = synthetic.write_experiment(tmp_path, synthetic.many_trials(24), grid_px=16)
     assert build.main([str(exp)]) == 0
     assert (exp / "report.html").stat().st_size < MAX_REPORT_BYTES
 
@@ -96,8 +95,8 @@ def test_not_an_experiment_exits_2(tmp_path, capsys, make_args):
     assert len(err.splitlines()) == 1 and ("experiment.json" in err or "not a directory" in err)
 
 
-def test_empty_experiment_exits_2(tmp_path, capsys):
-    exp = write_experiment(tmp_path, [TrialSpec("a", {"lr_g": 1e-4}, [], status="running", samples=False)],
+def test_empty_experiment_exits_2(tmp_path, capsys, synthetic):
+    exp = synthetic.write_experiment(tmp_path, [synthetic.TrialSpec("a", {"lr_g": 1e-4}, [], status="running", samples=False)],
                            finished=False, optuna_db=False)
     assert build.main([str(exp)]) == 2
     err = capsys.readouterr().err.strip()
@@ -114,8 +113,8 @@ def test_unwritable_output_fails_before_any_work(experiment_dir, tmp_path, monke
     assert list(tmp_path.iterdir()) == []  # nothing half written
 
 
-def test_compare_two_experiments(experiment_dir, tmp_path):
-    other = write_experiment(tmp_path, many_trials(6), name="betas-20261122-120000", space="betas",
+def test_compare_two_experiments(experiment_dir, tmp_path, synthetic):
+    other = synthetic.write_experiment(tmp_path, synthetic.many_trials(6), name="betas-20261122-120000", space="betas",
                              optuna_db=False)
     out = tmp_path / "compare.html"
     assert compare.main([str(experiment_dir), str(other), "-o", str(out)]) == 0

@@ -6,7 +6,6 @@ import sys
 
 import pytest
 
-from conftest import TrialSpec, write_experiment
 from reports.experiment import load_experiment
 from reports.plot_info import (_get_comparison_info, _get_diagnostics_info, _get_fid_curves_info, _get_header_info,
                                _get_importance_info, _get_params_info, _get_reuse_info, _get_sample_grids_info)
@@ -75,8 +74,8 @@ def test_params_info_puts_learning_rates_on_log_axes(loaded):
     assert len(info.fids) == len(info.trial_ids) == len(info.axes[0].values)
 
 
-def test_params_info_only_has_sampled_params(tmp_path):
-    exp = write_experiment(tmp_path, [TrialSpec("a", {"beta1": 0.5}, [30.0]), TrialSpec("b", {"beta1": 0.1}, [40.0])],
+def test_params_info_only_has_sampled_params(tmp_path, synthetic):
+    exp = synthetic.write_experiment(tmp_path, [synthetic.TrialSpec("a", {"beta1": 0.5}, [30.0]), synthetic.TrialSpec("b", {"beta1": 0.1}, [40.0])],
                            optuna_db=False)
     info = _get_params_info(rank_trials(load_experiment(str(exp))))
     assert [a.name for a in info.axes] == ["beta1"]
@@ -90,14 +89,14 @@ def test_importance_from_the_persisted_study(loaded):
     assert info.importances and sum(info.importances.values()) == pytest.approx(1.0)
 
 
-def test_importance_with_too_few_trials_says_so(tmp_path):
-    exp = write_experiment(tmp_path, [TrialSpec("a", {"lr_g": 1e-4}, [30.0]), TrialSpec("b", {"lr_g": 2e-4}, [40.0])])
+def test_importance_with_too_few_trials_says_so(tmp_path, synthetic):
+    exp = synthetic.write_experiment(tmp_path, [synthetic.TrialSpec("a", {"lr_g": 1e-4}, [30.0]), synthetic.TrialSpec("b", {"lr_g": 2e-4}, [40.0])])
     info = _get_importance_info(load_experiment(str(exp)))
     assert info.importances == {} and "only 2 complete trial(s)" in info.note
 
 
-def test_importance_without_a_study_says_so(tmp_path):
-    exp = write_experiment(tmp_path, [TrialSpec("a", {"lr_g": 1e-4}, [30.0])], optuna_db=False)
+def test_importance_without_a_study_says_so(tmp_path, synthetic):
+    exp = synthetic.write_experiment(tmp_path, [synthetic.TrialSpec("a", {"lr_g": 1e-4}, [30.0])], optuna_db=False)
     info = _get_importance_info(load_experiment(str(exp)))
     assert info.importances == {} and "no optuna.db" in info.note
     assert not (exp / "optuna.db").exists()  # reading must not create one
@@ -125,17 +124,17 @@ def test_reuse_commands_use_best_config(loaded, experiment_dir):
                              f"python -m dcgan.train --config {config}"]
 
 
-def test_reuse_while_running_points_at_the_best_trial_config(tmp_path):
-    exp = write_experiment(tmp_path, [TrialSpec("a", {"lr_g": 1e-4}, [30.0], status="running")], finished=False,
+def test_reuse_while_running_points_at_the_best_trial_config(tmp_path, synthetic):
+    exp = synthetic.write_experiment(tmp_path, [synthetic.TrialSpec("a", {"lr_g": 1e-4}, [30.0], status="running")], finished=False,
                            optuna_db=False)
     experiment = load_experiment(str(exp))
     info = _get_reuse_info(experiment, rank_trials(experiment))
     assert info.config_path == f"{exp}/trials/a/config.json" and "best_config.json" in info.note
 
 
-def test_comparison_flags_fids_measured_differently(tmp_path):
-    a = write_experiment(tmp_path / "a", [TrialSpec("x", {"lr_g": 1e-4}, [30.0])], optuna_db=False)
-    b = write_experiment(tmp_path / "b", [TrialSpec("y", {"lr_g": 1e-4}, [30.0], protocol=("inception-v3", 2000, "r"))],
+def test_comparison_flags_fids_measured_differently(tmp_path, synthetic):
+    a = synthetic.write_experiment(tmp_path / "a", [synthetic.TrialSpec("x", {"lr_g": 1e-4}, [30.0])], optuna_db=False)
+    b = synthetic.write_experiment(tmp_path / "b", [synthetic.TrialSpec("y", {"lr_g": 1e-4}, [30.0], protocol=("inception-v3", 2000, "r"))],
                          name="other", optuna_db=False)
     import json
 

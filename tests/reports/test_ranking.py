@@ -6,13 +6,12 @@ import json
 
 import pytest
 
-from conftest import BASELINE_PARAMS, TrialSpec, write_experiment
 from reports.experiment import load_experiment
 from reports.ranking import COLLAPSED, DIVERGED, RANKED, UNRANKED, rank_trials
 
 
-def _rank(tmp_path, trials=None, **kwargs):
-    return rank_trials(load_experiment(str(write_experiment(tmp_path, trials, optuna_db=False, **kwargs))))
+def _rank(synthetic, tmp_path, trials=None, **kwargs):
+    return rank_trials(load_experiment(str(synthetic.write_experiment(tmp_path, trials, optuna_db=False, **kwargs))))
 
 
 def test_ranked_trials_are_sorted_by_their_last_fid(experiment_dir):
@@ -24,11 +23,11 @@ def test_ranked_trials_are_sorted_by_their_last_fid(experiment_dir):
     assert ranking.best.trial_id == "t001_best"
 
 
-def test_last_fid_ranks_and_best_fid_step_is_kept(tmp_path):
+def test_last_fid_ranks_and_best_fid_step_is_kept(tmp_path, synthetic):
     # Got worse at the end: ranked by the last FID (what the final checkpoint gives), best step kept.
-    ranking = _rank(tmp_path, [
-        TrialSpec("a", {"lr_g": 1e-4}, [50.0, 20.0, 60.0]),
-        TrialSpec("b", {"lr_g": 2e-4}, [55.0, 40.0, 45.0]),
+    ranking = _rank(synthetic, tmp_path, [
+        synthetic.TrialSpec("a", {"lr_g": 1e-4}, [50.0, 20.0, 60.0]),
+        synthetic.TrialSpec("b", {"lr_g": 2e-4}, [55.0, 40.0, 45.0]),
     ])
     assert [r.trial_id for r in ranking.leaderboard] == ["b", "a"]
     a = ranking.leaderboard[1]
@@ -42,10 +41,10 @@ def test_best_gain_over_baseline_in_per_cent(experiment_dir):
     assert ranking.gain_over_baseline_pct == pytest.approx((50 - 30) / 50 * 100)
 
 
-def test_baseline_found_by_params_when_no_trial_id(tmp_path):
-    exp = write_experiment(tmp_path, [
-        TrialSpec("x", {"lr_g": 1e-3, "lr_d": 1e-3, "d_steps_per_g": 2}, [40.0]),
-        TrialSpec("y", dict(BASELINE_PARAMS), [80.0]),
+def test_baseline_found_by_params_when_no_trial_id(tmp_path, synthetic):
+    exp = synthetic.write_experiment(tmp_path, [
+        synthetic.TrialSpec("x", {"lr_g": 1e-3, "lr_d": 1e-3, "d_steps_per_g": 2}, [40.0]),
+        synthetic.TrialSpec("y", dict(synthetic.BASELINE_PARAMS), [80.0]),
     ])
     meta = json.loads((exp / "experiment.json").read_text())
     meta["baseline_trial_id"] = None
@@ -55,9 +54,9 @@ def test_baseline_found_by_params_when_no_trial_id(tmp_path):
     assert ranking.gain_over_baseline_pct == pytest.approx(50.0)
 
 
-def test_best_is_baseline_gives_zero_gain(tmp_path):
-    ranking = _rank(tmp_path, [TrialSpec("base", dict(BASELINE_PARAMS), [10.0]),
-                               TrialSpec("worse", {"lr_g": 1e-3, "lr_d": 1e-3, "d_steps_per_g": 1}, [20.0])])
+def test_best_is_baseline_gives_zero_gain(tmp_path, synthetic):
+    ranking = _rank(synthetic, tmp_path, [synthetic.TrialSpec("base", dict(synthetic.BASELINE_PARAMS), [10.0]),
+                               synthetic.TrialSpec("worse", {"lr_g": 1e-3, "lr_d": 1e-3, "d_steps_per_g": 1}, [20.0])])
     assert ranking.best.trial_id == "base" and ranking.gain_over_baseline_pct == 0.0
 
 
@@ -85,11 +84,11 @@ def test_diverged_trials_come_last_and_are_marked(experiment_dir):
     assert last.best_fid == 90.0  # its FIDs before diverging are kept for the curves
 
 
-def test_fids_measured_another_way_are_not_ranked(tmp_path):
-    ranking = _rank(tmp_path, [
-        TrialSpec("same", {"lr_g": 1e-4}, [50.0]),
-        TrialSpec("other_n", {"lr_g": 2e-4}, [5.0], protocol=("digits-classifier", 500, "digits/train")),
-        TrialSpec("other_extractor", {"lr_g": 3e-4}, [5.0], protocol=("inception-v3", 2000, "digits/train")),
+def test_fids_measured_another_way_are_not_ranked(tmp_path, synthetic):
+    ranking = _rank(synthetic, tmp_path, [
+        synthetic.TrialSpec("same", {"lr_g": 1e-4}, [50.0]),
+        synthetic.TrialSpec("other_n", {"lr_g": 2e-4}, [5.0], protocol=("digits-classifier", 500, "digits/train")),
+        synthetic.TrialSpec("other_extractor", {"lr_g": 3e-4}, [5.0], protocol=("inception-v3", 2000, "digits/train")),
     ])
     assert [r.trial_id for r in ranking.leaderboard] == ["same"]
     assert {r.trial_id for r in ranking.unranked} == {"other_n", "other_extractor"}
@@ -98,19 +97,19 @@ def test_fids_measured_another_way_are_not_ranked(tmp_path):
     assert all(r.group == UNRANKED and "other FID" in r.marks for r in ranking.unranked)
 
 
-def test_partial_experiment_ranks_what_it_has(tmp_path):
-    ranking = _rank(tmp_path, [
-        TrialSpec("done", {"lr_g": 1e-4}, [50.0, 40.0]),
-        TrialSpec("running", {"lr_g": 2e-4}, [45.0], status="running"),
-        TrialSpec("pending", {"lr_g": 3e-4}, [], status="pending", samples=False),
+def test_partial_experiment_ranks_what_it_has(tmp_path, synthetic):
+    ranking = _rank(synthetic, tmp_path, [
+        synthetic.TrialSpec("done", {"lr_g": 1e-4}, [50.0, 40.0]),
+        synthetic.TrialSpec("running", {"lr_g": 2e-4}, [45.0], status="running"),
+        synthetic.TrialSpec("pending", {"lr_g": 3e-4}, [], status="pending", samples=False),
     ], finished=False)
     assert [r.trial_id for r in ranking.leaderboard] == ["done", "running"]
     assert [r.trial_id for r in ranking.unranked] == ["pending"]
     assert "running" in ranking.leaderboard[1].marks
 
 
-def test_half_written_last_line_is_skipped(tmp_path):
-    exp = write_experiment(tmp_path, [TrialSpec("a", {"lr_g": 1e-4}, [50.0, 40.0], status="running")])
+def test_half_written_last_line_is_skipped(tmp_path, synthetic):
+    exp = synthetic.write_experiment(tmp_path, [synthetic.TrialSpec("a", {"lr_g": 1e-4}, [50.0, 40.0], status="running")])
     with open(exp / "trials" / "a" / "results.jsonl", "a") as f:
         f.write('{"step": 600, "status": "runn')  # the search is appending right now
     ranking = rank_trials(load_experiment(str(exp)))
@@ -124,8 +123,8 @@ def test_file_uri_reads_the_same_as_a_local_path(experiment_dir):
     assert uri == local
 
 
-def test_resumed_trial_keeps_the_later_row_of_a_repeated_step(tmp_path):
-    exp = write_experiment(tmp_path, [TrialSpec("a", {"lr_g": 1e-4}, [50.0, 40.0])], optuna_db=False)
+def test_resumed_trial_keeps_the_later_row_of_a_repeated_step(tmp_path, synthetic):
+    exp = synthetic.write_experiment(tmp_path, [synthetic.TrialSpec("a", {"lr_g": 1e-4}, [50.0, 40.0])], optuna_db=False)
     results = exp / "trials" / "a" / "results.jsonl"
     rows = [json.loads(line) for line in results.read_text().splitlines()]
     rows.append({**rows[-1], "fid": 35.0})  # resumed from the step-200 checkpoint, step 400 again
