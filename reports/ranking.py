@@ -116,42 +116,9 @@ def _summarise(trial: Trial, protocol: FidProtocol, is_baseline: bool,
     evals = trial.evaluations
     comparable = [e for e in evals if _protocol_of(e) == protocol]
     last = evals[-1] if evals else None
-    marks, notes = [], []
+    group, fid, marks, notes = _place(trial, last, protocol)
     if is_baseline:
-        marks.append("baseline")
-    diverged = trial.status == "diverged" or (last is not None and last.get("status") == "diverged")
-    if last is None:
-        group, fid = (DIVERGED if diverged else UNRANKED), None
-        if not diverged:
-            notes.append("no evaluation yet")
-    elif diverged or last.get("fid") is None:
-        group, fid = DIVERGED, None
-        diverged = True
-    elif _protocol_of(last) != protocol:
-        group, fid = UNRANKED, None
-        marks.append("other FID")
-        notes.append(f"FID measured with {_protocol_of(last).describe()}; the experiment ranks "
-                     f"{protocol.describe()}")
-    else:
-        fid = float(last["fid"])
-        group = COLLAPSED if last.get("collapse") == "collapsed" else RANKED
-    if diverged:
-        marks.append("diverged")
-        notes.append("a loss became NaN or infinite: no FID")
-    if group == COLLAPSED:
-        marks.append("collapsed")
-        notes.append("mode collapse: placed after every non-collapsed trial whatever its FID")
-    elif last is not None and last.get("collapse") == "partial":
-        marks.append("partial collapse")
-    if trial.status == "stopped":
-        marks.append("stopped early")
-    if trial.status in ("running", "pending"):
-        marks.append(trial.status)
-    if trial.status == "failed":
-        marks.append("failed")
-        notes.append(trial.error or "failed")
-    if trial.unreadable_lines:
-        notes.append(f"{trial.unreadable_lines} unreadable line(s) in results.jsonl skipped")
+        marks.insert(0, "baseline")
     scored = [e for e in comparable if e.get("fid") is not None]
     best = min(scored, key=lambda e: e["fid"]) if scored else None
     steps_target = trial.config.get("steps", experiment.meta.get("steps"))
@@ -168,6 +135,42 @@ def _summarise(trial: Trial, protocol: FidProtocol, is_baseline: bool,
         curve=[(int(e["step"]), e.get("fid")) for e in comparable],
         time_s=trial.time_s, is_baseline=is_baseline, marks=marks, notes=notes,
     )
+
+
+def _place(trial: Trial, last: dict[str, Any] | None,
+           protocol: FidProtocol) -> tuple[str, float | None, list[str], list[str]]:
+    """(group, ranked FID, marks, notes) of one trial from its last evaluation and its status."""
+    marks: list[str] = []
+    notes: list[str] = []
+    diverged = trial.status == "diverged" or (last is not None and (last.get("status") == "diverged"
+                                                                    or last.get("fid") is None))
+    if diverged:
+        group, fid = DIVERGED, None
+        marks.append("diverged")
+        notes.append("a loss became NaN or infinite: no FID")
+    elif last is None:
+        group, fid = UNRANKED, None
+        notes.append("no evaluation yet")
+    elif _protocol_of(last) != protocol:
+        group, fid = UNRANKED, None
+        marks.append("other FID")
+        notes.append(f"FID measured with {_protocol_of(last).describe()}; the experiment ranks "
+                     f"{protocol.describe()}")
+    else:
+        fid = float(last["fid"])
+        group = COLLAPSED if last.get("collapse") == "collapsed" else RANKED
+    if group == COLLAPSED:
+        marks.append("collapsed")
+        notes.append("mode collapse: placed after every non-collapsed trial whatever its FID")
+    elif last is not None and last.get("collapse") == "partial":
+        marks.append("partial collapse")
+    if trial.status in ("stopped", "running", "pending", "failed"):
+        marks.append("stopped early" if trial.status == "stopped" else trial.status)
+    if trial.status == "failed":
+        notes.append(trial.error or "failed")
+    if trial.unreadable_lines:
+        notes.append(f"{trial.unreadable_lines} unreadable line(s) in results.jsonl skipped")
+    return group, fid, marks, notes
 
 
 def _with_position(row: RankedTrial, position: int) -> RankedTrial:

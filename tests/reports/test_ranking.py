@@ -131,3 +131,14 @@ def test_resumed_trial_keeps_the_later_row_of_a_repeated_step(tmp_path, syntheti
     results.write_text("".join(json.dumps(r) + "\n" for r in rows))
     trial = rank_trials(load_experiment(str(exp))).leaderboard[0]
     assert trial.curve == [(200, 50.0), (400, 35.0)] and trial.fid == 35.0
+
+
+def test_failed_trial_shows_its_error(synthetic, tmp_path):
+    exp = synthetic.write_experiment(tmp_path, [synthetic.TrialSpec("ok", {"lr_g": 1e-4}, [50.0]),
+                                                synthetic.TrialSpec("boom", {"lr_g": 2e-4}, [], status="failed",
+                                                                    samples=False)], optuna_db=False)
+    (exp / "trials" / "boom" / "status.json").write_text(
+        json.dumps({"status": "failed", "step": 0, "error": "CUDA out of memory"}))
+    ranking = rank_trials(load_experiment(str(exp)))
+    boom = ranking.unranked[0]
+    assert boom.trial_id == "boom" and "failed" in boom.marks and "CUDA out of memory" in boom.notes
