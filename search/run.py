@@ -273,9 +273,9 @@ def build_tuner(plan: Plan, concurrency: int):
     from optuna.samplers import TPESampler
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
-    from ray.tune.search.optuna import OptunaSearch
 
     from search.callback import ExperimentWriter
+    from search.searcher import OptunaSearchFailingNaN
     from search.trial import run_trial
 
     trainable = tune.with_resources(
@@ -287,7 +287,7 @@ def build_tuner(plan: Plan, concurrency: int):
     if plan.resume:
         tuner = tune.Tuner.restore(plan.experiment.uri, trainable, resume_unfinished=True, resume_errored=False)
         return tuner
-    searcher = OptunaSearch(space=get_space(plan.space), metric=METRIC, mode="min",
+    searcher = OptunaSearchFailingNaN(space=get_space(plan.space), metric=METRIC, mode="min",
                             points_to_evaluate=[plan.baseline], study_name=plan.name, storage=storage,
                             sampler=TPESampler(multivariate=True, seed=plan.seed))
     eval_every = plan.fixed["eval_every"]

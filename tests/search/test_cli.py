@@ -1,0 +1,96 @@
+"""Bad input to search.run and search.train: one line on stderr, exit 2, nothing written."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+
+import pytest
+
+from search import run as search_run
+from search import train as search_train
+
+
+def run_main(main, argv, capsys):
+    rc = main(argv)
+    err = capsys.readouterr().err.strip().splitlines()
+    return rc, err
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--space", "ratio-lr"], "error: unknown space 'ratio-lr'; known: betas, full, latent, loss, ratio_lr, smoke"),
+    (["--space", "smoke", "--dataset", "nope"], "error: unknown dataset 'nope'"),
+    (["--space", "smoke", "--trials", "0"], "error: --trials must be >= 1, got 0"),
+    (["--space", "smoke", "--set", "lr_g=0.1"], "error: --set lr_g fixes a parameter that space 'smoke' searches"),
+    (["--space", "smoke", "--set", "lr=0.1"], "error: unknown config key 'lr'"),
+    (["--space", "smoke", "--resume"], "error: --resume needs --name"),
+])
+def test_bad_input_exits_2_with_one_line(tmp_path, capsys, argv, message):
+    rc, err = run_main(search_run.main, argv + ["--storage", str(tmp_path / "exps")], capsys)
+    assert rc == 2
+    assert len(err) == 1 and err[0].startswith(message), err
+    assert not (tmp_path / "exps").exists()
+
+
+def test_unwritable_storage(tmp_path, capsys):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    for storage in (str(blocker / "exps"), "/proc/dcgan-search-exps"):
+        rc, err = run_main(search_run.main, ["--space", "smoke", "--storage", storage], capsys)
+        assert rc == 2 and len(err) == 1 and err[0].startswith("error: cannot write to storage"), err
+    assert list(tmp_path.iterdir()) == [blocker]
+
+
+def test_resume_with_another_space(tmp_path, capsys):
+    exp = tmp_path / "exps" / "x"
+    exp.mkdir(parents=True)
+    (exp / "experiment.json").write_text(json.dumps({"space": "betas"}))
+    rc, err = run_main(search_run.main, ["--space", "smoke", "--storage", str(tmp_path / "exps"), "--name", "x",
+                                         "--resume"], capsys)
+    assert rc == 2
+    assert err == ["error: experiment 'x' searched space 'betas', not 'smoke'; resume it with --space betas"]
+    assert sorted(p.name for p in exp.iterdir()) == ["experiment.json"]
+
+
+def test_resume_of_a_missing_experiment(tmp_path, capsys):
+    rc, err = run_main(search_run.main, ["--space", "smoke", "--storage", str(tmp_path), "--name", "nope",
+                                         "--resume"], capsys)
+    assert rc == 2 and err[0].startswith("error: no experiment 'nope'")
+
+
+def test_existing_experiment_is_not_overwritten(tmp_path, capsys):
+    (tmp_path / "x").mkdir()
+    (tmp_path / "x" / "experiment.json").write_text("{}")
+    rc, err = run_main(search_run.main, ["--space", "smoke", "--storage", str(tmp_path), "--name", "x"], capsys)
+    assert rc == 2 and "pass --resume" in err[0]
+
+
+def test_unreachable_address_fails_fast(tmp_path):
+    """In a subprocess: the test session's own Ray must not be reused here."""
+    t0 = time.time()
+    proc = subprocess.run([sys.executable, "-m", "search.run", "--space", "smoke", "--address", "127.0.0.1:9",
+                           "--storage", str(tmp_path / "exps")], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines()[-1].startswith("error: cannot reach Ray at 127.0.0.1:9")
+    assert time.time() - t0 < 60
+    assert not (tmp_path / "exps").exists()
+
+
+def test_check_address_rejects_garbage():
+    with pytest.raises(search_run.SearchError, match="HOST:PORT"):
+        search_run.check_address("not-an-address")
+
+
+def test_list_spaces(capsys):
+    assert search_run.main(["--list-spaces"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert [line.split()[0] for line in lines] == ["betas", "full", "latent", "loss", "ratio_lr", "smoke"]
+
+
+def test_search_train_bad_config(tmp_path, capsys):
+    rc, err = run_main(search_train.main, ["--config", str(tmp_path / "missing.json"), "--storage", str(tmp_path / "r")],
+                       capsys)
+    assert rc == 2 and err[0].startswith("error: config file not found")
+    assert not (tmp_path / "r").exists()

@@ -1,0 +1,148 @@
+"""Real searches on the shared local Ray (tests/search/conftest.py), at smoke size."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from dcgan.config import TrainConfig
+from search import run as search_run
+from search import train as search_train
+from spaces import register_space
+
+# A trial this size runs in seconds of compute; the rest is Ray's start-up of its workers.
+TINY = ["--image-size", "8", "--set", "ngf=8", "--set", "ndf=8", "--set", "eval_samples=200",
+        "--set", "batch_size=32"]
+
+pytestmark = pytest.mark.slow
+
+
+def search(storage: Path, name: str, *args: str) -> Path:
+    argv = ["--storage", str(storage), "--name", name, *TINY, *args]
+    assert search_run.main(argv) == 0
+    return storage / name
+
+
+def trials_of(exp: Path) -> dict[str, dict]:
+    out = {}
+    for d in sorted((exp / "trials").iterdir()):
+        rows = [json.loads(line) for line in (d / "results.jsonl").read_text().splitlines()]
+        out[d.name] = {"status": json.loads((d / "status.json").read_text()), "results": rows,
+                       "params": json.loads((d / "params.json").read_text()),
+                       "config": TrainConfig.from_json(d / "config.json")}
+    return out
+
+
+def test_smoke_search(ray_session, needs_fid, tmp_path):
+    exp = search(tmp_path, "smoke", "--space", "smoke", "--trials", "4", "--steps", "40", "--set", "eval_every=10")
+    trials = trials_of(exp)
+    info = json.loads((exp / "experiment.json").read_text())
+    assert len(trials) == 4 and info["finished_at"] is not None
+    assert trials[info["baseline_trial_id"]]["params"] == {"lr_d": 2e-4, "lr_g": 2e-4}  # the paper first
+    statuses = [t["status"]["status"] for t in trials.values()]
+    assert "stopped" in statuses, statuses  # ASHA stopped at least one
+    for t in trials.values():
+        assert math.isfinite(t["results"][-1]["fid"])
+        assert sorted(p.name for p in (exp / "trials").glob("*/samples/*.png"))
+    best = json.loads((exp / "best_config.json").read_text())
+    cfg = TrainConfig.from_json(exp / "best_config.json")
+    assert cfg == trials[best["trial_id"]]["config"]
+    assert (exp / "optuna.db").exists()
+
+    # the winner re-runs from best_config.json alone, to the same FID
+    from dcgan.train import train
+
+    result = train(cfg, tmp_path / "rerun")
+    assert result.metrics["fid"] == pytest.approx(best["fid"], rel=0.02)
+
+
+def diverge(trial):
+    """Learning rates near 1 (with lsgan): every trial but the paper's baseline diverges.
+    At module level: Tune pickles the searcher, and with it the space function."""
+    return {"lr_g": trial.suggest_float("lr_g", 0.9, 1.0), "lr_d": trial.suggest_float("lr_d", 0.9, 1.0)}
+
+
+def test_diverging_trial_is_recorded_not_raised(ray_session, tmp_path):
+    register_space("diverge", diverge)
+    exp = search(tmp_path, "diverge", "--space", "diverge", "--trials", "2", "--steps", "50",
+                 "--set", "eval_every=25", "--set", "loss=lsgan", "--set", "beta1=0")
+    trials = trials_of(exp)
+    baseline = next(t for t in trials.values() if t["params"]["lr_g"] == 2e-4)
+    (diverged,) = [t for t in trials.values() if t["params"]["lr_g"] >= 0.9]
+    assert diverged["status"]["status"] == "diverged"
+    assert diverged["results"][-1]["status"] == "diverged" and diverged["results"][-1]["fid"] is None
+    assert baseline["status"]["status"] == "completed"
+    import optuna
+
+    study = optuna.load_study(study_name="diverge", storage=f"sqlite:///{exp / 'optuna.db'}")
+    states = {t.params["lr_g"] >= 0.9: t.state for t in study.trials}
+    assert states[True] == optuna.trial.TrialState.FAIL
+
+
+def test_two_ddp_workers_in_a_trial(ray_session, tmp_path):
+    exp = search(tmp_path, "ddp", "--space", "smoke", "--trials", "1", "--steps", "20", "--set", "eval_every=10",
+                 "--workers-per-trial", "2", "--scheduler", "fifo")
+    (trial,) = trials_of(exp).values()
+    assert trial["status"]["status"] == "completed" and trial["status"]["step"] == 20
+    assert [r["step"] for r in trial["results"]] == [10, 20]
+    assert json.loads((exp / "experiment.json").read_text())["workers_per_trial"] == 2
+
+
+def test_search_train_with_two_workers(ray_session, tmp_path):
+    config = tmp_path / "best_config.json"
+    config.write_text(json.dumps({"config": TrainConfig(image_size=8, ngf=8, ndf=8, eval_samples=200, batch_size=32,
+                                                        steps=400, eval_every=10).to_dict(), "fid": 1.0}))
+    assert search_train.main(["--config", str(config), "--steps", "20", "--workers", "2",
+                              "--storage", str(tmp_path / "runs"), "--name", "long"]) == 0
+    final = json.loads((tmp_path / "runs" / "long" / "final_metrics.json").read_text())
+    assert final["metrics"]["step"] == 20 and final["metrics"]["status"] == "completed"
+    assert final["workers"] == 2 and final["checkpoint"]
+
+
+def test_resume_after_the_driver_is_killed(ray_session, tmp_path):
+    """SIGKILL a search's driver once a trial finished; --resume completes it, and no finished
+    trial runs again. The killed driver joined this session's Ray: one Ray instance only."""
+    args = ["--space", "smoke", "--trials", "3", "--steps", "30", "--set", "eval_every=10", "--concurrency", "1",
+            "--scheduler", "fifo", "--storage", str(tmp_path), "--name", "resumed", *TINY]
+    address = ray_session.get_runtime_context().gcs_address
+    env = {**os.environ, "RAY_ADDRESS": address}
+    driver = subprocess.Popen([sys.executable, "-m", "search.run", *args], env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    exp = tmp_path / "resumed"
+    try:
+        deadline = time.time() + 300
+        while time.time() < deadline and not _finished(exp):
+            time.sleep(1)
+        assert _finished(exp), "no trial finished within 5 minutes"
+        time.sleep(3)  # let Tune save its experiment state after the trial ended
+    finally:
+        os.killpg(driver.pid, signal.SIGKILL)
+        driver.wait()
+    before = {tid: t for tid, t in trials_of(exp).items() if t["status"]["status"] == "completed"}
+    assert before
+
+    assert search_run.main([*args, "--resume"]) == 0
+    after = trials_of(exp)
+    assert len(after) == 3 and all(t["status"]["status"] == "completed" for t in after.values())
+    for tid, t in before.items():
+        assert after[tid]["results"] == t["results"]  # not re-run: no new rows, same times
+    info = json.loads((exp / "experiment.json").read_text())
+    assert info["finished_at"] is not None
+
+
+def _finished(exp: Path) -> bool:
+    for status in exp.glob("trials/*/status.json"):
+        try:
+            if json.loads(status.read_text())["status"] == "completed":
+                return True
+        except (json.JSONDecodeError, OSError):
+            pass
+    return False
