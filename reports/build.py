@@ -34,7 +34,6 @@ def require_results(experiment: Experiment) -> None:
 def report_body(experiment: Experiment, ranking: Ranking) -> list[str]:
     """The report's sections, top to bottom, as HTML fragments."""
     nav = "<nav>" + "".join(f'<a href="#{a}">{t}</a>' for a, t in SECTIONS) + "</nav>"
-    params = _get_params_info(ranking)
     importance = _get_importance_info(experiment)
     curves = _get_fid_curves_info(ranking, experiment.meta.get("steps"))
     diagnostics = _get_diagnostics_info(ranking)
@@ -46,11 +45,7 @@ def report_body(experiment: Experiment, ranking: Ranking) -> list[str]:
         html.section("curves", "FID vs steps",
                      html.figure_div(figures.fid_curves_figure(curves), "fig-fid-curves") if curves.curves
                      else '<p class="note">No FID yet.</p>'),
-        html.section("params", "Hyperparameters", *(
-            [html.figure_div(figures.parallel_coordinates_figure(_get_params_info(ranking, include_collapsed=False)),
-                             "fig-parallel"),
-             html.figure_div(figures.param_views_figure(params), "fig-param-views")] if params.axes and params.fids
-            else ['<p class="note">No trial with a comparable FID has sampled hyperparameters yet.</p>'])),
+        html.section("params", "Hyperparameters", *_params_parts(ranking)),
         html.section("importance", "Hyperparameter importance", html.importance_note_html(importance),
                      *([html.figure_div(figures.importance_figure(importance), "fig-importance")]
                        if importance.importances else [])),
@@ -59,6 +54,16 @@ def report_body(experiment: Experiment, ranking: Ranking) -> list[str]:
                      else '<p class="note">No diagnostics yet.</p>'),
         html.section("reuse", "Reuse the winner", html.reuse_html(_get_reuse_info(experiment, ranking))),
     ]
+
+
+def _params_parts(ranking: Ranking) -> list[str]:
+    views = _get_params_info(ranking)
+    if not (views.axes and views.fids):
+        return ['<p class="note">No trial with a comparable FID has sampled hyperparameters yet.</p>']
+    lines = _get_params_info(ranking, include_collapsed=False)
+    parallel = (html.figure_div(figures.parallel_coordinates_figure(lines), "fig-parallel") if lines.fids
+                else '<p class="note">Every trial with a FID collapsed: no parallel coordinates.</p>')
+    return [parallel, html.figure_div(figures.param_views_figure(views), "fig-param-views")]
 
 
 def build_report(experiment: Experiment) -> str:

@@ -30,7 +30,7 @@ def build_comparison(where_a: str, where_b: str) -> str:
     headers = [_get_header_info(e) for e in experiments]
     columns = "".join(
         f"<div><h2>{escape(label)}</h2>{html.unfinished_banner() if not header.finished else ''}"
-        f"{html.facts_html(header)}{html.best_html(ranking)}</div>"
+        f"{html.facts_html(header, ranking)}{html.best_html(ranking)}</div>"
         for label, header, ranking in zip(info.labels, headers, rankings))
     series = [(label, fids) for label, fids in zip(info.labels, info.fids)]
     body = [

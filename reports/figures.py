@@ -43,7 +43,7 @@ def fid_curves_figure(info: FidCurvesInfo) -> go.Figure:
                                      marker=dict(symbol=symbol, size=11, color="#555")))
     if info.steps_target:
         fig.add_vline(x=info.steps_target, line=dict(color="#999", dash="dash"),
-                      annotation_text="steps", annotation_position="top left")
+                      annotation_text="target steps", annotation_position="top left")
     fig.update_layout(template=TEMPLATE, height=480, xaxis_title="generator step", yaxis_title="FID (lower is better)",
                       title="FID vs steps (dotted: collapsed; markers: where a trial stopped)",
                       legend=dict(font=dict(size=10)))

@@ -73,8 +73,9 @@ def figure_div(fig: go.Figure, div_id: str) -> str:
     return fig.to_html(full_html=False, include_plotlyjs=False, div_id=div_id, config=PLOT_CONFIG)
 
 
-def facts_html(info: HeaderInfo) -> str:
+def facts_html(info: HeaderInfo, ranking: Ranking) -> str:
     """The experiment's facts: data, how FID was measured, trials, time, versions."""
+    protocol, source = ranking.protocol, ranking.protocol_source
     counts = info.status_counts
     done = ", ".join(f"{counts.get(k, 0)} {label}" for k, label in
                      (("completed", "completed"), ("stopped", "stopped early"), ("diverged", "diverged"),
@@ -84,7 +85,8 @@ def facts_html(info: HeaderInfo) -> str:
         f"still running (started {format_timestamp(info.started_at)})"
     facts = [
         ("dataset", f"{info.dataset} ({info.image_size}×{info.image_size})"),
-        ("FIDs measured with", f"{info.extractor}, {info.eval_samples} samples, reference {info.reference}"),
+        ("FIDs measured with", f"{protocol.extractor}, {protocol.n} samples, reference {protocol.reference}"
+                               + ("" if source == "experiment.json" else f" (from {source})")),
         ("search space", f"{info.space} · scheduler {info.scheduler}"),
         ("trials", f"{sum(counts.values())} of {info.trials_requested} requested: {done}"
                    + (f" ({others})" if others else "")),
@@ -102,7 +104,7 @@ def header_html(info: HeaderInfo, ranking: Ranking) -> str:
            '<p class="sub">Report on the experiment directory; trials ranked by FID (lower is better).</p>']
     if not info.finished:
         out.append(unfinished_banner())
-    out += [facts_html(info), best_html(ranking)]
+    out += [facts_html(info, ranking), best_html(ranking)]
     return "\n".join(out)
 
 
@@ -186,7 +188,8 @@ def importance_note_html(info: ImportanceInfo) -> str:
 def reuse_html(info: ReuseInfo) -> str:
     if not info.commands:
         return f'<p class="note">{escape(info.note)}</p>'
-    return (f"<p>Winner: <b>{escape(info.best_trial_id or '')}</b>. {escape(info.note)}</p>"
+    winner = info.best_trial_id or info.best_config_trial_id or ""
+    return (f"<p>Winner: <b>{escape(winner)}</b>. {escape(info.note)}</p>"
             "<p>Long DDP run on the cluster:</p>" f"<pre>{escape(info.commands[0])}</pre>"
             "<p>On one device:</p>" f"<pre>{escape(info.commands[1])}</pre>")
 

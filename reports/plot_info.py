@@ -256,7 +256,8 @@ def _get_diagnostics_info(ranking: Ranking, top_k: int = TOP_K) -> DiagnosticsIn
 
 
 class ReuseInfo(NamedTuple):
-    best_trial_id: str | None
+    best_trial_id: str | None  # the report's best
+    best_config_trial_id: str | None  # whom best_config.json holds (search.run's pick), if written
     config_path: str | None  # best_config.json, or the best trial's config.json while running
     commands: list[str]
     note: str
@@ -265,18 +266,27 @@ class ReuseInfo(NamedTuple):
 def _get_reuse_info(experiment: Experiment, ranking: Ranking) -> ReuseInfo:
     root = experiment.location.display if "://" in experiment.location.display else experiment.location.path
     best = ranking.best
+    written = experiment.best_config.get("trial_id") if experiment.best_config else None
     if experiment.best_config is not None:
         path = posixpath.join(root, "best_config.json")
         note = "best_config.json holds the winner's full TrainConfig, so the run repeats it exactly."
+        if best is None:
+            note = (f"best_config.json holds trial {written or '(unnamed)'}, search.run's pick, but this report "
+                    "has no winner: no trial has a comparable, non-collapsed FID. Reuse it knowingly.")
+        elif written is not None and written != best.trial_id:
+            # search.run picks its winner by its own rule; say so rather than silently disagree.
+            note = (f"best_config.json holds trial {written}, search.run's pick; this report ranks "
+                    f"{best.trial_id} first. To train {best.trial_id} instead, pass --config "
+                    f"{posixpath.join(root, 'trials', best.trial_id, 'config.json')}.")
     elif best is not None:
         path = posixpath.join(root, "trials", best.trial_id, "config.json")
         note = ("The search has not written best_config.json yet (it does at the end); until then "
                 "these commands use the current best trial's config.json.")
     else:
-        return ReuseInfo(None, None, [], "No trial has a comparable, non-collapsed FID yet: nothing to reuse.")
+        return ReuseInfo(None, None, None, [], "No trial has a comparable, non-collapsed FID yet: nothing to reuse.")
     commands = [f"python -m search.train --config {path} --steps 50000 --workers 8",
                 f"python -m dcgan.train --config {path}"]
-    return ReuseInfo(best.trial_id if best else None, path, commands, note)
+    return ReuseInfo(best.trial_id if best else None, written, path, commands, note)
 
 
 def format_duration(seconds: float | None) -> str:

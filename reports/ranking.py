@@ -16,6 +16,7 @@ The rules, in the order a reader of the leaderboard meets them:
 from __future__ import annotations
 
 import math
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -64,6 +65,7 @@ class RankedTrial:
 class Ranking:
     experiment_name: str
     protocol: FidProtocol
+    protocol_source: str  # "experiment.json", or how it was inferred while the search runs
     leaderboard: list[RankedTrial]  # ranked, then collapsed, then diverged
     unranked: list[RankedTrial]  # no comparable FID yet, or one measured another way
     best: RankedTrial | None  # first of the ranked group: never collapsed, never diverged
@@ -85,15 +87,31 @@ class Ranking:
         return [t for t in self.leaderboard if t.fid is not None]
 
 
-def experiment_protocol(experiment: Experiment) -> FidProtocol:
+def experiment_protocol(experiment: Experiment) -> tuple[FidProtocol, str]:
+    """The protocol FIDs are ranked under, and where it came from.
+
+    experiment.json's fields are authoritative. search.run writes them as null until the end
+    of the search (they are "filled from the first FID"), so a null field is taken from the
+    trials' last evaluations: the most common value among those that agree with the fields
+    experiment.json does set.
+    """
     meta = experiment.meta
     n = meta.get("eval_samples")
-    return FidProtocol(meta.get("extractor"), int(n) if n is not None else None, meta.get("reference"))
+    declared = FidProtocol(meta.get("extractor"), int(n) if n is not None else None, meta.get("reference"))
+    if None not in declared:
+        return declared, "experiment.json"
+    seen = Counter(_protocol_of(t.evaluations[-1]) for t in experiment.trials if t.evaluations
+                   and all(d is None or d == o for d, o in zip(declared, _protocol_of(t.evaluations[-1]))))
+    if not seen:
+        return declared, "experiment.json"
+    common = seen.most_common(1)[0][0]  # Counter keeps first-seen order on ties: trial ids are sorted
+    filled = FidProtocol(*(d if d is not None else c for d, c in zip(declared, common)))
+    return filled, "the trials' last evaluations (experiment.json does not record it yet)"
 
 
 def rank_trials(experiment: Experiment) -> Ranking:
     """Place every trial (see the module docstring for the rules)."""
-    protocol = experiment_protocol(experiment)
+    protocol, protocol_source = experiment_protocol(experiment)
     baseline_id = _baseline_trial_id(experiment)
     rows = [_summarise(t, protocol, t.trial_id == baseline_id, experiment) for t in experiment.trials]
 
@@ -108,7 +126,7 @@ def rank_trials(experiment: Experiment) -> Ranking:
     baseline = next((r for r in board + unranked if r.is_baseline), None)
     gain, note = _gain(best, baseline)
     names = sorted({k for t in experiment.trials for k in t.params})
-    return Ranking(experiment.name, protocol, board, unranked, best, baseline, gain, note, names)
+    return Ranking(experiment.name, protocol, protocol_source, board, unranked, best, baseline, gain, note, names)
 
 
 def _summarise(trial: Trial, protocol: FidProtocol, is_baseline: bool,

@@ -136,3 +136,14 @@ def test_no_side_effects_at_import():
     code = "import reports.build, reports.compare"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0 and result.stdout == "" and result.stderr == ""
+
+
+def test_all_collapsed_experiment_builds_with_no_winner(synthetic, tmp_path):
+    exp = synthetic.write_experiment(tmp_path, [
+        synthetic.TrialSpec("c1", dict(synthetic.BASELINE_PARAMS), [20.0], collapse=["collapsed"]),
+        synthetic.TrialSpec("c2", {"lr_g": 1e-3, "lr_d": 1e-3, "d_steps_per_g": 2}, [10.0], collapse=["collapsed"]),
+    ], optuna_db=False)
+    assert build.main([str(exp)]) == 0
+    text = (exp / "report.html").read_text()
+    assert "No winner yet" in text and "Every trial with a FID collapsed" in text
+    assert "this report has no winner" in text  # best_config.json (search.run's pick) is flagged

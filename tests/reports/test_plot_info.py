@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 
 import pytest
@@ -152,3 +153,29 @@ def test_params_info_can_leave_collapsed_trials_out(loaded):
     _, ranking = loaded
     info = _get_params_info(ranking, include_collapsed=False)
     assert "t002_collapsed" not in info.trial_ids and COLLAPSED not in info.groups
+
+
+def test_reuse_says_when_best_config_holds_another_trial(synthetic, tmp_path):
+    exp = synthetic.write_experiment(tmp_path, synthetic.default_trials(), optuna_db=False)
+    # search.run's own rule picked the collapsed trial (lowest raw FID); the report does not.
+    assert json.loads((exp / "best_config.json").read_text())["trial_id"] == "t002_collapsed"
+    experiment = load_experiment(str(exp))
+    info = _get_reuse_info(experiment, rank_trials(experiment))
+    assert info.best_trial_id == "t001_best" and info.best_config_trial_id == "t002_collapsed"
+    assert f"{exp}/trials/t001_best/config.json" in info.note
+    assert info.config_path == f"{exp}/best_config.json"
+
+
+def test_protocol_is_taken_from_the_trials_while_experiment_json_has_nulls(synthetic, tmp_path):
+    # search.run writes extractor and reference as null until the search ends.
+    exp = synthetic.write_experiment(tmp_path, [
+        synthetic.TrialSpec("a", {"lr_g": 1e-4}, [40.0]), synthetic.TrialSpec("b", {"lr_g": 2e-4}, [30.0]),
+        synthetic.TrialSpec("odd", {"lr_g": 3e-4}, [5.0], protocol=("inception-v3", 2000, "digits/train")),
+    ], finished=False, optuna_db=False)
+    meta = json.loads((exp / "experiment.json").read_text())
+    meta.update(extractor=None, reference=None)
+    (exp / "experiment.json").write_text(json.dumps(meta))
+    ranking = rank_trials(load_experiment(str(exp)))
+    assert ranking.protocol == ("digits-classifier", 2000, "digits/train")
+    assert "experiment.json does not record it yet" in ranking.protocol_source
+    assert [r.trial_id for r in ranking.leaderboard] == ["b", "a"] and ranking.unranked[0].trial_id == "odd"
