@@ -1,0 +1,59 @@
+import json
+import subprocess
+import sys
+
+import pytest
+
+from dcgan.config import TrainConfig
+from dcgan.train import main
+
+
+def _bad_inputs(tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    unknown = tmp_path / "unknown.json"
+    unknown.write_text(json.dumps({"lr_gen": 1e-3}))
+    return {
+        "missing config file": ["--config", str(tmp_path / "nope.json")],
+        "unknown key": ["--config", str(unknown)],
+        "missing dataset path": ["--set", "dataset=folder:/no/such/folder"],
+        "image size 100": ["--set", "image_size=100"],
+        "folder with no images": ["--set", f"dataset=folder:{empty}"],
+    }
+
+
+@pytest.mark.parametrize("case", ["missing config file", "unknown key", "missing dataset path", "image size 100",
+                                  "folder with no images"])
+def test_bad_input_one_line_exit_2_nothing_written(tmp_path, capsys, case):
+    out = tmp_path / "run"
+    assert main(_bad_inputs(tmp_path)[case] + ["--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and "\n" not in err
+    assert not out.exists()
+
+
+def test_cli_trains_writes_and_resumes(tmp_path):
+    out = tmp_path / "run"
+    args = ["--set", "image_size=8", "--set", "ngf=8", "--set", "ndf=8", "--set", "steps=20", "--set", "eval_every=10",
+            "--set", "batch_size=16", "--no-eval", "--out", str(out)]
+    assert main(args) == 0
+    assert TrainConfig.from_json(out / "config.json").steps == 20
+    assert (out / "samples" / "step_0000020.png").exists() and (out / "metrics.jsonl").exists()
+    assert json.loads((out / "status.json").read_text()) == {"status": "completed", "step": 20}
+    # the same command again finds the finished run and resumes from it: nothing to do, same files
+    assert main(args) == 0
+    assert len((out / "metrics.jsonl").read_text().splitlines()) == 2
+
+
+def test_a_different_config_in_an_existing_run_is_refused(tmp_path, capsys):
+    out = tmp_path / "run"
+    base = ["--set", "image_size=8", "--set", "ngf=8", "--set", "ndf=8", "--set", "steps=10", "--no-eval", "--out", str(out)]
+    assert main(base) == 0
+    assert main(base + ["--set", "lr_g=1e-3"]) == 2
+    assert "different config" in capsys.readouterr().err
+
+
+def test_module_entry_point(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "dcgan.train", "--set", "image_size=300", "--out", str(tmp_path / "x")],
+                       capture_output=True, text=True)
+    assert r.returncode == 2 and r.stderr.strip().count("\n") == 0 and "image_size" in r.stderr
