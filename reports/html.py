@@ -85,7 +85,8 @@ def facts_html(info: HeaderInfo, ranking: Ranking) -> str:
         f"still running (started {format_timestamp(info.started_at)})"
     facts = [
         ("dataset", f"{info.dataset} ({info.image_size}×{info.image_size})"),
-        ("FIDs measured with", f"{protocol.extractor}, {protocol.n} samples, reference {protocol.reference}"
+        ("FIDs measured with", f"{protocol.extractor or 'extractor not recorded'}, {protocol.n} samples, "
+                               f"reference {protocol.reference or 'not recorded'}"
                                + ("" if source == "experiment.json" else f" (from {source})")),
         ("search space", f"{info.space} · scheduler {info.scheduler}"),
         ("trials", f"{sum(counts.values())} of {info.trials_requested} requested: {done}"
@@ -116,7 +117,7 @@ def unfinished_banner() -> str:
 def best_html(ranking: Ranking) -> str:
     best, baseline, gain = ranking.best, ranking.baseline, ranking.gain_over_baseline_pct
     if best is None:
-        return f'<div class="best">No winner yet: {escape(ranking.gain_note)}.</div>'
+        return f'<div class="banner">No winner yet: {escape(ranking.gain_note)}.</div>'
     if gain is None:
         versus = f'<span class="note">({escape(ranking.gain_note)})</span>'
     elif best.trial_id == baseline.trial_id:
@@ -149,6 +150,9 @@ def leaderboard_html(ranking: Ranking, table_id: str = "leaderboard") -> str:
         cells += [_l(r.collapse or "–")] + [_num(r.diagnostics.get(k)) for k in diag]
         rows.append(f'<tr class="{classes}" data-trial="{escape(r.trial_id)}">'
                     + "".join(c if c.startswith("<td") else f"<td>{c}</td>" for c in cells) + "</tr>")
+    if not rows:
+        return ('<p class="note">No trial has a FID measured the experiment\'s way yet, so nothing is ranked; '
+                "the trials are listed below.</p>" + unranked_html(ranking))
     table = (f'<div class="scroll"><table id="{table_id}"><thead><tr>'
              + "".join(f"<th>{escape(h)}</th>" for h in head) + "</tr></thead><tbody>"
              + "\n".join(rows) + "</tbody></table></div>")

@@ -85,8 +85,10 @@ class SampleGridsInfo(NamedTuple):
 
 
 def _get_sample_grids_info(experiment: Experiment, ranking: Ranking, top_k: int = TOP_K) -> SampleGridsInfo:
-    """The latest grid of the top trials (never collapsed ones: they are not winners) and the baseline."""
-    chosen = ranking.ranked[:top_k]
+    """The latest grid of the top trials (never collapsed ones: they are not winners) and the baseline.
+    With nothing ranked yet, the first trials that have grids, so there is still something to look at."""
+    chosen = ranking.ranked[:top_k] or [r for r in ranking.trials if r.group != COLLAPSED
+                                        and experiment.trial(r.trial_id).sample_paths][:top_k]
     if ranking.baseline is not None and ranking.baseline not in chosen:
         chosen = chosen + [ranking.baseline]
     grids, missing = [], []

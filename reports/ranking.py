@@ -36,7 +36,10 @@ class FidProtocol(NamedTuple):
     reference: str | None
 
     def describe(self) -> str:
-        return f"{self.extractor}, n={self.n}, reference {self.reference}"
+        def say(value: object) -> str:
+            return "unknown" if value is None else str(value)
+
+        return f"{say(self.extractor)}, n={say(self.n)}, reference {say(self.reference)}"
 
 
 @dataclass(frozen=True)
@@ -160,8 +163,8 @@ def _place(trial: Trial, last: dict[str, Any] | None,
     """(group, ranked FID, marks, notes) of one trial from its last evaluation and its status."""
     marks: list[str] = []
     notes: list[str] = []
-    diverged = trial.status == "diverged" or (last is not None and (last.get("status") == "diverged"
-                                                                    or last.get("fid") is None))
+    # The status words say "diverged"; a null FID alone may only mean no extractor was available.
+    diverged = trial.status == "diverged" or (last is not None and last.get("status") == "diverged")
     if diverged:
         group, fid = DIVERGED, None
         marks.append("diverged")
@@ -169,6 +172,10 @@ def _place(trial: Trial, last: dict[str, Any] | None,
     elif last is None:
         group, fid = UNRANKED, None
         notes.append("no evaluation yet")
+    elif last.get("fid") is None:
+        group, fid = UNRANKED, None
+        marks.append("no FID")
+        notes.append("its last evaluation has no FID (was a feature extractor available?)")
     elif _protocol_of(last) != protocol:
         group, fid = UNRANKED, None
         marks.append("other FID")

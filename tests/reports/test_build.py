@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 
 import pytest
@@ -147,3 +148,13 @@ def test_all_collapsed_experiment_builds_with_no_winner(synthetic, tmp_path):
     text = (exp / "report.html").read_text()
     assert "No winner yet" in text and "Every trial with a FID collapsed" in text
     assert "this report has no winner" in text  # best_config.json (search.run's pick) is flagged
+
+
+def test_experiment_without_any_fid_builds_and_lists_trials(synthetic, tmp_path):
+    # A real smoke search without a feature extractor: evaluations whose "fid" is null.
+    exp = synthetic.write_experiment(tmp_path, [synthetic.TrialSpec("a", {"lr_g": 1e-4}, [50.0])], optuna_db=False)
+    results = exp / "trials" / "a" / "results.jsonl"
+    results.write_text(json.dumps({"step": 200, "status": "completed", "fid": None, "time_s": 3.0}) + "\n")
+    assert build.main([str(exp)]) == 0
+    text = (exp / "report.html").read_text()
+    assert "nothing is ranked" in text and "Not ranked (1)" in text and "data:image/png" in text

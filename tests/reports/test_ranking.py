@@ -142,3 +142,18 @@ def test_failed_trial_shows_its_error(synthetic, tmp_path):
     ranking = rank_trials(load_experiment(str(exp)))
     boom = ranking.unranked[0]
     assert boom.trial_id == "boom" and "failed" in boom.marks and "CUDA out of memory" in boom.notes
+
+
+def test_null_fid_without_divergence_is_unranked_not_diverged(synthetic, tmp_path):
+    # Seen in a real smoke search: no feature extractor, so every row has "fid": null.
+    exp = synthetic.write_experiment(tmp_path, [synthetic.TrialSpec("ok", {"lr_g": 1e-4}, [50.0]),
+                                                synthetic.TrialSpec("nofid", {"lr_g": 2e-4}, [40.0])],
+                                     optuna_db=False)
+    results = exp / "trials" / "nofid" / "results.jsonl"
+    rows = [{"step": r["step"], "status": r["status"], "d_loss": 1.0, "g_loss": 0.6, "fid": None, "time_s": 3.0}
+            for r in map(json.loads, results.read_text().splitlines())]
+    results.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    ranking = rank_trials(load_experiment(str(exp)))
+    assert [r.trial_id for r in ranking.leaderboard] == ["ok"]
+    nofid = ranking.unranked[0]
+    assert nofid.trial_id == "nofid" and "no FID" in nofid.marks and "diverged" not in nofid.marks
