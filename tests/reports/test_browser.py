@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from reports import build
+from reports import build, compare
 
 CHROMIUM = next((shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome") if shutil.which(n)), None)
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed "
@@ -52,20 +52,33 @@ def report(experiment_dir, tmp_path_factory) -> Path:
     return out
 
 
-def test_every_plot_renders_without_javascript_errors(report, tmp_path):
-    text = report.read_text()
+def _probe(page: Path, tmp_path: Path) -> tuple[dict, list[str]]:
+    """Open a copy of `page` with the probe spliced in; (what the probe saw, the plot div ids in the page)."""
+    text = page.read_text()
     probed = tmp_path / "probed.html"
     probed.write_text(text.replace("<head>", "<head>" + PROBE_HEAD, 1).replace("</body>", PROBE_TAIL + "</body>", 1))
     result = _chromium("--dump-dom", probed.as_uri(), profile=tmp_path / "profile")
     match = re.search(r'<pre id="probe" style="display: none;">(.*?)</pre>', result.stdout, re.S)
     assert match, f"the probe never ran; chromium said: {result.stderr[-2000:]}"
-    probe = json.loads(match.group(1).replace("&quot;", '"').replace("&amp;", "&").replace("&lt;", "<")
-                       .replace("&gt;", ">"))
+    probe = json.loads(match.group(1).replace("&quot;", '"').replace("&lt;", "<").replace("&gt;", ">")
+                       .replace("&amp;", "&"))
+    return probe, re.findall(r'<div id="(fig-[\w-]+)" class="plotly-graph-div"', text)
+
+
+def test_every_plot_renders_without_javascript_errors(report, tmp_path):
+    probe, expected = _probe(report, tmp_path)
     assert probe["errors"] == []
     assert probe["plotly"] == "object"
-    expected = re.findall(r'<div id="(fig-[\w-]+)" class="plotly-graph-div"', text)
     assert probe["plots"] == len(expected) >= 5
     assert sorted(probe["drawn"]) == sorted(expected)
+
+
+def test_comparison_renders_without_javascript_errors(experiment_dir, synthetic, tmp_path):
+    other = synthetic.write_experiment(tmp_path, synthetic.many_trials(5), name="betas-1", optuna_db=False)
+    page = tmp_path / "compare.html"
+    assert compare.main([str(experiment_dir), str(other), "-o", str(page)]) == 0
+    probe, expected = _probe(page, tmp_path)
+    assert probe["errors"] == [] and probe["drawn"] == expected == ["fig-fid-distributions"]
 
 
 def test_screenshot_is_not_blank(report, tmp_path):
