@@ -214,3 +214,13 @@ def synthetic() -> SimpleNamespace:
     when tests/search/ (or any other folder) has one too."""
     return SimpleNamespace(write_experiment=write_experiment, TrialSpec=TrialSpec, many_trials=many_trials,
                            default_trials=default_trials, BASELINE_PARAMS=BASELINE_PARAMS)
+
+
+@pytest.fixture(scope="session")
+def built_report_path(experiment_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The default experiment's report, built once per session through the CLI."""
+    from reports import build
+
+    out = tmp_path_factory.mktemp("report") / "report.html"
+    assert build.main([str(experiment_dir), "-o", str(out)]) == 0
+    return out

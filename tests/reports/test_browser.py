@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from reports import build, compare
+from reports import compare
 
 CHROMIUM = next((shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome") if shutil.which(n)), None)
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed "
@@ -46,10 +46,8 @@ def _chromium(*args: str, profile: Path) -> subprocess.CompletedProcess:
 
 
 @pytest.fixture(scope="module")
-def report(experiment_dir, tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("browser") / "report.html"
-    assert build.main([str(experiment_dir), "-o", str(out)]) == 0
-    return out
+def report(built_report_path) -> Path:
+    return built_report_path
 
 
 def _probe(page: Path, tmp_path: Path) -> tuple[dict, list[str]]:

@@ -13,10 +13,8 @@ MAX_REPORT_BYTES = 10_000_000
 
 
 @pytest.fixture(scope="module")
-def built_report(experiment_dir, tmp_path_factory):
-    out = tmp_path_factory.mktemp("report") / "report.html"
-    assert build.main([str(experiment_dir), "-o", str(out)]) == 0
-    return out.read_text()
+def built_report(built_report_path):
+    return built_report_path.read_text()
 
 
 def test_report_is_one_self_contained_file(built_report):
