@@ -379,7 +379,8 @@ def train(cfg: TrainConfig, out_dir: Optional[str | Path] = None, *, report: Opt
     out = Path(out_dir) if (out_dir is not None and rank == 0) else None
     if resume_from is not None:
         ckpt = Path(resume_from)
-        ckpt = latest_checkpoint(ckpt) or ckpt if not (ckpt / "state.pt").exists() else ckpt
+        if not (ckpt / "state.pt").exists():  # a run folder: its latest checkpoint
+            ckpt = latest_checkpoint(ckpt) or ckpt
         if (ckpt / "state.pt").exists():
             load_checkpoint(gan, ckpt, rank)
             log(f"resumed from {ckpt} at step {gan.step}")
@@ -389,7 +390,8 @@ def train(cfg: TrainConfig, out_dir: Optional[str | Path] = None, *, report: Opt
         _truncate_metrics(out / "metrics.jsonl", gan.step)
     grid_z = _fixed_grid_noise(cfg)
     bad = torch.zeros((), device=gan.device, dtype=torch.bool)
-    status, metrics, t0, step0 = "running", {}, time.perf_counter(), gan.step
+    status = "completed" if gan.step >= cfg.steps else "running"  # a finished run resumed: nothing to do
+    metrics, t0, step0 = {}, time.perf_counter(), gan.step
     while gan.step < cfg.steps:
         bad |= train_step(gan)
         if gan.step % CHECK_EVERY == 0 or gan.step % cfg.eval_every == 0 or gan.step == cfg.steps:

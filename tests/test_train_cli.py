@@ -43,6 +43,7 @@ def test_cli_trains_writes_and_resumes(tmp_path):
     # the same command again finds the finished run and resumes from it: nothing to do, same files
     assert main(args) == 0
     assert len((out / "metrics.jsonl").read_text().splitlines()) == 2
+    assert json.loads((out / "status.json").read_text()) == {"status": "completed", "step": 20}
 
 
 def test_a_different_config_in_an_existing_run_is_refused(tmp_path, capsys):
