@@ -109,7 +109,7 @@ def experiment_protocol(experiment: Experiment) -> tuple[FidProtocol, str]:
         return declared, "experiment.json"
     common = seen.most_common(1)[0][0]  # Counter keeps first-seen order on ties: trial ids are sorted
     filled = FidProtocol(*(d if d is not None else c for d, c in zip(declared, common)))
-    return filled, "the trials' last evaluations (experiment.json does not record it yet)"
+    return filled, "the trials' last evaluations; experiment.json does not record it yet"
 
 
 def rank_trials(experiment: Experiment) -> Ranking:
