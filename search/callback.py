@@ -66,6 +66,8 @@ class ExperimentWriter(Callback):
         params = dict(trial.config)
         exp.write_json(params, "trials", tid, "params.json")
         exp.write_text(TrainConfig.from_dict({**self.fixed, **params}).to_json(), "trials", tid, "config.json")
+        if not exp.exists("trials", tid, "results.jsonl"):  # readers find every file from the start
+            exp.write_text("", "trials", tid, "results.jsonl")
         exp.write_status(tid, "running", self._last_step.get(tid, 0))
         if _same_params(params, self.baseline_params):
             info = exp.read_json("experiment.json")
@@ -87,7 +89,10 @@ class ExperimentWriter(Callback):
             exp.write_status(tid, "running", row["step"])
 
     def on_trial_complete(self, iteration, trials, trial, **info) -> None:
-        last = trial.last_result or {}
+        # The trial's own rows, not only Tune's last_result: a trial restored by --resume from an
+        # older experiment state can end with no new result, and a stale last_result.
+        rows = self.experiment.read_jsonl("trials", trial.trial_id, "results.jsonl")
+        last = max([trial.last_result or {}, *rows], key=lambda r: int(r.get("step", 0)))
         step = int(last.get("step", self._last_step.get(trial.trial_id, 0)))
         self.experiment.write_status(trial.trial_id, final_status(last, self.steps), step)
         self._sync_optuna_db()

@@ -13,6 +13,7 @@ the winner, which `python -m search.train --config .../best_config.json` trains 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import os
 import platform
@@ -316,6 +317,11 @@ def finish(plan: Plan, info: dict[str, Any], t0: float) -> int:
     from search.summary import best_config_json, format_table, ranked_trials
 
     exp = plan.experiment
+    for tid in exp.trial_ids():  # a trial started just before a driver was killed, and not restored
+        status = exp.load_trial(tid)["status"]
+        if status["status"] in ("pending", "running"):
+            exp.write_status(tid, "failed", status["step"], "lost: the search driver stopped before this "
+                             "trial ended, and Tune's saved state did not include it")
     trials = [exp.load_trial(t) for t in exp.trial_ids()]
     ranked = ranked_trials(exp, plan.steps)
     info = exp.read_json("experiment.json")  # the callback may have set baseline_trial_id
@@ -348,6 +354,20 @@ def _now() -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
 
 
+@contextlib.contextmanager
+def _environ(**values: str):
+    previous = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in previous.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
 def run_search(plan: Plan) -> int:
     import ray
 
@@ -361,15 +381,10 @@ def run_search(plan: Plan) -> int:
             info = experiment_info(plan, concurrency, _now())
         plan.experiment.write_json(info, "experiment.json")
         tuner = build_tuner(plan, concurrency)
-        previous = os.environ.get("RAY_AIR_NEW_OUTPUT")
-        os.environ["RAY_AIR_NEW_OUTPUT"] = "0"  # the classic table, which shows FID and collapse
-        try:
+        # The classic table (it shows FID and collapse), and Tune's own state saved every second
+        # (default: every 10 s or more), so a killed driver loses little and --resume repeats little.
+        with _environ(RAY_AIR_NEW_OUTPUT="0", TUNE_GLOBAL_CHECKPOINT_S=os.environ.get("TUNE_GLOBAL_CHECKPOINT_S", "1")):
             tuner.fit()
-        finally:
-            if previous is None:
-                os.environ.pop("RAY_AIR_NEW_OUTPUT", None)
-            else:
-                os.environ["RAY_AIR_NEW_OUTPUT"] = previous
         return finish(plan, info, t0)
     finally:
         if started_ray:
