@@ -12,6 +12,7 @@ import re
 import shutil
 import subprocess
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 
@@ -45,47 +46,53 @@ def _chromium(*args: str, profile: Path) -> subprocess.CompletedProcess:
     return subprocess.run(command, capture_output=True, text=True, timeout=120)
 
 
-@pytest.fixture(scope="module")
-def report(built_report_path) -> Path:
-    return built_report_path
+class Opened(NamedTuple):
+    probe: dict  # what the probe saw: errors, plots, drawn (ids), plotly
+    plot_ids: list[str]  # the plot divs the page holds
+    screenshot: Path
 
 
-def _probe(page: Path, tmp_path: Path) -> tuple[dict, list[str]]:
-    """Open a copy of `page` with the probe spliced in; (what the probe saw, the plot div ids in the page)."""
+def _open(page: Path, tmp_path: Path) -> Opened:
+    """Open a copy of `page` with the probe spliced in, once: its DOM after load, and a screenshot."""
     text = page.read_text()
     probed = tmp_path / "probed.html"
     probed.write_text(text.replace("<head>", "<head>" + PROBE_HEAD, 1).replace("</body>", PROBE_TAIL + "</body>", 1))
-    result = _chromium("--dump-dom", probed.as_uri(), profile=tmp_path / "profile")
+    shot = tmp_path / "page.png"
+    result = _chromium("--window-size=1280,2000", f"--screenshot={shot}", "--dump-dom", probed.as_uri(),
+                       profile=tmp_path / "profile")
     match = re.search(r'<pre id="probe" style="display: none;">(.*?)</pre>', result.stdout, re.S)
     assert match, f"the probe never ran; chromium said: {result.stderr[-2000:]}"
     probe = json.loads(match.group(1).replace("&quot;", '"').replace("&lt;", "<").replace("&gt;", ">")
                        .replace("&amp;", "&"))
-    return probe, re.findall(r'<div id="(fig-[\w-]+)" class="plotly-graph-div"', text)
+    return Opened(probe, re.findall(r'<div id="(fig-[\w-]+)" class="plotly-graph-div"', text), shot)
 
 
-def test_every_plot_renders_without_javascript_errors(report, tmp_path):
-    probe, expected = _probe(report, tmp_path)
+@pytest.fixture(scope="module")
+def opened_report(built_report_path, tmp_path_factory) -> Opened:
+    return _open(built_report_path, tmp_path_factory.mktemp("browser"))
+
+
+def test_every_plot_renders_without_javascript_errors(opened_report):
+    probe = opened_report.probe
     assert probe["errors"] == []
     assert probe["plotly"] == "object"
-    assert probe["plots"] == len(expected) >= 5
-    assert sorted(probe["drawn"]) == sorted(expected)
+    assert probe["plots"] == len(opened_report.plot_ids) >= 5
+    assert sorted(probe["drawn"]) == sorted(opened_report.plot_ids)
+
+
+def test_screenshot_is_not_blank(opened_report):
+    from PIL import Image, ImageStat
+
+    assert opened_report.screenshot.exists()
+    image = Image.open(opened_report.screenshot).convert("RGB")
+    colours = image.getcolors(maxcolors=1 << 20)
+    assert colours is None or len(colours) > 50
+    assert max(ImageStat.Stat(image).stddev) > 10
 
 
 def test_comparison_renders_without_javascript_errors(experiment_dir, synthetic, tmp_path):
     other = synthetic.write_experiment(tmp_path, synthetic.many_trials(5), name="betas-1", optuna_db=False)
     page = tmp_path / "compare.html"
     assert compare.main([str(experiment_dir), str(other), "-o", str(page)]) == 0
-    probe, expected = _probe(page, tmp_path)
-    assert probe["errors"] == [] and probe["drawn"] == expected == ["fig-fid-distributions"]
-
-
-def test_screenshot_is_not_blank(report, tmp_path):
-    from PIL import Image, ImageStat
-
-    shot = tmp_path / "report.png"
-    result = _chromium("--window-size=1280,2000", f"--screenshot={shot}", report.as_uri(), profile=tmp_path / "p")
-    assert shot.exists(), result.stderr[-2000:]
-    image = Image.open(shot).convert("RGB")
-    colours = image.getcolors(maxcolors=1 << 20)
-    assert colours is None or len(colours) > 50
-    assert max(ImageStat.Stat(image).stddev) > 10
+    opened = _open(page, tmp_path)
+    assert opened.probe["errors"] == [] and opened.probe["drawn"] == opened.plot_ids == ["fig-fid-distributions"]
