@@ -58,6 +58,7 @@ class ExperimentWriter(Callback):
         self.baseline_params = baseline_params
         self.optuna_db = optuna_db  # a local SQLite file to copy into remote storage, else None
         self._last_step: dict[str, int] = {}
+        self._protocol_known = False
 
     def on_trial_start(self, iteration, trials, trial, **info) -> None:
         from dcgan.config import TrainConfig
@@ -87,6 +88,12 @@ class ExperimentWriter(Callback):
                 log.warning("trial %s: no sample grid for step %s (%s)", tid, row["step"], e)
         if row["status"] != "diverged":
             exp.write_status(tid, "running", row["step"])
+        if row.get("extractor") and not self._protocol_known:  # the FID protocol, from the first FID
+            info = exp.read_json("experiment.json")
+            if info.get("extractor") is None:
+                exp.write_json({**info, "extractor": row["extractor"], "reference": row.get("reference"),
+                                "eval_samples": row.get("n", info.get("eval_samples"))}, "experiment.json")
+            self._protocol_known = True
 
     def on_trial_complete(self, iteration, trials, trial, **info) -> None:
         # The trial's own rows, not only Tune's last_result: a trial restored by --resume from an

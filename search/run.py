@@ -31,7 +31,7 @@ from spaces import SPACES, baseline_params, describe, get_space
 
 # Laptop defaults: digits at 16 px, small nets, a budget of about 10 minutes on 2 cores.
 DEFAULT_TRIALS = 10
-DEFAULT_STEPS = 400
+DEFAULT_STEPS = 800
 DEFAULT_IMAGE_SIZE = 16
 LAPTOP_FIXED = {"ngf": 32, "ndf": 32, "eval_samples": 1000, "keep_checkpoints": 2}
 EVALUATIONS_PER_TRIAL = 4  # eval_every = steps // 4 unless --set eval_every=...
@@ -283,11 +283,12 @@ def build_tuner(plan: Plan, concurrency: int):
         tune.with_parameters(run_trial, fixed=plan.fixed, resources=plan.resources,
                              experiment_uri=plan.experiment.uri),
         {"CPU": 0, "memory": DRIVER_MEMORY})
+    if plan.resume:  # Tune restores its searcher, scheduler and callbacks from the experiment
+        if is_uri(plan.experiment.uri):
+            optuna_storage(plan)  # fetch the study's local copy back first
+        return tune.Tuner.restore(plan.experiment.uri, trainable, resume_unfinished=True, resume_errored=False)
     storage, local_db = optuna_storage(plan)
     writer = ExperimentWriter(plan.experiment, plan.fixed, plan.steps, plan.baseline, optuna_db=local_db)
-    if plan.resume:
-        tuner = tune.Tuner.restore(plan.experiment.uri, trainable, resume_unfinished=True, resume_errored=False)
-        return tuner
     searcher = OptunaSearchFailingNaN(space=get_space(plan.space), metric=METRIC, mode="min",
                             points_to_evaluate=[plan.baseline], study_name=plan.name, storage=storage,
                             sampler=TPESampler(multivariate=True, seed=plan.seed))
