@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime as dt
+import hashlib
 import os
 import platform
 import socket
@@ -261,8 +262,11 @@ def optuna_storage(plan: Plan):
     import optuna
 
     if is_uri(plan.experiment.uri):
-        local = os.path.join(os.path.expanduser("~/.cache/dcgan-search/optuna"), f"{plan.name}.db")
+        key = hashlib.sha1(plan.experiment.uri.encode()).hexdigest()[:12]
+        local = os.path.join(os.path.expanduser("~/.cache/dcgan-search/optuna"), f"{plan.name}-{key}.db")
         os.makedirs(os.path.dirname(local), exist_ok=True)
+        if not plan.resume and os.path.exists(local):
+            os.remove(local)  # a stale copy from an earlier experiment of this name and place
         if plan.resume and plan.experiment.exists("optuna.db"):
             with plan.experiment.fs.open_input_stream(plan.experiment.path("optuna.db")) as src, open(local, "wb") as dst:
                 dst.write(src.read())
@@ -290,8 +294,8 @@ def build_tuner(plan: Plan, concurrency: int):
     storage, local_db = optuna_storage(plan)
     writer = ExperimentWriter(plan.experiment, plan.fixed, plan.steps, plan.baseline, optuna_db=local_db)
     searcher = OptunaSearchFailingNaN(space=get_space(plan.space), metric=METRIC, mode="min",
-                            points_to_evaluate=[plan.baseline], study_name=plan.name, storage=storage,
-                            sampler=TPESampler(multivariate=True, seed=plan.seed))
+                                      points_to_evaluate=[plan.baseline], study_name=plan.name, storage=storage,
+                                      sampler=TPESampler(multivariate=True, seed=plan.seed))
     eval_every = plan.fixed["eval_every"]
     scheduler = (ASHAScheduler(time_attr="step", metric=METRIC, mode="min", max_t=plan.steps,
                                grace_period=min(eval_every, plan.steps), reduction_factor=ASHA_REDUCTION_FACTOR)
