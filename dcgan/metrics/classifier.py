@@ -13,11 +13,11 @@ architecture or the training recipe changes: FIDs from different versions are no
 
 from __future__ import annotations
 
+import contextlib
 import json
-import math
 import time
 from pathlib import Path
-from typing import Optional
+from typing import Iterator, Optional
 
 import torch
 import torch.nn as nn
@@ -28,32 +28,39 @@ from dcgan.metrics import cache
 
 CLASSIFIER_VERSION = 1
 FEATURE_DIM = 128
+MIN_INPUT = 16  # smaller images (8 px digits) are upsized, so that three stride-2 layers fit
 MAX_INPUT = 32  # larger images are downsized first: digits need no more, and it keeps 256 px cheap
 BATCH = 128
+STEPS = 400  # 51,200 images: 98-99% held-out on digits and MNIST, a few seconds on an idle CPU
 LR = 3e-3
 SEED = 1234
 
 
 class DigitNet(nn.Module):
-    """(B, 1, S, S) in [-1, 1] -> logits (B, K); `features` gives the (B, FEATURE_DIM) penultimate layer."""
+    """(B, 1, S, S) in [-1, 1] -> logits (B, K); `features` gives the (B, FEATURE_DIM) penultimate layer.
+
+    One full-resolution and three stride-2 convolutions, no pooling: about 6 MFLOP per 28 px image, so that scoring
+    10,000 samples stays cheap on a CPU. Inputs are resized into [MIN_INPUT, MAX_INPUT] first."""
 
     def __init__(self, num_classes: int):
         super().__init__()
 
-        def block(c_in: int, c_out: int) -> list[nn.Module]:
-            return [nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(True)]
+        def block(c_in: int, c_out: int, stride: int) -> list[nn.Module]:
+            return [nn.Conv2d(c_in, c_out, 3, stride, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(True)]
 
         self.body = nn.Sequential(
-            *block(1, 32), nn.MaxPool2d(2, ceil_mode=True),  # (B, 32, S/2, S/2)
-            *block(32, 64), nn.MaxPool2d(2, ceil_mode=True),  # (B, 64, S/4, S/4)
-            *block(64, 128), nn.AdaptiveAvgPool2d(1), nn.Flatten(),  # (B, 128)
+            *block(1, 16, 1),  # (B, 16, S, S)
+            *block(16, 32, 2),  # (B, 32, S/2, S/2)
+            *block(32, 64, 2),  # (B, 64, S/4, S/4)
+            *block(64, 128, 2), nn.AdaptiveAvgPool2d(1), nn.Flatten(),  # (B, 128, S/8, S/8) -> (B, 128)
             nn.Linear(128, FEATURE_DIM), nn.ReLU(True),
         )
         self.head = nn.Linear(FEATURE_DIM, num_classes)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
-        if x.shape[-1] > MAX_INPUT:
-            x = F.interpolate(x, size=(MAX_INPUT, MAX_INPUT), mode="bilinear", antialias=True, align_corners=False)
+        size = min(max(x.shape[-1], MIN_INPUT), MAX_INPUT)
+        if x.shape[-1] != size:
+            x = F.interpolate(x, size=(size, size), mode="bilinear", antialias=x.shape[-1] > size, align_corners=False)
         return self.body(x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -71,11 +78,28 @@ def _jitter(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
 
 
 def train_classifier(train: ImageSet, num_classes: int, device: torch.device) -> DigitNet:
-    """Adam with a one-cycle schedule for max(400, min(1500, 3 epochs)) steps, deterministic."""
+    """Adam with a one-cycle schedule for STEPS steps, deterministic (fixed seed, own RNG)."""
     assert train.resident and train.labels is not None, "the classifier needs resident, labelled images"
     images, labels = train.images, train.labels
     assert images.dtype == torch.uint8 and images.dim() == 4 and images.shape[1] == 1, (images.dtype, images.shape)
-    steps = int(max(400, min(1500, 3 * math.ceil(len(images) / BATCH))))
+    with _one_cpu_thread(device):
+        return _train(images, labels, num_classes, STEPS, device)
+
+
+@contextlib.contextmanager
+def _one_cpu_thread(device: torch.device) -> Iterator[None]:
+    """Train on one CPU thread. Why: these convolutions are too small to split, and on a shared
+    CPU OpenMP's spin-waiting made 2 threads 20x slower than 1 (0.55 s vs 0.026 s per step)."""
+    before = torch.get_num_threads()
+    if device.type == "cpu":
+        torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def _train(images: torch.Tensor, labels: torch.Tensor, num_classes: int, steps: int, device: torch.device) -> DigitNet:
     gen = torch.Generator().manual_seed(SEED)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(SEED)

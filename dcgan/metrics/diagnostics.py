@@ -34,7 +34,7 @@ K_DC = 5  # density/coverage, Naeem et al. 2020
 DUPLICATE_QUANTILE = 0.01
 MEMORIZATION_THRESHOLD = 0.5  # memorization below this: the generator copies training images
 CLASS_COVERED_SHARE = 0.25
-MIN_SAMPLES_PER_CLASS = 20  # fewer generated samples per class: class metrics too noisy for the verdict
+MIN_SAMPLES_PER_CLASS = 10  # fewer generated samples per class: class metrics too noisy for the verdict
 ROW_CHUNK = 1024
 
 

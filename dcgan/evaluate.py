@@ -1,0 +1,120 @@
+"""`python -m dcgan.evaluate`: score a trained generator, or a file of images, and print one JSON object.
+
+    python -m dcgan.evaluate runs/digits-20261122                        # the run's latest checkpoint
+    python -m dcgan.evaluate runs/digits-20261122/checkpoints/step_0000500
+    python -m dcgan.evaluate --images samples.npy --dataset digits --image-size 16
+
+A run folder holds `config.json` and `checkpoints/step_XXXXXXX/{state.pt,config.json}` (see
+dcgan/train.py); G's weights are under "g" in state.pt. An .npy file holds (N, C, H, W) images,
+uint8 in [0, 255] or float in [-1, 1]. The output has the keys of `dcgan.metrics.KEYS`. Bad input
+(a wrong shape, an unknown dataset, missing Inception weights) prints one line on stderr and
+exits with code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import torch
+
+from dcgan.config import ConfigError, TrainConfig
+from dcgan.data import load_splits
+from dcgan.metrics.evaluator import build_evaluator, score_images
+from dcgan.metrics.features import EXTRACTORS
+from dcgan.metrics.inception import MissingWeights
+
+
+class InputError(ValueError):
+    """Input that cannot be scored; the message says what is wrong."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m dcgan.evaluate", description=__doc__.splitlines()[0])
+    p.add_argument("run", nargs="?", help="a run folder (latest checkpoint) or a checkpoint folder")
+    p.add_argument("--images", help="an .npy file of images (N, C, H, W) instead of a run")
+    p.add_argument("--dataset", help="the dataset to compare with (with --images; default: the run's)")
+    p.add_argument("--image-size", type=int, help="the images' size (with --images)")
+    p.add_argument("--samples", type=int, help="generated samples to score (default: the run's eval_samples)")
+    p.add_argument("--extractor", default="auto", choices=EXTRACTORS)
+    p.add_argument("--inception-weights", help="path to the Inception FID weights (else $DCGAN_INCEPTION_WEIGHTS)")
+    p.add_argument("--device", default="cpu")
+    return p
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        result = _evaluate_images(args) if args.images else _evaluate_run(args)
+    except (InputError, ConfigError, MissingWeights) as e:
+        print(f"error: {str(e).splitlines()[0] if str(e) else type(e).__name__}", file=sys.stderr)
+        return 2
+    print(json.dumps(result, sort_keys=True))
+    return 0
+
+
+def _evaluate_images(args) -> dict:
+    if args.run or not args.dataset or not args.image_size:
+        raise InputError("--images needs --dataset NAME and --image-size N, and no run folder")
+    images = load_images(Path(args.images), args.image_size)
+    cfg = TrainConfig(dataset=args.dataset, image_size=args.image_size, eval_samples=len(images))
+    splits = load_splits(cfg)
+    if images.shape[1] != splits.channels:
+        raise InputError(f"{args.images} has {images.shape[1]} channels; {args.dataset} has {splits.channels}")
+    evaluator = build_evaluator(cfg, splits, torch.device(args.device), args.extractor, args.inception_weights)
+    return score_images(evaluator.reference, images)
+
+
+def load_images(path: Path, image_size: int) -> torch.Tensor:
+    """uint8 (N, C, S, S) from an .npy of uint8 [0, 255] or float [-1, 1] images."""
+    if not path.is_file():
+        raise InputError(f"images file not found: {path}")
+    try:
+        array = np.load(path, allow_pickle=False)
+    except Exception as e:
+        raise InputError(f"{path} is not a readable .npy file ({type(e).__name__})") from None
+    if array.ndim != 4 or array.shape[1] not in (1, 3) or array.shape[2:] != (image_size, image_size) or len(array) < 6:
+        raise InputError(f"{path} holds shape {array.shape}; expected (N >= 6, C in 1|3, {image_size}, {image_size})")
+    if array.dtype == np.uint8:
+        return torch.from_numpy(array.copy())
+    if not np.issubdtype(array.dtype, np.floating) or not np.all(np.isfinite(array)):
+        raise InputError(f"{path} holds {array.dtype}; expected uint8 in [0, 255] or finite floats in [-1, 1]")
+    x = torch.from_numpy(array.astype(np.float32))
+    return x.add(1.0).mul(127.5).round_().clamp_(0, 255).to(torch.uint8)
+
+
+def _evaluate_run(args) -> dict:
+    from dcgan.models import build_models
+
+    if not args.run:
+        raise InputError("give a run folder, a checkpoint folder, or --images FILE.npy")
+    ckpt = find_checkpoint(Path(args.run))
+    cfg = TrainConfig.from_json(ckpt / "config.json")
+    changes = {k: v for k, v in (("dataset", args.dataset), ("eval_samples", args.samples)) if v}
+    cfg = cfg.replace(**changes) if changes else cfg
+    splits = load_splits(cfg)
+    g, _ = build_models(cfg, splits.channels)
+    state = torch.load(ckpt / "state.pt", map_location="cpu", weights_only=False)
+    g.load_state_dict(state["g"])
+    device = torch.device(args.device)
+    evaluator = build_evaluator(cfg, splits, device, args.extractor, args.inception_weights)
+    return evaluator(g.to(device))
+
+
+def find_checkpoint(path: Path) -> Path:
+    """A checkpoint folder itself, or the latest one under `<run>/checkpoints/`."""
+    if (path / "state.pt").is_file():
+        return path
+    found = sorted((path / "checkpoints").glob("step_*[0-9]"))
+    found = [p for p in found if (p / "state.pt").is_file()]
+    if not found:
+        raise InputError(f"no checkpoint in {path} (expected {path}/checkpoints/step_XXXXXXX/state.pt)")
+    return found[-1]
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,136 @@
+"""One evaluation of a generator: fixed noise -> images -> features -> statistics -> metrics.
+
+`build_evaluator(cfg, splits, device)` does the expensive, once-only part (the extractor, the
+real features and statistics, the real k-NN radii) and returns `evaluator(G) -> dict`. Each call
+generates `cfg.eval_samples` images from the same noise (seeded by cfg.seed), with G in eval
+mode, so successive evaluations of one run, and runs with the same seed, differ only by G.
+
+Under torch.distributed each rank generates and featurises its own slice of the noise; the FID
+statistics are all-reduced and the features all-gathered, so every rank returns the same dict,
+equal (to float64 rounding) to the single-process one.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.nn as nn
+
+from dcgan.config import TrainConfig
+from dcgan.data import Splits, to_uint8
+from dcgan.metrics import diagnostics, keys
+from dcgan.metrics.features import Reference, build_extractor, build_reference
+from dcgan.metrics.fid import frechet_distance
+from dcgan.metrics.stats import FeatureStats, feature_stats
+
+EVAL_NOISE_OFFSET = 104729  # the evaluation noise must differ from the training noise and the grid's
+GEN_BATCH = 500
+
+
+def _dist_info() -> tuple[int, int]:
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def eval_noise(cfg: TrainConfig) -> torch.Tensor:
+    """The fixed evaluation noise (eval_samples, latent_dim), the same on every rank and call."""
+    gen = torch.Generator().manual_seed(cfg.seed + EVAL_NOISE_OFFSET)
+    return torch.randn(cfg.eval_samples, cfg.latent_dim, generator=gen)
+
+
+@torch.no_grad()
+def generate(g: nn.Module, z: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """uint8 (N, C, H, W) images of G(z), G in eval mode (its mode restored after)."""
+    was_training = g.training
+    g.eval()
+    try:
+        out = [to_uint8(g(chunk.to(device))).cpu() for chunk in z.split(GEN_BATCH)]
+    finally:
+        g.train(was_training)
+    return torch.cat(out)
+
+
+def gather_rows(x: torch.Tensor) -> torch.Tensor:
+    """Concatenate every rank's rows, in rank order (rows may differ in number)."""
+    rank, world = _dist_info()
+    if world == 1:
+        return x
+    dev = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else torch.device("cpu")
+    n = torch.tensor([x.shape[0]], device=dev)
+    sizes = [torch.zeros_like(n) for _ in range(world)]
+    dist.all_gather(sizes, n)
+    top = int(max(s.item() for s in sizes))
+    padded = torch.zeros((top, *x.shape[1:]), dtype=x.dtype, device=dev)
+    padded[: x.shape[0]] = x.to(dev)
+    parts = [torch.zeros_like(padded) for _ in range(world)]
+    dist.all_gather(parts, padded)
+    return torch.cat([p[: int(s.item())].cpu() for p, s in zip(parts, sizes)])
+
+
+def score(ref: Reference, features: torch.Tensor, labels: Optional[torch.Tensor],
+          stats: Optional[FeatureStats] = None) -> dict:
+    """Every metric of a generated feature set (N, D) against the reference. `stats`: the FID
+    statistics if already accumulated (and all-reduced); else computed from `features`."""
+    assert features.dim() == 2 and features.shape[1] == ref.mu.shape[0], (features.shape, ref.mu.shape)
+    stats = stats or feature_stats(features)
+    mu, sigma = stats.mean_cov()
+    fake_radii = diagnostics.knn_radii(features, (1, diagnostics.K_PR))
+    real = ref.neighbours(len(features))
+    out = {
+        keys.FID: frechet_distance(mu, sigma, ref.mu, ref.sigma),
+        keys.EXTRACTOR: ref.extractor.name,
+        keys.N: int(stats.count),
+        keys.REFERENCE: ref.name,
+        **diagnostics.prdc(real, features, fake_radii[diagnostics.K_PR]),
+        keys.CLASS_COVERAGE: None,
+        keys.CLASS_KL: None,
+        keys.DUPLICATE_RATE: diagnostics.duplicate_rate(fake_radii[1], real.duplicate_tau),
+        keys.MEMORIZATION: diagnostics.memorization(diagnostics.nearest_distance(features, ref.train_features),
+                                                    ref.heldout_median),
+    }
+    reliable = False
+    if labels is not None and ref.class_shares is not None:
+        out |= diagnostics.class_metrics(labels, ref.class_shares)
+        reliable = len(labels) >= diagnostics.MIN_SAMPLES_PER_CLASS * len(ref.class_shares)
+    if ref.extractor.stacked and labels is not None:
+        out |= diagnostics.stacked_modes(labels, ref.extractor.num_classes)
+    out[keys.COLLAPSE] = diagnostics.collapse_verdict(out, reliable)
+    return out
+
+
+def score_images(ref: Reference, images: torch.Tensor) -> dict:
+    """Score a set of uint8 images (N, C, H, W) in one process (the CLI's and the tests' path)."""
+    features, labels = ref.extractor(images)
+    return score(ref, features, labels)
+
+
+def build_evaluator(cfg: TrainConfig, splits: Splits, device: torch.device, extractor: str = "auto",
+                    inception_weights: Optional[str] = None):
+    """The evaluator for `cfg`: `evaluator(G) -> dict` with exactly `keys.KEYS` (stacked-mnist
+    adds `keys.STACKED_KEYS`). Builds (or loads from the cache) the extractor and the real side
+    now, rank 0 first under torch.distributed so that one process trains the classifier."""
+    rank, world = _dist_info()
+    device = torch.device(device)
+    if world > 1 and rank != 0:
+        dist.barrier()  # wait for rank 0 to fill the cache
+    ext = build_extractor(cfg, splits, device, extractor, inception_weights)
+    ref = build_reference(cfg, splits, ext, cfg.eval_samples)
+    if world > 1 and rank == 0:
+        dist.barrier()
+    z = eval_noise(cfg)
+    lo, hi = rank * len(z) // world, (rank + 1) * len(z) // world
+
+    def evaluator(g: nn.Module) -> dict:
+        images = generate(g, z[lo:hi], device)  # this rank's slice
+        feats, labels = ext(images)
+        stats = feature_stats(feats).all_reduce()
+        all_feats = gather_rows(feats)
+        all_labels = gather_rows(labels) if labels is not None else None
+        return score(ref, all_feats, all_labels, stats)
+
+    evaluator.reference = ref
+    return evaluator

@@ -1,0 +1,100 @@
+"""Planted cases on real data: the metrics must say what we know to be true.
+
+held-out real vs the training reference -> low FID, high coverage, collapse ok;
+one class -> collapsed, class_coverage 0.1; half the classes -> partial;
+the training images themselves -> memorisation flagged; uniform noise -> very high FID.
+Run on digits (16 px) and on the real MNIST test set (28 px, idx:).
+"""
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from dcgan.config import TrainConfig
+from dcgan.data import load_splits
+from dcgan.metrics import KEYS, build_evaluator, classifier, diagnostics
+from dcgan.metrics.evaluator import score_images
+
+MNIST_DIR = Path("/work/shared/data/mnist")
+CASES = [("digits", 16), pytest.param((f"idx:{MNIST_DIR}", 28), marks=pytest.mark.skipif(
+    not MNIST_DIR.is_dir(), reason="the shared MNIST test set is not on this machine"))]
+
+
+@pytest.fixture(scope="module", params=CASES, ids=["digits", "mnist"])
+def planted(request, metrics_cache_dir):
+    dataset, size = request.param
+    mp = pytest.MonkeyPatch()
+    mp.setenv("DCGAN_CACHE", str(metrics_cache_dir))
+    cfg = TrainConfig(dataset=dataset, image_size=size, eval_samples=1000)
+    splits = load_splits(cfg)
+    evaluator = build_evaluator(cfg, splits, torch.device("cpu"))
+    yield cfg, splits, evaluator.reference
+    mp.undo()
+
+
+def test_heldout_real_scores_low_fid_and_ok(planted):
+    cfg, splits, ref = planted
+    m = score_images(ref, splits.heldout.images)
+    assert set(m) == set(KEYS)
+    assert m["n"] == len(splits.heldout) and m["reference"] == f"{cfg.dataset}/train@{cfg.image_size}px"
+    assert m["fid"] < 5.0, m
+    assert m["coverage"] > 0.7 and m["recall"] > 0.6 and m["precision"] > 0.7, m
+    assert m["class_coverage"] == 1.0 and m["class_kl"] < 0.05, m
+    assert 0.8 < m["memorization"] < 1.25, m
+    assert m["collapse"] == "ok", m
+
+
+def test_one_class_is_collapsed(planted):
+    _, splits, ref = planted
+    one = splits.train.images[splits.train.labels == 3][:500]
+    m = score_images(ref, one)
+    assert m["class_coverage"] == pytest.approx(0.1) and m["collapse"] == "collapsed", m
+    assert m["fid"] > 20 * score_images(ref, splits.heldout.images)["fid"], m
+
+
+def test_half_the_classes_is_partial(planted):
+    _, splits, ref = planted
+    half = splits.train.images[splits.train.labels < 5][:1000]
+    m = score_images(ref, half)
+    assert m["class_coverage"] == pytest.approx(0.5) and m["collapse"] == "partial", m
+
+
+def test_training_images_are_flagged_as_memorised(planted):
+    _, splits, ref = planted
+    m = score_images(ref, splits.train.images[:1000])
+    assert m["memorization"] < diagnostics.MEMORIZATION_THRESHOLD, m
+    assert m["fid"] < 5.0, m
+
+
+def test_uniform_noise_has_a_very_high_fid(planted):
+    cfg, splits, ref = planted
+    noise = torch.randint(0, 256, (1000, 1, cfg.image_size, cfg.image_size), dtype=torch.uint8,
+                          generator=torch.Generator().manual_seed(0))
+    m = score_images(ref, noise)
+    assert m["fid"] > 30 * max(score_images(ref, splits.heldout.images)["fid"], 1.0), m
+    assert m["coverage"] < 0.2 and m["collapse"] != "ok", m
+
+
+def test_classifier_is_accurate_cached_and_not_retrained(planted):
+    cfg, splits, _ = planted
+    t0 = time.perf_counter()
+    _, meta = classifier.load_or_train(cfg.dataset, splits.train, splits.heldout, cfg.image_size,
+                                       cfg.holdout_fraction, splits.num_classes, torch.device("cpu"))
+    assert not meta["trained_now"] and time.perf_counter() - t0 < meta["train_seconds"]
+    assert meta["heldout_accuracy"] >= 0.97, meta
+    assert json.loads((Path(meta["path"]) / "meta.json").read_text())["version"] == classifier.CLASSIFIER_VERSION
+
+
+def test_classifier_trains_once_in_a_fresh_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("DCGAN_CACHE", str(tmp_path))
+    cfg = TrainConfig(dataset="digits", image_size=8)
+    s = load_splits(cfg)
+    args = (cfg.dataset, s.train, s.heldout, 8, cfg.holdout_fraction, s.num_classes, torch.device("cpu"))
+    first = classifier.load_or_train(*args)[1]
+    second = classifier.load_or_train(*args)[1]
+    assert first["trained_now"] and not second["trained_now"]
+    assert first["heldout_accuracy"] >= 0.97, first
+    assert Path(first["path"]).is_relative_to(tmp_path)
