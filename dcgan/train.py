@@ -23,71 +23,26 @@ import contextlib
 import json
 import math
 import os
-import shutil
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, Optional
+from typing import Any, Callable, Optional
 
 import torch
 import torch.distributed as dist
 import torch.nn as nn
 
+from dcgan.checkpoint import gather_rng, latest_checkpoint, load_checkpoint, prune_checkpoints, save_checkpoint, unwrap
 from dcgan.config import ConfigError, TrainConfig, parse_overrides
 from dcgan.data import ImageSet, Splits, load_splits, to_float
+from dcgan.distributed import any_rank, average_gradients, broadcast_module, dist_info, resolve_device
 from dcgan.losses import LOSSES, gradient_penalty
 from dcgan.models import build_models
 
 Report = Callable[[dict, Optional[str]], None]  # (metrics, checkpoint dir on rank 0 else None)
 CHECK_EVERY = 25  # updates between checks for NaN/inf (each check syncs with the device)
 GRID_SIZE = 64  # images in the sample grid
-
-
-# --- distributed helpers ------------------------------------------------------------------------
-
-
-def dist_info() -> tuple[int, int]:
-    """(rank, world size); (0, 1) without a process group."""
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
-
-
-def resolve_device(name: str) -> torch.device:
-    if name != "auto":
-        return torch.device(name)
-    if torch.cuda.is_available():
-        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)) % torch.cuda.device_count())
-    return torch.device("cpu")
-
-
-def average_gradients(module: nn.Module, world: int) -> None:
-    """All-reduce the gradients of `module` (one flat buffer) and divide by the world size.
-
-    Why not DistributedDataParallel: DDP expects one forward per backward, but a GAN step calls
-    D on the real and the fake batch separately (the paper's BatchNorm sees them as separate
-    batches), and WGAN-GP calls it a third time inside the penalty. Averaging the gradients
-    after the backward is what DDP does, without that constraint."""
-    if world == 1:
-        return
-    grads = [p.grad for p in module.parameters() if p.grad is not None]
-    flat = torch.cat([g.reshape(-1) for g in grads])
-    dist.all_reduce(flat)
-    flat /= world
-    offset = 0
-    for g in grads:
-        g.copy_(flat[offset : offset + g.numel()].view_as(g))
-        offset += g.numel()
-
-
-def broadcast_module(module: nn.Module, world: int) -> None:
-    """Rank 0's parameters and buffers (BatchNorm statistics) to every rank."""
-    if world == 1:
-        return
-    with torch.no_grad():
-        for t in list(module.parameters()) + list(module.buffers()):
-            dist.broadcast(t.data, 0)
 
 
 # --- data -----------------------------------------------------------------------------------------
@@ -267,67 +222,6 @@ def _take_sums(gan: GAN) -> dict[str, float]:
     return out
 
 
-def _gather_rng(gan: GAN) -> list:
-    mine = {"noise": gan.noise.get_state(), "sampler": gan.sampler.state_dict()}
-    if gan.world == 1:
-        return [mine]
-    everyone: list = [None] * gan.world
-    dist.all_gather_object(everyone, mine)
-    return everyone
-
-
-def save_checkpoint(gan: GAN, ckpt_dir: Path, rng: list, grid_png: Optional[Path]) -> None:
-    """G, D, both optimizers, the step, every rank's RNG and sampler state, and the config.
-    Written to a temporary folder, then renamed: a checkpoint is whole or absent."""
-    tmp = ckpt_dir.with_name(ckpt_dir.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    torch.save({
-        "step": gan.step,
-        "g": _unwrap(gan.g).state_dict(),
-        "d": _unwrap(gan.d).state_dict(),
-        "opt_g": gan.opt_g.state_dict(),
-        "opt_d": gan.opt_d.state_dict(),
-        "rng": rng,
-        "world": gan.world,
-        "torch_rng": torch.get_rng_state(),
-    }, tmp / "state.pt")
-    gan.cfg.to_json(tmp / "config.json")
-    if grid_png is not None and grid_png.exists():
-        shutil.copy(grid_png, tmp / "samples.png")
-    shutil.rmtree(ckpt_dir, ignore_errors=True)
-    tmp.rename(ckpt_dir)
-
-
-def load_checkpoint(gan: GAN, ckpt_dir: Path, rank: int) -> None:
-    state = torch.load(Path(ckpt_dir) / "state.pt", map_location="cpu", weights_only=False)
-    _unwrap(gan.g).load_state_dict(state["g"])
-    _unwrap(gan.d).load_state_dict(state["d"])
-    gan.opt_g.load_state_dict(state["opt_g"])
-    gan.opt_d.load_state_dict(state["opt_d"])
-    gan.step = state["step"]
-    if state["world"] == gan.world:  # the same world size continues every rank's streams exactly
-        gan.noise.set_state(state["rng"][rank]["noise"])
-        gan.sampler.load_state_dict(state["rng"][rank]["sampler"])
-    else:  # a different world size: fresh streams, seeded by the step, so the run still continues
-        gan.noise.manual_seed(gan.cfg.seed * 7 + gan.step * 1000 + rank)
-    torch.set_rng_state(state["torch_rng"])
-
-
-def _unwrap(m: nn.Module) -> nn.Module:
-    return getattr(m, "_orig_mod", m)  # torch.compile wraps the module
-
-
-def latest_checkpoint(out_dir: Path) -> Optional[Path]:
-    found = sorted((out_dir / "checkpoints").glob("step_*[0-9]")) if out_dir else []
-    return found[-1] if found else None
-
-
-def _prune_checkpoints(out_dir: Path, keep: int) -> None:
-    for old in sorted((out_dir / "checkpoints").glob("step_*[0-9]"))[:-keep]:
-        shutil.rmtree(old, ignore_errors=True)
-
-
 def _append_jsonl(path: Path, row: dict) -> None:
     with open(path, "a") as f:
         f.write(json.dumps(row, allow_nan=False) + "\n")
@@ -395,7 +289,7 @@ def train(cfg: TrainConfig, out_dir: Optional[str | Path] = None, *, report: Opt
     while gan.step < cfg.steps:
         bad |= train_step(gan)
         if gan.step % CHECK_EVERY == 0 or gan.step % cfg.eval_every == 0 or gan.step == cfg.steps:
-            if _any_rank(bad, world):
+            if any_rank(bad, world):
                 status = "diverged"
                 break
         if gan.step % cfg.eval_every == 0 or gan.step == cfg.steps:
@@ -415,31 +309,24 @@ def train(cfg: TrainConfig, out_dir: Optional[str | Path] = None, *, report: Opt
     return RunResult(status, gan.step, metrics, out)
 
 
-def _any_rank(flag: torch.Tensor, world: int) -> bool:
-    if world > 1:
-        flag = flag.to(torch.int32)
-        dist.all_reduce(flag, op=dist.ReduceOp.MAX)
-    return bool(flag)
-
-
 def evaluate_and_save(gan: GAN, out: Optional[Path], evaluator, grid_z: torch.Tensor, status: str,
                       report: Optional[Report]) -> dict:
     """At an evaluation: average the losses, broadcast BatchNorm statistics, score G, save the
     grid, the checkpoint and a metrics line (rank 0), and call `report` on every rank."""
     rank, _ = dist_info()
     metrics: dict[str, Any] = {"step": gan.step, "status": status, **_take_sums(gan)}
-    broadcast_module(_unwrap(gan.g), gan.world)  # ranks' BatchNorm running stats differ; use rank 0's
+    broadcast_module(unwrap(gan.g), gan.world)  # ranks' BatchNorm running stats differ; use rank 0's
     if evaluator is not None:
-        metrics |= evaluator(_unwrap(gan.g))
-    rng = _gather_rng(gan)
+        metrics |= evaluator(unwrap(gan.g))
+    rng = gather_rng(gan)
     metrics = _finite_or_none(metrics)
     ckpt = None
     if out is not None:
         grid = out / "samples" / f"step_{gan.step:07d}.png"
-        sample_grid(_unwrap(gan.g), grid_z, grid)
+        sample_grid(unwrap(gan.g), grid_z, grid)
         ckpt = out / "checkpoints" / f"step_{gan.step:07d}"
         save_checkpoint(gan, ckpt, rng, grid)
-        _prune_checkpoints(out, gan.cfg.keep_checkpoints)
+        prune_checkpoints(out, gan.cfg.keep_checkpoints)
         _append_jsonl(out / "metrics.jsonl", metrics)
     if report is not None:
         report(dict(metrics), str(ckpt) if ckpt is not None and rank == 0 else None)
