@@ -16,7 +16,7 @@ import pytest
 from dcgan.config import TrainConfig
 from search import run as search_run
 from search import train as search_train
-from spaces import register_space
+from spaces import SPACES
 
 # A trial this size runs in seconds of compute; the rest is Ray's start-up of its workers.
 TINY = ["--image-size", "8", "--set", "ngf=8", "--set", "ndf=8", "--set", "eval_samples=200",
@@ -70,8 +70,8 @@ def diverge(trial):
     return {"lr_g": trial.suggest_float("lr_g", 0.9, 1.0), "lr_d": trial.suggest_float("lr_d", 0.9, 1.0)}
 
 
-def test_diverging_trial_is_recorded_not_raised(ray_session, tmp_path):
-    register_space("diverge", diverge)
+def test_diverging_trial_is_recorded_not_raised(ray_session, tmp_path, monkeypatch):
+    monkeypatch.setitem(SPACES, "diverge", diverge)  # registered for this test only
     # storage given as a URI: the pyarrow path that s3:// takes too, and optuna.db uploaded
     assert search_run.main(["--storage", f"file://{tmp_path}", "--name", "diverge", *TINY, "--space", "diverge",
                             "--trials", "2", "--steps", "50", "--set", "eval_every=25", "--set", "loss=lsgan",
