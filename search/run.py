@@ -31,12 +31,13 @@ from search.trial import METRIC, Resources
 from spaces import SPACES, baseline_params, describe, get_space
 
 # Laptop defaults: digits at 16 px, small nets, a budget of about 10 minutes on 2 cores.
-DEFAULT_TRIALS = 10
+DEFAULT_TRIALS = 12
 DEFAULT_STEPS = 800
 DEFAULT_IMAGE_SIZE = 16
 LAPTOP_FIXED = {"ngf": 32, "ndf": 32, "eval_samples": 1000, "keep_checkpoints": 2}
 EVALUATIONS_PER_TRIAL = 4  # eval_every = steps // 4 unless --set eval_every=...
 ASHA_REDUCTION_FACTOR = 2
+ASHA_GRACE_EVALUATIONS = 2  # FID after one evaluation (a quarter of the run) is too noisy to stop on
 DEFAULT_STORAGE = "experiments"
 DRIVER_MEMORY = 64 * 1024 * 1024  # the Tune trial only waits on its trainer: no CPU, a little memory
 
@@ -298,7 +299,8 @@ def build_tuner(plan: Plan, concurrency: int):
                                       sampler=TPESampler(multivariate=True, seed=plan.seed))
     eval_every = plan.fixed["eval_every"]
     scheduler = (ASHAScheduler(time_attr="step", metric=METRIC, mode="min", max_t=plan.steps,
-                               grace_period=min(eval_every, plan.steps), reduction_factor=ASHA_REDUCTION_FACTOR)
+                               grace_period=min(ASHA_GRACE_EVALUATIONS * eval_every, plan.steps),
+                               reduction_factor=ASHA_REDUCTION_FACTOR)
                  if plan.scheduler == "asha" else FIFOScheduler())
     reporter = tune.CLIReporter(metric_columns={"step": "step", METRIC: METRIC, "collapse": "collapse"},
                                 parameter_columns=sorted(plan.baseline), metric=METRIC, mode="min",

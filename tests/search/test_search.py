@@ -42,7 +42,7 @@ def trials_of(exp: Path) -> dict[str, dict]:
 
 
 def test_smoke_search(ray_session, needs_fid, tmp_path):
-    exp = search(tmp_path, "smoke", "--space", "smoke", "--trials", "4", "--steps", "40", "--set", "eval_every=10")
+    exp = search(tmp_path, "smoke", "--space", "smoke", "--trials", "4", "--steps", "40", "--set", "eval_every=5")
     trials = trials_of(exp)
     info = json.loads((exp / "experiment.json").read_text())
     assert len(trials) == 4 and info["finished_at"] is not None
