@@ -321,7 +321,7 @@ def tune_dirname(trial) -> str:
 
 def finish(plan: Plan, info: dict[str, Any], t0: float) -> int:
     """best_config.json, the top-5 table, experiment.json's end, and the HTML report."""
-    from search.summary import best_config_json, format_table, ranked_trials
+    from search.summary import best_config_json, format_table, rank, winner
 
     exp = plan.experiment
     for tid in exp.trial_ids():  # a trial started just before a driver was killed, and not restored
@@ -329,19 +329,20 @@ def finish(plan: Plan, info: dict[str, Any], t0: float) -> int:
         if status["status"] in ("pending", "running"):
             exp.write_status(tid, "failed", status["step"], "lost: the search driver stopped before this "
                              "trial ended, and Tune's saved state did not include it")
-    trials = [exp.load_trial(t) for t in exp.trial_ids()]
-    ranked = ranked_trials(exp, plan.steps)
+    experiment, ranking = rank(exp.uri)
+    best = winner(ranking)
     info = exp.read_json("experiment.json")  # the callback may have set baseline_trial_id
-    if ranked:
-        scored = ranked[0]["scored"]
-        info |= {"extractor": scored.get("extractor"), "reference": scored.get("reference")}
-        exp.write_json(best_config_json(ranked[0], plan.name), "best_config.json")
+    if best is not None:
+        best_json = best_config_json(experiment, best)
+        info |= {"extractor": best_json["diagnostics"]["extractor"], "reference": best_json["diagnostics"]["reference"]}
+        exp.write_json(best_json, "best_config.json")
     info |= {"finished_at": _now(), "wall_time_s": round(time.time() - t0, 1)}
     exp.write_json(info, "experiment.json")
-    print(format_table(ranked, trials))
-    if ranked:
-        print(f"best: trial {ranked[0]['trial_id']}, fid {ranked[0]['scored']['fid']:.3f}; "
-              f"config in {exp.uri}/best_config.json")
+    print(format_table(ranking))
+    if best is not None:
+        print(f"best: trial {best.trial_id}, fid {best.fid:.3f}; config in {exp.uri}/best_config.json")
+        if ranking.gain_over_baseline_pct is not None:
+            print(ranking.gain_note)
     else:
         print("no trial produced a finite FID; no best_config.json written", file=sys.stderr)
     print(f"experiment: {exp.uri}")

@@ -14,6 +14,7 @@ architecture or the training recipe changes: FIDs from different versions are no
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import time
 from pathlib import Path
@@ -128,9 +129,17 @@ def accuracy(net: DigitNet, data: ImageSet, device: torch.device) -> Optional[fl
     return correct / len(data)
 
 
+def fingerprint() -> str:
+    """A hash of the architecture (parameter shapes) and the training recipe. It is part of every
+    cache key, so an entry from other code is never read, even if CLASSIFIER_VERSION was not bumped."""
+    shapes = [list(p.shape) for p in DigitNet(10).state_dict().values()]
+    text = json.dumps([CLASSIFIER_VERSION, shapes, FEATURE_DIM, MIN_INPUT, MAX_INPUT, BATCH, STEPS, LR, SEED])
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
 def classifier_key(dataset: str, image_size: int, holdout_fraction: float, num_classes: int) -> dict:
     return {"dataset": dataset, "split": "train", "image_size": image_size, "holdout_fraction": holdout_fraction,
-            "num_classes": num_classes, "version": CLASSIFIER_VERSION}
+            "num_classes": num_classes, "version": CLASSIFIER_VERSION, "code": fingerprint()}
 
 
 def load_or_train(dataset: str, train: ImageSet, heldout: ImageSet, image_size: int, holdout_fraction: float,

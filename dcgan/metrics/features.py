@@ -151,7 +151,8 @@ def build_reference(cfg: TrainConfig, splits: Splits, extractor: Extractor, n_ge
 def _real_features(cfg: TrainConfig, splits: Splits, extractor: Extractor):
     """(train features, held-out features, held-out median distance), from the cache if there."""
     key = {"dataset": cfg.dataset, "splits": "train+heldout", "extractor": extractor.name,
-           "image_size": cfg.image_size, "holdout_fraction": cfg.holdout_fraction, "version": FEATURES_VERSION}
+           "image_size": cfg.image_size, "holdout_fraction": cfg.holdout_fraction, "version": FEATURES_VERSION,
+           "classifier_code": classifier.fingerprint()}
     path = cache.entry_dir("features", key)
 
     def build(tmp: Path) -> None:

@@ -9,7 +9,7 @@ import pytest
 
 from search.callback import final_status, result_row
 from search.layout import Experiment
-from search.summary import best_config_json, ranked_trials
+from search.summary import best_config_json, format_table, rank, winner
 from dcgan.config import TrainConfig
 
 
@@ -46,18 +46,26 @@ def test_final_status():
     assert final_status({"step": 7, "status": "diverged"}, 40) == "diverged"
 
 
-def test_best_prefers_finished_then_not_collapsed_then_fid(experiment):
+def test_best_is_the_reports_winner(experiment):
+    """best_config.json holds the report's best: lowest last FID, collapsed after every other
+    trial whatever its FID, diverged never."""
+    experiment.write_json({"name": "exp", "steps": 40, "baseline_trial_id": "b"}, "experiment.json")
     cfg = TrainConfig(steps=40).to_dict()
     for tid, status, step, fid, collapse in [("a", "completed", 40, 30.0, "collapsed"),
                                              ("b", "completed", 40, 50.0, "ok"),
-                                             ("c", "stopped", 20, 10.0, "ok"),
+                                             ("c", "stopped", 20, 40.0, "partial"),
                                              ("d", "diverged", 9, None, None)]:
         experiment.write_json(cfg, "trials", tid, "config.json")
         experiment.write_json({"lr_g": 1e-3}, "trials", tid, "params.json")
         experiment.write_status(tid, status, step)
-        experiment.append_result(tid, {"step": step, "status": status, "fid": fid, "collapse": collapse})
-    ranked = ranked_trials(experiment, 40)
-    assert [t["trial_id"] for t in ranked] == ["b", "a", "c"]
-    best = best_config_json(ranked[0], "exp")
-    assert TrainConfig.from_json(json.dumps(best)) == TrainConfig(steps=40)
-    assert best["fid"] == 50.0 and best["trial_id"] == "b" and best["diagnostics"]["collapse"] == "ok"
+        experiment.append_result(tid, {"step": step, "status": status, "fid": fid, "collapse": collapse,
+                                       "extractor": "x" if fid else None, "n": 10, "reference": "r"})
+    loaded, ranking = rank(experiment.uri)
+    assert [t.trial_id for t in ranking.leaderboard] == ["c", "b", "a", "d"]
+    best = winner(ranking)
+    assert best.trial_id == "c"
+    best_json = best_config_json(loaded, best)
+    assert TrainConfig.from_json(json.dumps(best_json)) == TrainConfig(steps=40)
+    assert best_json["fid"] == 40.0 and best_json["trial_id"] == "c" and best_json["diagnostics"]["collapse"] == "partial"
+    table = format_table(ranking)
+    assert table.splitlines()[1].split()[:2] == ["1", "c"] and "1 diverged" in table

@@ -56,6 +56,13 @@ def test_smoke_search(ray_session, needs_fid, tmp_path):
     cfg = TrainConfig.from_json(exp / "best_config.json")
     assert cfg == trials[best["trial_id"]]["config"]
     assert (exp / "optuna.db").exists()
+    # search.run built the report, from the same ranking that chose best_config.json
+    from reports.experiment import load_experiment
+    from reports.ranking import rank_trials
+
+    assert (exp / "report.html").stat().st_size < 10 * 2**20
+    ranking = rank_trials(load_experiment(str(exp)))
+    assert ranking.best is None or ranking.best.trial_id == best["trial_id"]
 
     # the winner re-runs from best_config.json alone, to the same FID
     from dcgan.train import train
