@@ -264,7 +264,9 @@ def optuna_storage(plan: Plan):
 
     if is_uri(plan.experiment.uri):
         key = hashlib.sha1(plan.experiment.uri.encode()).hexdigest()[:12]
-        local = os.path.join(os.path.expanduser("~/.cache/dcgan-search/optuna"), f"{plan.name}-{key}.db")
+        from dcgan.metrics.cache import cache_root
+
+        local = os.path.join(cache_root(), "optuna", f"{plan.name}-{key}.db")
         os.makedirs(os.path.dirname(local), exist_ok=True)
         if not plan.resume and os.path.exists(local):
             os.remove(local)  # a stale copy from an earlier experiment of this name and place

@@ -41,7 +41,7 @@ def trials_of(exp: Path) -> dict[str, dict]:
     return out
 
 
-def test_smoke_search(ray_session, needs_fid, tmp_path):
+def test_smoke_search(ray_session, tmp_path):
     exp = search(tmp_path, "smoke", "--space", "smoke", "--trials", "4", "--steps", "40", "--set", "eval_every=5")
     trials = trials_of(exp)
     info = json.loads((exp / "experiment.json").read_text())
