@@ -20,6 +20,7 @@ import torch.nn as nn
 
 from dcgan.config import TrainConfig
 from dcgan.data import Splits, to_uint8
+from dcgan.distributed import dist_info
 from dcgan.metrics import diagnostics, keys
 from dcgan.metrics.features import Reference, build_extractor, build_reference
 from dcgan.metrics.fid import frechet_distance
@@ -27,12 +28,6 @@ from dcgan.metrics.stats import FeatureStats, feature_stats
 
 EVAL_NOISE_OFFSET = 104729  # the evaluation noise must differ from the training noise and the grid's
 GEN_BATCH = 500
-
-
-def _dist_info() -> tuple[int, int]:
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
 
 
 def eval_noise(cfg: TrainConfig) -> torch.Tensor:
@@ -55,7 +50,7 @@ def generate(g: nn.Module, z: torch.Tensor, device: torch.device) -> torch.Tenso
 
 def gather_rows(x: torch.Tensor) -> torch.Tensor:
     """Concatenate every rank's rows, in rank order (rows may differ in number)."""
-    rank, world = _dist_info()
+    rank, world = dist_info()
     if world == 1:
         return x
     dev = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else torch.device("cpu")
@@ -112,7 +107,7 @@ def build_evaluator(cfg: TrainConfig, splits: Splits, device: torch.device, extr
     """The evaluator for `cfg`: `evaluator(G) -> dict` with exactly `keys.KEYS` (stacked-mnist
     adds `keys.STACKED_KEYS`). Builds (or loads from the cache) the extractor and the real side
     now, rank 0 first under torch.distributed so that one process trains the classifier."""
-    rank, world = _dist_info()
+    rank, world = dist_info()
     device = torch.device(device)
     if world > 1 and rank != 0:
         dist.barrier()  # wait for rank 0 to fill the cache
