@@ -2,7 +2,7 @@
 generated images, 28 px, classifier features, CPU) and its share of a trial at the default
 eval_every, eval_time / (eval_time + eval_every / training steps per second). Target: <= 10%.
 
-    python bench/bench_eval.py [--dataset idx:/work/shared/data/mnist] [--steps 40] [--threads 2]
+    python bench/bench_eval.py [--dataset idx:../shared/data/mnist] [--steps 40] [--threads 2]
 
 Uses the real MNIST test set by default. The classifier and the real features come from the
 cache ($DCGAN_CACHE), built on first use (that one-off cost is printed separately).
@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
+from pathlib import Path
 
 import torch
 
@@ -59,7 +60,7 @@ def time_evaluation(cfg: TrainConfig, repeats: int = 2) -> dict:
 
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--dataset", default="idx:/work/shared/data/mnist")
+    p.add_argument("--dataset", default=f"idx:{Path(__file__).resolve().parents[2] / 'shared' / 'data' / 'mnist'}")
     p.add_argument("--steps", type=int, default=40)
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     args = p.parse_args(argv)

@@ -1,4 +1,5 @@
 import struct
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -8,7 +9,7 @@ from PIL import Image
 from dcgan.config import TrainConfig
 from dcgan.data import DataError, load_splits, read_idx_dir, split_indices, to_float, to_uint8
 
-MNIST = "/work/shared/data/mnist"
+MNIST = str(Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist")  # ../shared beside the repo
 
 
 def test_digits_embedded_resized_and_split():

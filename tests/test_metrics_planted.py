@@ -18,7 +18,7 @@ from dcgan.data import load_splits
 from dcgan.metrics import KEYS, build_evaluator, classifier, diagnostics
 from dcgan.metrics.evaluator import score_images
 
-MNIST_DIR = Path("/work/shared/data/mnist")
+MNIST_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"  # ../shared beside the repo
 CASES = [("digits", 16), pytest.param((f"idx:{MNIST_DIR}", 28), marks=pytest.mark.skipif(
     not MNIST_DIR.is_dir(), reason="the shared MNIST test set is not on this machine"))]
 

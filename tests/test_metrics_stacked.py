@@ -11,7 +11,7 @@ from dcgan.data import load_splits
 from dcgan.metrics import KEYS, STACKED_KEYS, build_evaluator
 from dcgan.metrics.evaluator import score_images
 
-MNIST_DIR = Path("/work/shared/data/mnist")
+MNIST_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"  # ../shared beside the repo
 
 
 @pytest.mark.skipif(not MNIST_DIR.is_dir(), reason="the shared MNIST test set is not on this machine")
