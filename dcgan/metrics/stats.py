@@ -13,6 +13,8 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
+from dcgan.distributed import dist_info
+
 
 @dataclass
 class FeatureStats:
@@ -37,7 +39,7 @@ class FeatureStats:
 
     def all_reduce(self) -> "FeatureStats":
         """Sum the three sums over DDP ranks (a no-op without a process group)."""
-        if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        if dist_info()[1] == 1:
             return self
         flat = torch.cat([torch.tensor([float(self.count)], dtype=torch.float64), self.total, self.outer.reshape(-1)])
         if dist.get_backend() == "nccl":
