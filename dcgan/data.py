@@ -72,13 +72,6 @@ def to_uint8(images: torch.Tensor) -> torch.Tensor:
     return images.detach().float().add(1.0).mul(127.5).round_().clamp_(0, 255).to(torch.uint8)
 
 
-def channels_of(dataset: str) -> int:
-    """1 for grey datasets, 3 for RGB, without loading anything."""
-    if dataset in ("digits", "mnist", "fashion-mnist") or dataset.startswith("idx:"):
-        return 1
-    return 3
-
-
 def load_splits(cfg: TrainConfig) -> Splits:
     """The dataset of `cfg`, resized to `cfg.image_size`, split into train and held-out."""
     return _load_splits(cfg.dataset, cfg.data_root, cfg.image_size, cfg.holdout_fraction)

@@ -128,6 +128,7 @@ class GAN:
     world: int = 1
     step: int = 0
     sums: dict = field(default_factory=dict)  # running sums of the logged losses since the last evaluation
+    n_summed: int = 0  # generator updates in `sums`
 
     def z(self, n: int) -> torch.Tensor:
         return torch.randn(n, self.cfg.latent_dim, generator=self.noise, device=self.noise.device).to(self.device)
@@ -177,7 +178,7 @@ def train_step(gan: GAN) -> torch.Tensor:
     logged |= g_step(gan, fake)
     for key, value in logged.items():  # device tensors: no sync with the device here
         gan.sums[key] = gan.sums.get(key, 0.0) + value.float()
-    gan.sums["_n"] = gan.sums.get("_n", 0) + 1
+    gan.n_summed += 1
     gan.step += 1
     losses = torch.stack([logged["d_loss"].float(), logged["g_loss"].float()])
     return ~torch.isfinite(losses).all() | (losses.abs() > gan.cfg.max_abs_loss).any()  # diverged?
@@ -212,7 +213,7 @@ def sample_grid(g: nn.Module, z: torch.Tensor, path: Path) -> None:
 
 
 def _take_sums(gan: GAN) -> dict[str, float]:
-    n = gan.sums.pop("_n", 0)
+    n, gan.n_summed = gan.n_summed, 0
     out = {k: float(v) / n for k, v in gan.sums.items()} if n else {}
     if gan.world > 1 and out:
         t = torch.tensor([out[k] for k in sorted(out)], dtype=torch.float64)

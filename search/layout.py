@@ -70,9 +70,6 @@ class Experiment:
     def path(self, *parts: str) -> str:
         return "/".join([self.root, *parts])
 
-    def trial_path(self, trial_id: str, *parts: str) -> str:
-        return self.path("trials", trial_id, *parts)
-
     # --- primitives ------------------------------------------------------------------------
 
     def exists(self, *parts: str) -> bool:
