@@ -39,7 +39,7 @@ def time_training(cfg: TrainConfig, steps: int) -> float:
 def time_evaluation(cfg: TrainConfig, repeats: int = 2) -> dict:
     splits = load_splits(cfg)
     t0 = time.perf_counter()
-    evaluator = build_evaluator(cfg, splits, torch.device("cpu"))
+    evaluator = build_evaluator(splits, "cpu", cfg.eval_samples, seed=cfg.seed)
     build_s = time.perf_counter() - t0
     torch.manual_seed(0)
     g, _ = build_models(cfg, splits.channels)
@@ -49,7 +49,7 @@ def time_evaluation(cfg: TrainConfig, repeats: int = 2) -> dict:
         result = evaluator(g)
         times.append(time.perf_counter() - t0)
     t0 = time.perf_counter()
-    images = generate(g, eval_noise(cfg), torch.device("cpu"))
+    images = generate(g, eval_noise(cfg.eval_samples, cfg.latent_dim, cfg.seed), torch.device("cpu"))
     gen_s = time.perf_counter() - t0
     t0 = time.perf_counter()
     evaluator.reference.extractor(images)

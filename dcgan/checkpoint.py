@@ -1,23 +1,39 @@
 """Checkpoints: G, D, both optimizers, the step, every rank's RNG and sampler state, and the config.
 
 A checkpoint is a folder `step_XXXXXXX/` holding `state.pt`, `config.json` and `samples.png`,
-written whole or not at all, so a run (or a Ray trial) resumes from any of them."""
+written whole or not at all, so a run (or a Ray trial) resumes from any of them.
+
+`state.pt` holds tensors, numbers and dicts only, and is read with `torch.load(weights_only=True)`:
+a checkpoint from a shared bucket cannot run code when it is loaded. A file that cannot be read
+so (truncated, corrupt, or holding a pickled object) raises `CheckpointError`, one line that
+names the file.
+"""
 
 from __future__ import annotations
 
+import pickle
+import re
 import shutil
+import zipfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Optional
+from typing import Optional
 
 import torch
 import torch.distributed as dist
 import torch.nn as nn
 
-if TYPE_CHECKING:
-    from dcgan.train import GAN
+from dcgan.config import ConfigError, TrainConfig
+from dcgan.models import Generator
+from dcgan.state import GAN
+
+STATE_FILE = "state.pt"
 
 
-def gather_rng(gan: "GAN") -> list:
+class CheckpointError(ConfigError):
+    """A checkpoint that cannot be read safely; the message names the file."""
+
+
+def gather_rng(gan: GAN) -> list:
     """Every rank's noise and sampler state, gathered so rank 0 can save them (a collective)."""
     mine = {"noise": gan.noise.get_state(), "sampler": gan.sampler.state_dict()}
     if gan.world == 1:
@@ -27,7 +43,7 @@ def gather_rng(gan: "GAN") -> list:
     return everyone
 
 
-def save_checkpoint(gan: "GAN", ckpt_dir: Path, rng: list, grid_png: Optional[Path]) -> None:
+def save_checkpoint(gan: GAN, ckpt_dir: Path, rng: list, grid_png: Optional[Path]) -> None:
     """G, D, both optimizers, the step, every rank's RNG and sampler state, and the config.
     Written to a temporary folder, then renamed: a checkpoint is whole or absent."""
     tmp = ckpt_dir.with_name(ckpt_dir.name + ".tmp")
@@ -42,7 +58,7 @@ def save_checkpoint(gan: "GAN", ckpt_dir: Path, rng: list, grid_png: Optional[Pa
         "rng": rng,
         "world": gan.world,
         "torch_rng": torch.get_rng_state(),
-    }, tmp / "state.pt")
+    }, tmp / STATE_FILE)
     gan.cfg.to_json(tmp / "config.json")
     if grid_png is not None and grid_png.exists():
         shutil.copy(grid_png, tmp / "samples.png")
@@ -50,8 +66,28 @@ def save_checkpoint(gan: "GAN", ckpt_dir: Path, rng: list, grid_png: Optional[Pa
     tmp.rename(ckpt_dir)
 
 
-def load_checkpoint(gan: "GAN", ckpt_dir: Path, rank: int) -> None:
-    state = torch.load(Path(ckpt_dir) / "state.pt", map_location="cpu", weights_only=False)
+def read_state(ckpt_dir: str | Path, mmap: bool = False) -> dict:
+    """state.pt of a checkpoint folder, as tensors and plain values; `CheckpointError` if it is
+    missing, truncated, corrupt, or holds anything but tensors and plain values."""
+    path = Path(ckpt_dir) / STATE_FILE
+    if not path.is_file():
+        raise CheckpointError(f"no checkpoint at {path}")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
+    except pickle.UnpicklingError as e:  # weights_only refused a global: a pickled object
+        found = re.search(r"Unsupported global: GLOBAL (\S+)", str(e))
+        what = f"a pickled object ({found.group(1)})" if found else "a pickled object"
+        raise CheckpointError(f"refusing checkpoint {path}: it holds {what}, which could run code when "
+                              "loaded; use a checkpoint written by dcgan.train") from None
+    except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile) as e:
+        raise CheckpointError(f"checkpoint {path} is unreadable ({_one_line(e)}): truncated or corrupt") from None
+    if not isinstance(state, dict) or "step" not in state:
+        raise CheckpointError(f"checkpoint {path} is not a dcgan checkpoint (no step)")
+    return state
+
+
+def load_checkpoint(gan: GAN, ckpt_dir: Path, rank: int) -> None:
+    state = read_state(ckpt_dir)
     unwrap(gan.g).load_state_dict(state["g"])
     unwrap(gan.d).load_state_dict(state["d"])
     gan.opt_g.load_state_dict(state["opt_g"])
@@ -69,11 +105,65 @@ def unwrap(m: nn.Module) -> nn.Module:
     return getattr(m, "_orig_mod", m)  # torch.compile wraps the module
 
 
-def latest_checkpoint(out_dir: Path) -> Optional[Path]:
-    found = sorted((out_dir / "checkpoints").glob("step_*[0-9]")) if out_dir else []
+def run_checkpoints(out_dir: Optional[Path]) -> list[Path]:
+    """A run folder's checkpoints, oldest first."""
+    return sorted((Path(out_dir) / "checkpoints").glob("step_*[0-9]")) if out_dir else []
+
+
+def latest_checkpoint(out_dir: Optional[Path]) -> Optional[Path]:
+    found = run_checkpoints(out_dir)
     return found[-1] if found else None
 
 
+def resume_candidates(path: Path) -> list[Path]:
+    """Checkpoints to resume from, newest first: a checkpoint folder and the older ones beside it
+    (a run's step_*, Ray's checkpoint_*), or a run folder's checkpoints."""
+    if (path / STATE_FILE).is_file():
+        older = sorted(p for p in path.parent.iterdir() if p.name < path.name and p.name.split("_")[0] ==
+                       path.name.split("_")[0] and (p / STATE_FILE).is_file())
+        return [path, *reversed(older)]
+    return list(reversed(run_checkpoints(path)))
+
+
+def find_checkpoint(path: str | Path) -> Path:
+    """A checkpoint folder itself, else the checkpoint of the highest step anywhere under `path`: a
+    `dcgan.train` run (checkpoints/step_*), a search trial's Ray Train run (checkpoint_*), or a
+    `search.train` run. Unreadable checkpoints are passed over; `CheckpointError` if none is left."""
+    path = Path(path)
+    if not path.exists():
+        raise CheckpointError(f"not found: {path}; pass a run folder or a checkpoint folder")
+    if (path / STATE_FILE).is_file():
+        return path
+    found, refused = [], []
+    for state in path.rglob(STATE_FILE):
+        try:  # mmap: the step is read without loading the weights
+            found.append((int(read_state(state.parent, mmap=True)["step"]), str(state.parent)))
+        except CheckpointError as e:
+            refused.append(str(e))
+    if not found:
+        why = f" ({refused[-1]})" if refused else ""
+        raise CheckpointError(f"no checkpoint in {path}{why}; pass a run folder or a folder holding {STATE_FILE}")
+    return Path(max(found)[1])
+
+
+def load_generator(ckpt_dir: str | Path, device: str | torch.device = "cpu") -> tuple[Generator, TrainConfig, int]:
+    """(G with the checkpoint's weights in eval mode, the run's config, the step) of a checkpoint folder."""
+    ckpt = Path(ckpt_dir)
+    cfg = TrainConfig.from_json(ckpt / "config.json")
+    weights = read_state(ckpt)["g"]
+    out_layer = [v for k, v in weights.items() if k.endswith("weight") and v.dim() == 4][-1]  # (ngf, C, 4, 4)
+    g = Generator(cfg.latent_dim, out_layer.shape[1], cfg.image_size, cfg.ngf)
+    try:
+        g.load_state_dict(weights)
+    except RuntimeError as e:
+        raise CheckpointError(f"checkpoint {ckpt / STATE_FILE} does not match its config.json ({_one_line(e)})") from None
+    return g.to(device).eval(), cfg, int(read_state(ckpt, mmap=True)["step"])
+
+
+def _one_line(error: BaseException) -> str:
+    return " ".join(str(error).split())[:200] or type(error).__name__
+
+
 def prune_checkpoints(out_dir: Path, keep: int) -> None:
-    for old in sorted((out_dir / "checkpoints").glob("step_*[0-9]"))[:-keep]:
+    for old in run_checkpoints(out_dir)[:-keep]:
         shutil.rmtree(old, ignore_errors=True)

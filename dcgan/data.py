@@ -54,11 +54,17 @@ class ImageSet:
 
 @dataclass
 class Splits:
-    name: str
+    """A dataset at one image size, split into train and held-out: what the loop trains on and what
+    the metrics are measured against (their cache keys come from these fields)."""
+
+    name: str  # the dataset as named, e.g. "digits" or "idx:/data/mnist"
     train: ImageSet
     heldout: ImageSet
     channels: int
     num_classes: int  # 0 for unlabelled data
+    image_size: int
+    holdout_fraction: float
+    data_root: str = ""
 
 
 def to_float(images: torch.Tensor) -> torch.Tensor:
@@ -74,14 +80,16 @@ def to_uint8(images: torch.Tensor) -> torch.Tensor:
 
 def load_splits(cfg: TrainConfig) -> Splits:
     """The dataset of `cfg`, resized to `cfg.image_size`, split into train and held-out."""
-    return _load_splits(cfg.dataset, cfg.data_root, cfg.image_size, cfg.holdout_fraction)
+    return load_dataset(cfg.dataset, cfg.image_size, cfg.holdout_fraction, cfg.data_root)
 
 
 @functools.lru_cache(maxsize=4)
-def _load_splits(dataset: str, data_root: str, size: int, holdout_fraction: float) -> Splits:
+def load_dataset(dataset: str, size: int, holdout_fraction: float = 0.1, data_root: str = "") -> Splits:
+    """A dataset by name (see KNOWN), resized to `size` px, split into train and held-out.
+    Cached per process: trials that share a process load it once."""
     name, _, arg = dataset.partition(":")
     if name == "folder":
-        return _folder_splits(dataset, arg, size, holdout_fraction)
+        return _folder_splits(dataset, arg, size, holdout_fraction, data_root)
     loaders: dict[str, Callable[[], tuple[torch.Tensor, Optional[torch.Tensor]]]] = {
         "digits": _digits,
         "mnist": lambda: _torchvision("MNIST", data_root),
@@ -102,7 +110,8 @@ def _load_splits(dataset: str, data_root: str, size: int, holdout_fraction: floa
     def subset(idx: torch.Tensor) -> ImageSet:
         return ImageSet(images[idx].contiguous(), labels[idx] if labels is not None else None)
 
-    return Splits(dataset, subset(train_idx), subset(held_idx), images.shape[1], num_classes)
+    return Splits(dataset, subset(train_idx), subset(held_idx), images.shape[1], num_classes, size, holdout_fraction,
+                  data_root)
 
 
 def split_indices(n: int, holdout_fraction: float) -> tuple[torch.Tensor, torch.Tensor]:
@@ -234,7 +243,7 @@ class _FolderImages(torch.utils.data.Dataset):
         return x, (self.labels[i] if self.labels is not None else -1)
 
 
-def _folder_splits(dataset: str, arg: str, size: int, holdout_fraction: float) -> Splits:
+def _folder_splits(dataset: str, arg: str, size: int, holdout_fraction: float, data_root: str) -> Splits:
     root = Path(arg).expanduser()
     if not arg or not root.is_dir():
         raise DataError(f"dataset folder not found: {root}" if arg else "folder: needs a path, as folder:PATH")
@@ -264,4 +273,4 @@ def _folder_splits(dataset: str, arg: str, size: int, holdout_fraction: float) -
         images = torch.stack([part[i][0] for i in range(len(part))]) if len(part) else torch.empty(0, 3, size, size, dtype=torch.uint8)
         return ImageSet(images, lab)
 
-    return Splits(dataset, subset(train_idx), subset(held_idx), 3, num_classes)
+    return Splits(dataset, subset(train_idx), subset(held_idx), 3, num_classes, size, holdout_fraction, data_root)

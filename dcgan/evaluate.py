@@ -22,9 +22,10 @@ from typing import Optional
 import numpy as np
 import torch
 
-from dcgan.config import ConfigError, TrainConfig
-from dcgan.data import load_splits
-from dcgan.metrics.evaluator import build_evaluator, score_images
+from dcgan.checkpoint import find_checkpoint, load_generator
+from dcgan.config import ConfigError
+from dcgan.data import load_dataset
+from dcgan.metrics.evaluator import build_evaluator
 from dcgan.metrics.features import EXTRACTORS
 from dcgan.metrics.inception import MissingWeights
 
@@ -61,12 +62,12 @@ def _evaluate_images(args) -> dict:
     if args.run or not args.dataset or not args.image_size:
         raise InputError("--images needs --dataset NAME and --image-size N, and no run folder")
     images = load_images(Path(args.images), args.image_size)
-    cfg = TrainConfig(dataset=args.dataset, image_size=args.image_size, eval_samples=len(images))
-    splits = load_splits(cfg)
+    splits = load_dataset(args.dataset, args.image_size)
     if images.shape[1] != splits.channels:
         raise InputError(f"{args.images} has {images.shape[1]} channels; {args.dataset} has {splits.channels}")
-    evaluator = build_evaluator(cfg, splits, torch.device(args.device), args.extractor, args.inception_weights)
-    return score_images(evaluator.reference, images)
+    evaluator = build_evaluator(splits, args.device, len(images), extractor=args.extractor,
+                                inception_weights=args.inception_weights)
+    return evaluator.score_images(images)
 
 
 def load_images(path: Path, image_size: int) -> torch.Tensor:
@@ -88,32 +89,13 @@ def load_images(path: Path, image_size: int) -> torch.Tensor:
 
 
 def _evaluate_run(args) -> dict:
-    from dcgan.models import build_models
-
     if not args.run:
         raise InputError("give a run folder, a checkpoint folder, or --images FILE.npy")
-    ckpt = find_checkpoint(Path(args.run))
-    cfg = TrainConfig.from_json(ckpt / "config.json")
-    changes = {k: v for k, v in (("dataset", args.dataset), ("eval_samples", args.samples)) if v}
-    cfg = cfg.replace(**changes) if changes else cfg
-    splits = load_splits(cfg)
-    g, _ = build_models(cfg, splits.channels)
-    state = torch.load(ckpt / "state.pt", map_location="cpu", weights_only=False)
-    g.load_state_dict(state["g"])
-    device = torch.device(args.device)
-    evaluator = build_evaluator(cfg, splits, device, args.extractor, args.inception_weights)
-    return evaluator(g.to(device))
-
-
-def find_checkpoint(path: Path) -> Path:
-    """A checkpoint folder itself, or the latest one under `<run>/checkpoints/`."""
-    if (path / "state.pt").is_file():
-        return path
-    found = sorted((path / "checkpoints").glob("step_*[0-9]"))
-    found = [p for p in found if (p / "state.pt").is_file()]
-    if not found:
-        raise InputError(f"no checkpoint in {path} (expected {path}/checkpoints/step_XXXXXXX/state.pt)")
-    return found[-1]
+    g, cfg, _ = load_generator(find_checkpoint(Path(args.run)), args.device)
+    splits = load_dataset(args.dataset or cfg.dataset, cfg.image_size, cfg.holdout_fraction, cfg.data_root)
+    evaluator = build_evaluator(splits, args.device, args.samples or cfg.eval_samples, extractor=args.extractor,
+                                inception_weights=args.inception_weights, seed=cfg.seed)
+    return evaluator(g)
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ import math
 import os
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Optional
 
@@ -33,110 +33,20 @@ import torch
 import torch.distributed as dist
 import torch.nn as nn
 
-from dcgan.checkpoint import gather_rng, latest_checkpoint, load_checkpoint, prune_checkpoints, save_checkpoint, unwrap
+from dcgan.checkpoint import (CheckpointError, gather_rng, latest_checkpoint, load_checkpoint, prune_checkpoints,
+                              resume_candidates, save_checkpoint, unwrap)
 from dcgan.config import ConfigError, TrainConfig, parse_overrides
-from dcgan.data import ImageSet, Splits, load_splits, to_float
-from dcgan.distributed import any_rank, average_gradients, broadcast_module, dist_info, resolve_device
+from dcgan.data import load_splits
+from dcgan.distributed import any_rank, average_gradients, broadcast_module, dist_info
 from dcgan.losses import LOSSES, gradient_penalty
-from dcgan.models import build_models
+from dcgan.state import GAN, setup
 
 Report = Callable[[dict, Optional[str]], None]  # (metrics, checkpoint dir on rank 0 else None)
 CHECK_EVERY = 25  # updates between checks for NaN/inf (each check syncs with the device)
 GRID_SIZE = 64  # images in the sample grid
 
 
-# --- data -----------------------------------------------------------------------------------------
-
-
-class BatchSampler:
-    """Batches from a resident uint8 tensor: this rank's shard, reshuffled every epoch."""
-
-    def __init__(self, images: torch.Tensor, batch_size: int, rank: int, world: int, seed: int, device: torch.device):
-        self.images = images[rank::world].to(device)  # (n, C, H, W) uint8, on the training device
-        self.batch_size, self.device = batch_size, device
-        assert len(self.images) >= batch_size, f"shard of {len(self.images)} images < batch_size {batch_size}"
-        self.gen = torch.Generator().manual_seed(seed * 1000 + rank)
-        self.perm, self.pos = self._new_perm(), 0
-
-    def _new_perm(self) -> torch.Tensor:
-        return torch.randperm(len(self.images), generator=self.gen).to(self.device)
-
-    def next(self) -> torch.Tensor:
-        if self.pos + self.batch_size > len(self.perm):  # drop the ragged end, as drop_last does
-            self.perm, self.pos = self._new_perm(), 0
-        idx = self.perm[self.pos : self.pos + self.batch_size]
-        self.pos += self.batch_size
-        return to_float(self.images[idx])  # (B, C, H, W) in [-1, 1]
-
-    def state_dict(self) -> dict:
-        return {"gen": self.gen.get_state(), "perm": self.perm.cpu(), "pos": self.pos}
-
-    def load_state_dict(self, s: dict) -> None:
-        self.gen.set_state(s["gen"])
-        self.perm, self.pos = s["perm"].to(self.device), s["pos"]
-
-
-class StreamSampler:
-    """Batches streamed from disk through a DataLoader, for folders too large to hold.
-    Resuming restarts the epoch (the order is not checkpointed)."""
-
-    def __init__(self, stream: torch.utils.data.Dataset, cfg: TrainConfig, rank: int, world: int, device: torch.device):
-        self.sampler = torch.utils.data.DistributedSampler(stream, world, rank, shuffle=True, seed=cfg.seed, drop_last=True)
-        self.loader = torch.utils.data.DataLoader(
-            stream, cfg.batch_size, sampler=self.sampler, num_workers=cfg.data_workers, drop_last=True,
-            pin_memory=device.type == "cuda", persistent_workers=cfg.data_workers > 0)
-        self.device, self.epoch, self.it = device, 0, iter(())
-
-    def next(self) -> torch.Tensor:
-        try:
-            x, _ = next(self.it)
-        except StopIteration:
-            self.sampler.set_epoch(self.epoch)
-            self.epoch += 1
-            self.it = iter(self.loader)
-            x, _ = next(self.it)
-        return to_float(x.to(self.device, non_blocking=True))
-
-    def state_dict(self) -> dict:
-        return {"epoch": self.epoch}
-
-    def load_state_dict(self, s: dict) -> None:
-        self.epoch = s["epoch"]
-
-
-def make_sampler(train: ImageSet, cfg: TrainConfig, rank: int, world: int, device: torch.device):
-    if train.resident:
-        return BatchSampler(train.images, cfg.batch_size, rank, world, cfg.seed, device)
-    return StreamSampler(train.stream, cfg, rank, world, device)
-
-
 # --- the GAN steps --------------------------------------------------------------------------------
-
-
-@dataclass
-class GAN:
-    """Everything that changes during training; `state_dict` is the checkpoint."""
-
-    cfg: TrainConfig
-    g: nn.Module
-    d: nn.Module
-    opt_g: torch.optim.Optimizer
-    opt_d: torch.optim.Optimizer
-    noise: torch.Generator  # draws z and the gradient penalty's mixing weights
-    sampler: Any
-    device: torch.device
-    world: int = 1
-    step: int = 0
-    sums: dict = field(default_factory=dict)  # running sums of the logged losses since the last evaluation
-    n_summed: int = 0  # generator updates in `sums`
-
-    def z(self, n: int) -> torch.Tensor:
-        return torch.randn(n, self.cfg.latent_dim, generator=self.noise, device=self.noise.device).to(self.device)
-
-    def autocast(self):
-        if self.cfg.precision == "bf16":
-            return torch.autocast(self.device.type, dtype=torch.bfloat16)
-        return contextlib.nullcontext()
 
 
 def d_step(gan: GAN, real: torch.Tensor, fake: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -235,27 +145,6 @@ def _finite_or_none(row: dict) -> dict:
 # --- the run --------------------------------------------------------------------------------------
 
 
-def setup(cfg: TrainConfig, splits: Optional[Splits] = None) -> GAN:
-    """Models, optimizers, samplers and RNGs for `cfg` on this process's device and rank."""
-    rank, world = dist_info()
-    device = resolve_device(cfg.device)
-    splits = splits or load_splits(cfg)
-    torch.manual_seed(cfg.seed)
-    g, d = build_models(cfg, splits.channels)
-    g, d = g.to(device), d.to(device)
-    if cfg.channels_last:
-        g, d = g.to(memory_format=torch.channels_last), d.to(memory_format=torch.channels_last)
-    broadcast_module(g, world)
-    broadcast_module(d, world)
-    opt_g = torch.optim.Adam(g.parameters(), lr=cfg.lr_g, betas=(cfg.beta1, cfg.beta2))
-    opt_d = torch.optim.Adam(d.parameters(), lr=cfg.lr_d, betas=(cfg.beta1, cfg.beta2))
-    if cfg.compile:
-        g, d = torch.compile(g), torch.compile(d)
-    noise = torch.Generator(device=device).manual_seed(cfg.seed * 7 + rank)
-    sampler = make_sampler(splits.train, cfg, rank, world, device)
-    return GAN(cfg, g, d, opt_g, opt_d, noise, sampler, device, world)
-
-
 def train(cfg: TrainConfig, out_dir: Optional[str | Path] = None, *, report: Optional[Report] = None,
           resume_from: Optional[str | Path] = None, evaluator: Any = "auto",
           log: Callable[[str], None] = print) -> RunResult:
@@ -270,15 +159,10 @@ def train(cfg: TrainConfig, out_dir: Optional[str | Path] = None, *, report: Opt
     if evaluator == "auto":
         from dcgan.metrics import build_evaluator
 
-        evaluator = build_evaluator(cfg, splits, gan.device)
+        evaluator = build_evaluator(splits, gan.device, cfg.eval_samples, seed=cfg.seed)
     out = Path(out_dir) if (out_dir is not None and rank == 0) else None
     if resume_from is not None:
-        ckpt = Path(resume_from)
-        if not (ckpt / "state.pt").exists():  # a run folder: its latest checkpoint
-            ckpt = latest_checkpoint(ckpt) or ckpt
-        if (ckpt / "state.pt").exists():
-            load_checkpoint(gan, ckpt, rank)
-            log(f"resumed from {ckpt} at step {gan.step}")
+        resume(gan, resume_from, rank, log)
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
         cfg.to_json(out / "config.json")
@@ -308,6 +192,23 @@ def train(cfg: TrainConfig, out_dir: Optional[str | Path] = None, *, report: Opt
     if out is not None:
         (out / "status.json").write_text(json.dumps({"status": status, "step": gan.step}) + "\n")
     return RunResult(status, gan.step, metrics, out)
+
+
+def resume(gan: GAN, resume_from: str | Path, rank: int, log: Callable[[str], None]) -> None:
+    """Load the newest readable checkpoint of `resume_from` (a checkpoint folder, or a run folder).
+    An unreadable one (truncated, corrupt, a pickled object) is reported and the one before it is
+    tried; `CheckpointError` if there were checkpoints and none could be read."""
+    candidates = resume_candidates(Path(resume_from))
+    for i, ckpt in enumerate(candidates):
+        try:
+            load_checkpoint(gan, ckpt, rank)
+        except CheckpointError as e:
+            log(f"{e}; {'falling back to ' + str(candidates[i + 1]) if i + 1 < len(candidates) else 'none left'}")
+            continue
+        log(f"resumed from {ckpt} at step {gan.step}")
+        return
+    if candidates:
+        raise CheckpointError(f"no readable checkpoint to resume from in {resume_from}")
 
 
 def evaluate_and_save(gan: GAN, out: Optional[Path], evaluator, grid_z: torch.Tensor, status: str,

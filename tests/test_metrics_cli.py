@@ -96,7 +96,7 @@ def test_evaluator_restores_train_mode_and_is_deterministic(run_dir, metrics_cac
 
     cfg = TrainConfig(**RUN)
     splits = load_splits(cfg)
-    evaluator = build_evaluator(cfg, splits, torch.device("cpu"))
+    evaluator = build_evaluator(splits, "cpu", cfg.eval_samples, seed=cfg.seed)
     torch.manual_seed(0)
     g, _ = build_models(cfg, splits.channels)
     g.train()

@@ -17,7 +17,7 @@ CFG = dict(dataset="digits", image_size=16, ngf=16, ndf=16, eval_samples=301)  #
 
 def _evaluate(cfg: TrainConfig) -> dict:
     splits = load_splits(cfg)
-    evaluator = build_evaluator(cfg, splits, torch.device("cpu"))
+    evaluator = build_evaluator(splits, "cpu", cfg.eval_samples, seed=cfg.seed)
     torch.manual_seed(0)
     g, _ = build_models(cfg, splits.channels)
     return evaluator(g)

@@ -30,7 +30,7 @@ def planted(request, metrics_cache_dir):
     mp.setenv("DCGAN_CACHE", str(metrics_cache_dir))
     cfg = TrainConfig(dataset=dataset, image_size=size, eval_samples=1000)
     splits = load_splits(cfg)
-    evaluator = build_evaluator(cfg, splits, torch.device("cpu"))
+    evaluator = build_evaluator(splits, "cpu", cfg.eval_samples, seed=cfg.seed)
     yield cfg, splits, evaluator.reference
     mp.undo()
 
@@ -81,8 +81,7 @@ def test_uniform_noise_has_a_very_high_fid(planted):
 def test_classifier_is_accurate_cached_and_not_retrained(planted):
     cfg, splits, _ = planted
     t0 = time.perf_counter()
-    _, meta = classifier.load_or_train(cfg.dataset, splits.train, splits.heldout, cfg.image_size,
-                                       cfg.holdout_fraction, splits.num_classes, torch.device("cpu"))
+    _, meta = classifier.load_or_train(splits, torch.device("cpu"))
     assert not meta["trained_now"] and time.perf_counter() - t0 < meta["train_seconds"]
     # digits: the bar; the 10k-image MNIST test set (9,000 to train on) reaches 0.972 here
     assert meta["heldout_accuracy"] >= (0.97 if cfg.dataset == "digits" else 0.95), meta
@@ -93,7 +92,7 @@ def test_classifier_trains_once_in_a_fresh_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("DCGAN_CACHE", str(tmp_path))
     cfg = TrainConfig(dataset="digits", image_size=8)
     s = load_splits(cfg)
-    args = (cfg.dataset, s.train, s.heldout, 8, cfg.holdout_fraction, s.num_classes, torch.device("cpu"))
+    args = (s, torch.device("cpu"))
     first = classifier.load_or_train(*args)[1]
     second = classifier.load_or_train(*args)[1]
     assert first["trained_now"] and not second["trained_now"]

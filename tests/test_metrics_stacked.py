@@ -18,7 +18,7 @@ MNIST_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"  #
 def test_stacked_mnist_modes(metrics_cache):
     cfg = TrainConfig(dataset=f"stacked-mnist:{MNIST_DIR}", image_size=28, eval_samples=1000)
     splits = load_splits(cfg)
-    ref = build_evaluator(cfg, splits, torch.device("cpu")).reference
+    ref = build_evaluator(splits, "cpu", cfg.eval_samples, seed=cfg.seed).reference
     assert ref.extractor.stacked and ref.extractor.num_classes == 1000
     real = score_images(ref, splits.heldout.images)  # 1000 real stacked images
     assert set(real) == set(KEYS) | set(STACKED_KEYS)

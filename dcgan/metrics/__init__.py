@@ -5,17 +5,16 @@
     metric (fid.py, diagnostics.py): -> FID, precision/recall, density/coverage, classes, ...
     evaluator (evaluator.py): G -> fixed noise -> images -> all of the above, one dict
 
-Result keys are the constants in `keys.py`.
+Usable on its own, from the data alone:
+
+    splits = load_dataset("digits", 16)
+    evaluator = build_evaluator(splits, "cpu", n_samples=2000)
+    evaluator(G)                    # or evaluator.score_images(uint8 images)
+
+Result keys are the constants in `dcgan/keys.py`.
 """
 
-from dcgan.metrics.keys import KEYS, STACKED_KEYS
+from dcgan.keys import KEYS, STACKED_KEYS
+from dcgan.metrics.evaluator import Evaluator, build_evaluator
 
-
-def build_evaluator(cfg, splits, device, extractor: str = "auto", inception_weights=None):
-    """`evaluator(G) -> dict` with the keys in `KEYS`; see dcgan/metrics/evaluator.py."""
-    from dcgan.metrics.evaluator import build_evaluator as build
-
-    return build(cfg, splits, device, extractor, inception_weights)
-
-
-__all__ = ["KEYS", "STACKED_KEYS", "build_evaluator"]
+__all__ = ["KEYS", "STACKED_KEYS", "Evaluator", "build_evaluator"]

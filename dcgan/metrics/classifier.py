@@ -24,7 +24,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from dcgan.data import ImageSet, to_float
+from dcgan.data import ImageSet, Splits, to_float
 from dcgan.metrics import cache
 
 CLASSIFIER_VERSION = 1
@@ -142,23 +142,22 @@ def classifier_key(dataset: str, image_size: int, holdout_fraction: float, num_c
             "num_classes": num_classes, "version": CLASSIFIER_VERSION, "code": fingerprint()}
 
 
-def load_or_train(dataset: str, train: ImageSet, heldout: ImageSet, image_size: int, holdout_fraction: float,
-                  num_classes: int, device: torch.device) -> tuple[DigitNet, dict]:
+def load_or_train(splits: Splits, device: torch.device) -> tuple[DigitNet, dict]:
     """The cached classifier for this dataset, trained now if absent. Returns (net, meta);
     meta["trained_now"] says whether this call trained it."""
-    key = classifier_key(dataset, image_size, holdout_fraction, num_classes)
+    key = classifier_key(splits.name, splits.image_size, splits.holdout_fraction, splits.num_classes)
     path = cache.entry_dir("classifier", key)
 
     def build(tmp: Path) -> None:
         t0 = time.perf_counter()
-        net = train_classifier(train, num_classes, device)
-        meta = {**key, "heldout_accuracy": accuracy(net, heldout, device), "train_images": len(train),
+        net = train_classifier(splits.train, splits.num_classes, device)
+        meta = {**key, "heldout_accuracy": accuracy(net, splits.heldout, device), "train_images": len(splits.train),
                 "train_seconds": round(time.perf_counter() - t0, 2), "feature_dim": FEATURE_DIM}
         torch.save(net.state_dict(), tmp / "model.pt")
         (tmp / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
 
     trained_now = cache.get_or_build(path, build)
-    net = DigitNet(num_classes)
+    net = DigitNet(splits.num_classes)
     net.load_state_dict(torch.load(path / "model.pt", map_location="cpu", weights_only=True))
     meta = json.loads((path / "meta.json").read_text())
     return net.to(device).eval(), {**meta, "trained_now": trained_now, "path": str(path)}

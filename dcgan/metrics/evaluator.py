@@ -1,9 +1,11 @@
 """One evaluation of a generator: fixed noise -> images -> features -> statistics -> metrics.
 
-`build_evaluator(cfg, splits, device)` does the expensive, once-only part (the extractor, the
-real features and statistics, the real k-NN radii) and returns `evaluator(G) -> dict`. Each call
-generates `cfg.eval_samples` images from the same noise (seeded by cfg.seed), with G in eval
-mode, so successive evaluations of one run, and runs with the same seed, differ only by G.
+`build_evaluator(splits, device, n_samples)` does the expensive, once-only part (the extractor, the
+real features and statistics, the real k-NN radii) and returns an `Evaluator`: built from the
+data, the feature extractor and the sample count alone, as torch-fidelity's metrics are, so it
+scores any generator or any set of images with no run configuration. Each call on a generator
+draws `n_samples` latent vectors from the same seeded noise, with G in eval mode, so successive
+evaluations of one run, and runs with the same seed, differ only by G.
 
 Under torch.distributed each rank generates and featurises its own slice of the noise; the FID
 statistics are all-reduced and the features all-gathered, so every rank returns the same dict,
@@ -18,10 +20,10 @@ import torch
 import torch.distributed as dist
 import torch.nn as nn
 
-from dcgan.config import TrainConfig
+from dcgan import keys
 from dcgan.data import Splits, to_uint8
 from dcgan.distributed import dist_info
-from dcgan.metrics import diagnostics, keys
+from dcgan.metrics import diagnostics
 from dcgan.metrics.features import Reference, build_extractor, build_reference
 from dcgan.metrics.fid import frechet_distance
 from dcgan.metrics.stats import FeatureStats, feature_stats
@@ -30,10 +32,10 @@ EVAL_NOISE_OFFSET = 104729  # the evaluation noise must differ from the training
 GEN_BATCH = 500
 
 
-def eval_noise(cfg: TrainConfig) -> torch.Tensor:
-    """The fixed evaluation noise (eval_samples, latent_dim), the same on every rank and call."""
-    gen = torch.Generator().manual_seed(cfg.seed + EVAL_NOISE_OFFSET)
-    return torch.randn(cfg.eval_samples, cfg.latent_dim, generator=gen)
+def eval_noise(n: int, latent_dim: int, seed: int = 0) -> torch.Tensor:
+    """The fixed evaluation noise (n, latent_dim), the same on every rank and call."""
+    gen = torch.Generator().manual_seed(seed + EVAL_NOISE_OFFSET)
+    return torch.randn(n, latent_dim, generator=gen)
 
 
 @torch.no_grad()
@@ -102,29 +104,39 @@ def score_images(ref: Reference, images: torch.Tensor) -> dict:
     return score(ref, features, labels)
 
 
-def build_evaluator(cfg: TrainConfig, splits: Splits, device: torch.device, extractor: str = "auto",
-                    inception_weights: Optional[str] = None):
-    """The evaluator for `cfg`: `evaluator(G) -> dict` with exactly `keys.KEYS` (stacked-mnist
-    adds `keys.STACKED_KEYS`). Builds (or loads from the cache) the extractor and the real side
-    now, rank 0 first under torch.distributed so that one process trains the classifier."""
+class Evaluator:
+    """`evaluator(G) -> dict` with exactly `keys.KEYS` (stacked-mnist adds `keys.STACKED_KEYS`),
+    and `evaluator.score_images(uint8 images) -> dict` for images from anywhere."""
+
+    def __init__(self, reference: Reference, n_samples: int, device: torch.device, seed: int = 0):
+        self.reference, self.n_samples, self.device, self.seed = reference, n_samples, torch.device(device), seed
+
+    def __call__(self, g: nn.Module) -> dict:
+        rank, world = dist_info()
+        z = eval_noise(self.n_samples, g.latent_dim, self.seed)
+        lo, hi = rank * len(z) // world, (rank + 1) * len(z) // world
+        images = generate(g, z[lo:hi], self.device)  # this rank's slice
+        feats, labels = self.reference.extractor(images)
+        stats = feature_stats(feats).all_reduce()
+        all_feats = gather_rows(feats)
+        all_labels = gather_rows(labels) if labels is not None else None
+        return score(self.reference, all_feats, all_labels, stats)
+
+    def score_images(self, images: torch.Tensor) -> dict:
+        return score_images(self.reference, images)
+
+
+def build_evaluator(splits: Splits, device: torch.device | str, n_samples: int, *, extractor: str = "auto",
+                    inception_weights: Optional[str] = None, seed: int = 0) -> Evaluator:
+    """The evaluator of generators of `splits`'s data that scores `n_samples` images at a time.
+    Builds (or loads from the cache) the extractor and the real side now, rank 0 first under
+    torch.distributed so that one process trains the classifier."""
     rank, world = dist_info()
     device = torch.device(device)
     if world > 1 and rank != 0:
         dist.barrier()  # wait for rank 0 to fill the cache
-    ext = build_extractor(cfg, splits, device, extractor, inception_weights)
-    ref = build_reference(cfg, splits, ext, cfg.eval_samples)
+    ext = build_extractor(splits, device, extractor, inception_weights)
+    ref = build_reference(splits, ext, n_samples)
     if world > 1 and rank == 0:
         dist.barrier()
-    z = eval_noise(cfg)
-    lo, hi = rank * len(z) // world, (rank + 1) * len(z) // world
-
-    def evaluator(g: nn.Module) -> dict:
-        images = generate(g, z[lo:hi], device)  # this rank's slice
-        feats, labels = ext(images)
-        stats = feature_stats(feats).all_reduce()
-        all_feats = gather_rows(feats)
-        all_labels = gather_rows(labels) if labels is not None else None
-        return score(ref, all_feats, all_labels, stats)
-
-    evaluator.reference = ref
-    return evaluator
+    return Evaluator(ref, n_samples, device, seed)

@@ -24,8 +24,8 @@ from typing import Callable, Iterator, Optional
 import numpy as np
 import torch
 
-from dcgan.config import ConfigError, TrainConfig
-from dcgan.data import ImageSet, Splits, load_splits, to_float
+from dcgan.config import ConfigError
+from dcgan.data import ImageSet, Splits, load_dataset, to_float
 from dcgan.metrics import cache, classifier, diagnostics, inception
 from dcgan.metrics.stats import feature_stats
 
@@ -66,27 +66,26 @@ def _is_stacked(dataset: str) -> bool:
     return dataset.partition(":")[0] == "stacked-mnist"
 
 
-def build_extractor(cfg: TrainConfig, splits: Splits, device: torch.device, kind: str = "auto",
+def build_extractor(splits: Splits, device: torch.device, kind: str = "auto",
                     inception_weights: Optional[str] = None) -> Extractor:
-    kind = choose(cfg.dataset, splits, kind)
+    """The feature extractor for `splits` ("auto": see the module docstring)."""
+    kind = choose(splits.name, splits, kind)
     if kind == "inception":
         net = inception.load_inception(inception_weights, device=device)
         return Extractor(inception.NAME, 0, lambda x: (inception.inception_features(net, x), None))
-    if _is_stacked(cfg.dataset):
-        return _stacked_extractor(cfg, device)
-    net, _ = classifier.load_or_train(cfg.dataset, splits.train, splits.heldout, cfg.image_size,
-                                      cfg.holdout_fraction, splits.num_classes, device)
-    name = f"{cfg.dataset}-classifier-v{classifier.CLASSIFIER_VERSION}"
+    if _is_stacked(splits.name):
+        return _stacked_extractor(splits, device)
+    net, _ = classifier.load_or_train(splits, device)
+    name = f"{splits.name}-classifier-v{classifier.CLASSIFIER_VERSION}"
     return Extractor(name, splits.num_classes, lambda x: _classify(net, x, device))
 
 
-def _stacked_extractor(cfg: TrainConfig, device: torch.device) -> Extractor:
+def _stacked_extractor(splits: Splits, device: torch.device) -> Extractor:
     """Per-channel MNIST classifier: trained on the MNIST that stacked-mnist is built from."""
-    arg = cfg.dataset.partition(":")[2]
-    mnist_cfg = cfg.replace(dataset=f"idx:{arg}" if arg else "mnist")
-    mnist = load_splits(mnist_cfg)
-    net, _ = classifier.load_or_train(mnist_cfg.dataset, mnist.train, mnist.heldout, cfg.image_size,
-                                      cfg.holdout_fraction, mnist.num_classes, device)
+    arg = splits.name.partition(":")[2]
+    mnist = load_dataset(f"idx:{arg}" if arg else "mnist", splits.image_size, splits.holdout_fraction,
+                         splits.data_root)
+    net, _ = classifier.load_or_train(mnist, device)
 
     def extract(images: torch.Tensor) -> Features:
         n, c, h, w = images.shape
@@ -95,7 +94,7 @@ def _stacked_extractor(cfg: TrainConfig, device: torch.device) -> Extractor:
         digits = digits.view(n, 3)
         return feats.view(n, 3 * feats.shape[1]), digits[:, 0] * 100 + digits[:, 1] * 10 + digits[:, 2]
 
-    return Extractor(f"{mnist_cfg.dataset}-channel-classifier-v{classifier.CLASSIFIER_VERSION}", 1000, extract, True)
+    return Extractor(f"{mnist.name}-channel-classifier-v{classifier.CLASSIFIER_VERSION}", 1000, extract, True)
 
 
 @torch.no_grad()
@@ -135,23 +134,23 @@ class Reference:
         return self._neighbours[m]
 
 
-def build_reference(cfg: TrainConfig, splits: Splits, extractor: Extractor, n_generated: int) -> Reference:
+def build_reference(splits: Splits, extractor: Extractor, n_generated: int) -> Reference:
     """The real side of the metrics, for scoring `n_generated` samples at a time."""
-    train, heldout, heldout_median = _real_features(cfg, splits, extractor)
+    train, heldout, heldout_median = _real_features(splits, extractor)
     stats = feature_stats(train)
     mu, sigma = stats.mean_cov()
     shares = None
     if splits.num_classes > 0 and splits.train.labels is not None:
         shares = diagnostics.histogram(splits.train.labels, splits.num_classes)
-    ref = Reference(extractor, f"{cfg.dataset}/train@{cfg.image_size}px", mu, sigma, train, heldout_median, shares)
+    ref = Reference(extractor, f"{splits.name}/train@{splits.image_size}px", mu, sigma, train, heldout_median, shares)
     ref.neighbours(n_generated)  # now, not at the first evaluation
     return ref
 
 
-def _real_features(cfg: TrainConfig, splits: Splits, extractor: Extractor):
+def _real_features(splits: Splits, extractor: Extractor):
     """(train features, held-out features, held-out median distance), from the cache if there."""
-    key = {"dataset": cfg.dataset, "splits": "train+heldout", "extractor": extractor.name,
-           "image_size": cfg.image_size, "holdout_fraction": cfg.holdout_fraction, "version": FEATURES_VERSION,
+    key = {"dataset": splits.name, "splits": "train+heldout", "extractor": extractor.name,
+           "image_size": splits.image_size, "holdout_fraction": splits.holdout_fraction, "version": FEATURES_VERSION,
            "classifier_code": classifier.fingerprint()}
     path = cache.entry_dir("features", key)
 

@@ -1,0 +1,132 @@
+"""The training state: networks, optimizers, noise and the batch sampler, built for one process.
+
+`setup(cfg)` builds a `GAN` on this process's device and rank; `dcgan.train` steps it and
+`dcgan.checkpoint` saves and restores it. Its own module, so that those two import it and not
+each other.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+import torch
+import torch.nn as nn
+
+from dcgan.config import TrainConfig
+from dcgan.data import ImageSet, Splits, load_splits, to_float
+from dcgan.distributed import broadcast_module, dist_info, resolve_device
+from dcgan.models import build_models
+
+
+class BatchSampler:
+    """Batches from a resident uint8 tensor: this rank's shard, reshuffled every epoch."""
+
+    def __init__(self, images: torch.Tensor, batch_size: int, rank: int, world: int, seed: int, device: torch.device):
+        self.images = images[rank::world].to(device)  # (n, C, H, W) uint8, on the training device
+        self.batch_size, self.device = batch_size, device
+        assert len(self.images) >= batch_size, f"shard of {len(self.images)} images < batch_size {batch_size}"
+        self.gen = torch.Generator().manual_seed(seed * 1000 + rank)
+        self.perm, self.pos = self._new_perm(), 0
+
+    def _new_perm(self) -> torch.Tensor:
+        return torch.randperm(len(self.images), generator=self.gen).to(self.device)
+
+    def next(self) -> torch.Tensor:
+        if self.pos + self.batch_size > len(self.perm):  # drop the ragged end, as drop_last does
+            self.perm, self.pos = self._new_perm(), 0
+        idx = self.perm[self.pos : self.pos + self.batch_size]
+        self.pos += self.batch_size
+        return to_float(self.images[idx])  # (B, C, H, W) in [-1, 1]
+
+    def state_dict(self) -> dict:
+        return {"gen": self.gen.get_state(), "perm": self.perm.cpu(), "pos": self.pos}
+
+    def load_state_dict(self, s: dict) -> None:
+        self.gen.set_state(s["gen"])
+        self.perm, self.pos = s["perm"].to(self.device), s["pos"]
+
+
+class StreamSampler:
+    """Batches streamed from disk through a DataLoader, for folders too large to hold.
+    Resuming restarts the epoch (the order is not checkpointed)."""
+
+    def __init__(self, stream: torch.utils.data.Dataset, cfg: TrainConfig, rank: int, world: int, device: torch.device):
+        self.sampler = torch.utils.data.DistributedSampler(stream, world, rank, shuffle=True, seed=cfg.seed, drop_last=True)
+        self.loader = torch.utils.data.DataLoader(
+            stream, cfg.batch_size, sampler=self.sampler, num_workers=cfg.data_workers, drop_last=True,
+            pin_memory=device.type == "cuda", persistent_workers=cfg.data_workers > 0)
+        self.device, self.epoch, self.it = device, 0, iter(())
+
+    def next(self) -> torch.Tensor:
+        try:
+            x, _ = next(self.it)
+        except StopIteration:
+            self.sampler.set_epoch(self.epoch)
+            self.epoch += 1
+            self.it = iter(self.loader)
+            x, _ = next(self.it)
+        return to_float(x.to(self.device, non_blocking=True))
+
+    def state_dict(self) -> dict:
+        return {"epoch": self.epoch}
+
+    def load_state_dict(self, s: dict) -> None:
+        self.epoch = s["epoch"]
+
+
+def make_sampler(train: ImageSet, cfg: TrainConfig, rank: int, world: int, device: torch.device):
+    if train.resident:
+        return BatchSampler(train.images, cfg.batch_size, rank, world, cfg.seed, device)
+    return StreamSampler(train.stream, cfg, rank, world, device)
+
+
+# --- the state ------------------------------------------------------------------------------------
+
+
+@dataclass
+class GAN:
+    """Everything that changes during training; `state_dict` is the checkpoint."""
+
+    cfg: TrainConfig
+    g: nn.Module
+    d: nn.Module
+    opt_g: torch.optim.Optimizer
+    opt_d: torch.optim.Optimizer
+    noise: torch.Generator  # draws z and the gradient penalty's mixing weights
+    sampler: Any
+    device: torch.device
+    world: int = 1
+    step: int = 0
+    sums: dict = field(default_factory=dict)  # running sums of the logged losses since the last evaluation
+    n_summed: int = 0  # generator updates in `sums`
+
+    def z(self, n: int) -> torch.Tensor:
+        return torch.randn(n, self.cfg.latent_dim, generator=self.noise, device=self.noise.device).to(self.device)
+
+    def autocast(self):
+        if self.cfg.precision == "bf16":
+            return torch.autocast(self.device.type, dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+
+def setup(cfg: TrainConfig, splits: Optional[Splits] = None) -> GAN:
+    """Models, optimizers, samplers and RNGs for `cfg` on this process's device and rank."""
+    rank, world = dist_info()
+    device = resolve_device(cfg.device)
+    splits = splits or load_splits(cfg)
+    torch.manual_seed(cfg.seed)
+    g, d = build_models(cfg, splits.channels)
+    g, d = g.to(device), d.to(device)
+    if cfg.channels_last:
+        g, d = g.to(memory_format=torch.channels_last), d.to(memory_format=torch.channels_last)
+    broadcast_module(g, world)
+    broadcast_module(d, world)
+    opt_g = torch.optim.Adam(g.parameters(), lr=cfg.lr_g, betas=(cfg.beta1, cfg.beta2))
+    opt_d = torch.optim.Adam(d.parameters(), lr=cfg.lr_d, betas=(cfg.beta1, cfg.beta2))
+    if cfg.compile:
+        g, d = torch.compile(g), torch.compile(d)
+    noise = torch.Generator(device=device).manual_seed(cfg.seed * 7 + rank)
+    sampler = make_sampler(splits.train, cfg, rank, world, device)
+    return GAN(cfg, g, d, opt_g, opt_d, noise, sampler, device, world)
