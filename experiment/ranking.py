@@ -18,14 +18,14 @@ from __future__ import annotations
 import math
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Optional
 
-from reports.experiment import Experiment, Trial
+from dcgan import keys
+from experiment.layout import Experiment, Trial
+from experiment.schema import finite_or_none, same_params
 
 # Groups in leaderboard order; `unranked` trials are listed apart from the leaderboard.
 RANKED, COLLAPSED, DIVERGED, UNRANKED = "ranked", "collapsed", "diverged", "unranked"
-DIAGNOSTIC_KEYS = ("precision", "recall", "density", "coverage", "class_coverage", "class_kl",
-                   "duplicate_rate", "memorization")
 
 
 class FidProtocol(NamedTuple):
@@ -56,7 +56,7 @@ class RankedTrial:
     steps_reached: int
     steps_target: int | None
     collapse: str | None  # the last evaluation's verdict: ok | partial | collapsed
-    diagnostics: dict[str, float | None]  # DIAGNOSTIC_KEYS from the last evaluation
+    diagnostics: dict[str, float | None]  # keys.DIAGNOSTICS from the last evaluation
     curve: list[tuple[int, float | None]]  # (step, fid) of every evaluation
     time_s: float
     is_baseline: bool
@@ -152,7 +152,7 @@ def _summarise(trial: Trial, protocol: FidProtocol, is_baseline: bool,
         steps_reached=trial.steps_reached,
         steps_target=int(steps_target) if steps_target is not None else None,
         collapse=last.get("collapse") if last else None,
-        diagnostics={k: _number_or_none(last.get(k)) if last else None for k in DIAGNOSTIC_KEYS},
+        diagnostics={k: finite_or_none(last.get(k)) if last else None for k in keys.DIAGNOSTICS},
         curve=[(int(e["step"]), e.get("fid")) for e in comparable],
         time_s=trial.time_s, is_baseline=is_baseline, marks=marks, notes=notes,
     )
@@ -216,16 +216,9 @@ def _baseline_trial_id(experiment: Experiment) -> str | None:
     if not baseline_params:
         return None
     for t in experiment.trials:  # trial directories are sorted, so the choice is stable
-        values = {**t.config, **t.params}
-        if all(k in values and _same_value(values[k], v) for k, v in baseline_params.items()):
+        if same_params(t.config or t.params, baseline_params):
             return t.trial_id
     return None
-
-
-def _same_value(a: Any, b: Any) -> bool:
-    if isinstance(a, (int, float)) and isinstance(b, (int, float)) and not isinstance(a, bool):
-        return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12)  # JSON round trips of floats
-    return a == b
 
 
 def _gain(best: RankedTrial | None, baseline: RankedTrial | None) -> tuple[float | None, str]:
@@ -243,7 +236,26 @@ def _gain(best: RankedTrial | None, baseline: RankedTrial | None) -> tuple[float
                   f"{baseline.fid:.2f}: {direction} FID")
 
 
-def _number_or_none(value: Any) -> float | None:
-    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
-        return float(value)
-    return None
+# --- the winner --------------------------------------------------------------------------------
+
+
+def winner(ranking: Ranking) -> Optional[RankedTrial]:
+    """The trial best_config.json holds: the leaderboard's best; only if every scored trial
+    collapsed, the least bad collapsed one (best_config.json's `collapse` field says so)."""
+    return ranking.best or next(iter(ranking.with_fid()), None)
+
+
+def best_config_json(experiment: Experiment, best: RankedTrial) -> dict[str, Any]:
+    """best_config.json: the full TrainConfig under "config" (TrainConfig.from_json reads it)."""
+    trial = experiment.trial(best.trial_id)
+    last = trial.evaluations[-1]
+    return {
+        "config": trial.config,
+        "fid": best.fid,
+        "step": last[keys.STEP],
+        "diagnostics": {k: last.get(k) for k in (*keys.PROTOCOL_KEYS, *keys.DIAGNOSTICS, keys.COLLAPSE)},
+        "trial_id": best.trial_id,
+        "status": best.status,
+        "params": best.params,
+        "experiment": experiment.name,
+    }

@@ -11,13 +11,12 @@ import posixpath
 import sys
 import time
 
+from experiment import Experiment, ExperimentError, Ranking, is_uri, rank_trials
+from experiment.layout import REPORT_HTML
 from reports import figures, html
-from reports.experiment import (Experiment, ExperimentError, check_experiment_dir, is_uri, load_experiment,
-                                open_location)
 from reports.output import check_writable, write_text
 from reports.plot_info import (_get_diagnostics_info, _get_fid_curves_info, _get_header_info, _get_importance_info,
                                _get_params_info, _get_reuse_info, _get_sample_grids_info)
-from reports.ranking import Ranking, rank_trials
 
 SECTIONS = (("leaderboard", "Leaderboard"), ("samples", "Samples"), ("curves", "FID vs steps"),
             ("params", "Hyperparameters"), ("importance", "Importance"), ("diagnostics", "Diagnostics"),
@@ -27,7 +26,7 @@ SECTIONS = (("leaderboard", "Leaderboard"), ("samples", "Samples"), ("curves", "
 def require_results(experiment: Experiment) -> None:
     if not any(t.evaluations for t in experiment.trials):
         n = len(experiment.trials)
-        raise ExperimentError(f"{experiment.location.display} has no results yet ({n} trial(s), none evaluated); "
+        raise ExperimentError(f"{experiment.display} has no results yet ({n} trial(s), none evaluated); "
                               "build the report once a trial has reached its first evaluation")
 
 
@@ -75,8 +74,8 @@ def build_report(experiment: Experiment) -> str:
 
 def default_output(where: str) -> str:
     if is_uri(where):
-        return where.rstrip("/") + "/report.html"
-    return posixpath.join(open_location(where).path, "report.html")
+        return where.rstrip("/") + "/" + REPORT_HTML
+    return posixpath.join(Experiment(where).root, REPORT_HTML)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -86,10 +85,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     started = time.perf_counter()
     try:
-        check_experiment_dir(args.experiment)
+        experiment = Experiment.open(args.experiment)
         target = args.output or default_output(args.experiment)
         check_writable(target)
-        experiment = load_experiment(args.experiment)
         text = build_report(experiment)
         write_text(target, text)
     except ExperimentError as e:

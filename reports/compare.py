@@ -12,17 +12,16 @@ import sys
 import time
 from html import escape
 
+from experiment import Experiment, ExperimentError, rank_trials
 from reports import figures, html
 from reports.build import require_results
-from reports.experiment import ExperimentError, check_experiment_dir, load_experiment
 from reports.output import check_writable, write_text
 from reports.plot_info import _get_comparison_info, _get_header_info
-from reports.ranking import rank_trials
 
 
 def build_comparison(where_a: str, where_b: str) -> str:
     """The comparison page for two experiment directories, as HTML text."""
-    experiments = [load_experiment(w) for w in (where_a, where_b)]
+    experiments = [Experiment.open(w) for w in (where_a, where_b)]
     for e in experiments:
         require_results(e)
     rankings = [rank_trials(e) for e in experiments]
@@ -55,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     try:
         for where in (args.experiment_a, args.experiment_b):
-            check_experiment_dir(where)
+            Experiment.open(where)
         target = args.output or _default_output(args.experiment_a, args.experiment_b)
         check_writable(target)
         text = build_comparison(args.experiment_a, args.experiment_b)

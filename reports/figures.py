@@ -8,7 +8,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from reports.plot_info import DiagnosticsInfo, FidCurvesInfo, ImportanceInfo, ParamsInfo
-from reports.ranking import COLLAPSED, DIVERGED, RANKED
+from experiment.ranking import COLLAPSED, DIVERGED, RANKED
 
 GROUP_COLOURS = {RANKED: "#1f77b4", COLLAPSED: "#ff7f0e", DIVERGED: "#d62728"}
 BEST_COLOUR, BASELINE_COLOUR = "#2ca02c", "#111111"

@@ -15,12 +15,13 @@ import plotly.offline
 
 from reports.plot_info import (HeaderInfo, ImportanceInfo, ReuseInfo, SampleGridsInfo, format_duration,
                                format_timestamp)
-from reports.ranking import COLLAPSED, DIVERGED, DIAGNOSTIC_KEYS, Ranking
+from dcgan import keys
+from experiment.ranking import COLLAPSED, DIVERGED, Ranking
 
 PLOT_CONFIG = {"displaylogo": False, "responsive": True}
-DIAGNOSTIC_LABELS = {"precision": "precision", "recall": "recall", "density": "density", "coverage": "coverage",
-                     "class_coverage": "class cov.", "class_kl": "class KL", "duplicate_rate": "dup. rate",
-                     "memorization": "memoriz."}
+# Short column heads; any other diagnostic shows under its key.
+DIAGNOSTIC_LABELS = {keys.CLASS_COVERAGE: "class cov.", keys.CLASS_KL: "class KL", keys.MODES_KL: "modes KL",
+                     keys.DUPLICATE_RATE: "dup. rate", keys.MEMORIZATION: "memoriz."}
 
 CSS = """
 body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 0; color: #222; background: #fafafa; }
@@ -132,9 +133,9 @@ def best_html(ranking: Ranking) -> str:
 
 def leaderboard_html(ranking: Ranking, table_id: str = "leaderboard") -> str:
     params = ranking.param_names
-    diag = [k for k in DIAGNOSTIC_KEYS if any(r.diagnostics.get(k) is not None for r in ranking.leaderboard)]
+    diag = [k for k in keys.DIAGNOSTICS if any(r.diagnostics.get(k) is not None for r in ranking.leaderboard)]
     head = (["#", "trial", "marks", "status", "FID (last)", "best FID @ step", "steps"] + params + ["collapse"]
-            + [DIAGNOSTIC_LABELS[k] for k in diag])
+            + [DIAGNOSTIC_LABELS.get(k, k) for k in diag])
     rows = []
     for r in ranking.leaderboard:
         is_best = ranking.best is not None and r.trial_id == ranking.best.trial_id

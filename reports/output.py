@@ -8,7 +8,7 @@ import tempfile
 
 import pyarrow.fs as pafs
 
-from reports.experiment import ExperimentError, is_uri
+from experiment import ExperimentError, is_uri
 
 
 class OutputError(ExperimentError):

@@ -13,10 +13,9 @@ import warnings
 from datetime import datetime
 from typing import Any, NamedTuple
 
-import pyarrow.fs as pafs
-
-from reports.experiment import Experiment, copy_to_local, read_bytes
-from reports.ranking import COLLAPSED, DIVERGED, RANKED, Ranking, RankedTrial
+from dcgan import keys
+from experiment.layout import BEST_CONFIG_JSON, CONFIG_JSON, OPTUNA_DB, TRIALS, Experiment
+from experiment.ranking import COLLAPSED, DIVERGED, RANKED, Ranking, RankedTrial
 
 TOP_K = 4  # trials shown in the sample grids and the class-coverage bars, besides the baseline
 LOG_PARAMS = ("lr_g", "lr_d", "lr")  # learning rates span decades: log axes
@@ -98,8 +97,8 @@ def _get_sample_grids_info(experiment: Experiment, ranking: Ranking, top_k: int 
             missing.append(row.trial_id)
             continue
         step = max(paths)
-        grids.append(SampleGrid(row.trial_id, _short_title(row), step,
-                                read_bytes(experiment.location, paths[step]), row.is_baseline))
+        grids.append(SampleGrid(row.trial_id, _short_title(row), step, experiment.read_bytes(paths[step]),
+                                row.is_baseline))
     return SampleGridsInfo(grids, missing)
 
 
@@ -190,12 +189,11 @@ class ImportanceInfo(NamedTuple):
 
 def _get_importance_info(experiment: Experiment) -> ImportanceInfo:
     """fANOVA importances from the persisted Optuna study; a note instead when it cannot say."""
-    db = experiment.location.join("optuna.db")
-    if experiment.location.fs.get_file_info(db).type != pafs.FileType.File:
+    if not experiment.exists(OPTUNA_DB):
         return ImportanceInfo({}, 0, "no optuna.db in the experiment: importances need the Optuna study")
     import optuna  # here, not at the top: only this section needs it, and it is slow to import
 
-    local = copy_to_local(experiment.location, db)
+    local = experiment.copy_to_local(OPTUNA_DB)
     try:
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         storage = f"sqlite:///{local}"
@@ -244,13 +242,13 @@ class DiagnosticsInfo(NamedTuple):
 
 def _get_diagnostics_info(ranking: Ranking, top_k: int = TOP_K) -> DiagnosticsInfo:
     points = [DiagnosticPoint(r.trial_id, r.group, r.fid, *(r.diagnostics.get(k) for k in
-                                                            ("precision", "recall", "density", "coverage")))
+                                                            (keys.PRECISION, keys.RECALL, keys.DENSITY, keys.COVERAGE)))
               for r in ranking.leaderboard if any(v is not None for v in r.diagnostics.values())]
     chosen = [r for r in ranking.leaderboard if r.group in (RANKED, COLLAPSED)][:top_k]
     if ranking.baseline is not None and ranking.baseline not in chosen:
         chosen.append(ranking.baseline)
-    bars = [(_short_title(r), r.diagnostics["class_coverage"]) for r in chosen
-            if r.diagnostics.get("class_coverage") is not None]
+    bars = [(_short_title(r), r.diagnostics[keys.CLASS_COVERAGE]) for r in chosen
+            if r.diagnostics.get(keys.CLASS_COVERAGE) is not None]
     return DiagnosticsInfo(points, bars, bool(bars))
 
 
@@ -266,11 +264,11 @@ class ReuseInfo(NamedTuple):
 
 
 def _get_reuse_info(experiment: Experiment, ranking: Ranking) -> ReuseInfo:
-    root = experiment.location.display if "://" in experiment.location.display else experiment.location.path
+    root = experiment.uri
     best = ranking.best
     written = experiment.best_config.get("trial_id") if experiment.best_config else None
     if experiment.best_config is not None:
-        path = posixpath.join(root, "best_config.json")
+        path = posixpath.join(root, BEST_CONFIG_JSON)
         note = "best_config.json holds the winner's full TrainConfig, so the run repeats it exactly."
         if best is None:
             note = (f"best_config.json holds trial {written or '(unnamed)'}, search.run's pick, but this report "
@@ -279,9 +277,9 @@ def _get_reuse_info(experiment: Experiment, ranking: Ranking) -> ReuseInfo:
             # search.run picks its winner by its own rule; say so rather than silently disagree.
             note = (f"best_config.json holds trial {written}, search.run's pick; this report ranks "
                     f"{best.trial_id} first. To train {best.trial_id} instead, pass --config "
-                    f"{posixpath.join(root, 'trials', best.trial_id, 'config.json')}.")
+                    f"{posixpath.join(root, TRIALS, best.trial_id, CONFIG_JSON)}.")
     elif best is not None:
-        path = posixpath.join(root, "trials", best.trial_id, "config.json")
+        path = posixpath.join(root, TRIALS, best.trial_id, CONFIG_JSON)
         note = ("The search has not written best_config.json yet (it does at the end); until then "
                 "these commands use the current best trial's config.json.")
     else:

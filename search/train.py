@@ -15,8 +15,9 @@ import time
 from typing import Optional
 
 from dcgan.config import ConfigError, TrainConfig, parse_overrides
-from search.layout import Experiment, is_uri, storage_uri
-from search.run import SearchError, _check_dataset, _check_storage, connect_ray
+from experiment.layout import Experiment, is_uri, join_uri, parent_uri, storage_uri
+from search.cluster import connect_ray
+from search.plan import SearchError, check_dataset, check_storage
 from search.trial import MAX_WORKER_FAILURES, Resources, train_worker
 
 
@@ -45,10 +46,10 @@ def plan_run(args: argparse.Namespace) -> tuple[TrainConfig, Resources, Experime
         cfg = cfg.replace(eval_every=cfg.steps)
     if args.workers < 1 or args.cpus_per_worker <= 0 or args.gpus_per_worker < 0:
         raise SearchError("--workers must be >= 1, --cpus-per-worker > 0 and --gpus-per-worker >= 0")
-    _check_dataset(cfg)
+    check_dataset(cfg)
     name = args.name or f"train-{cfg.dataset.replace(':', '_').replace('/', '_')}-{time.strftime('%Y%m%d-%H%M%S')}"
-    run = Experiment(f"{storage_uri(args.storage)}/{name}")
-    _check_storage(args.storage, run)
+    run = Experiment(join_uri(storage_uri(args.storage), name))
+    check_storage(args.storage, run)
     if run.exists("config.json"):
         raise SearchError(f"run '{run.uri}' exists; pass another --name")
     return cfg, Resources(args.workers, args.cpus_per_worker, args.gpus_per_worker), run
@@ -62,7 +63,7 @@ def train_with_ray(cfg: TrainConfig, resources: Resources, run: Experiment) -> d
     run.write_text(cfg.to_json(), "config.json")
     # rank 0 writes dcgan's own run folder (samples, metrics.jsonl) there when storage is local
     out_dir = None if is_uri(run.uri) else run.path("run")
-    storage, name = run.uri.rsplit("/", 1)
+    storage, name = parent_uri(run.uri)
     trainer = TorchTrainer(
         train_worker,
         train_loop_config={"config": cfg.to_dict(), "out_dir": out_dir},

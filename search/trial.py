@@ -17,9 +17,10 @@ from dataclasses import dataclass
 from typing import Optional
 
 from dcgan.config import TrainConfig
+from experiment.layout import TRAIN_RUNS, join_uri
+from spaces import trial_config
 
 METRIC = "fid"
-TRAIN_RUNS_DIR = "_train"  # inner Ray Train runs, beside the experiment's own files
 MAX_WORKER_FAILURES = 2  # Ray Train restarts of a trial's workers, each from its last checkpoint
 
 
@@ -86,7 +87,7 @@ def run_trial(params: dict, *, fixed: dict, resources: Resources, experiment_uri
     from ray.train.torch import TorchTrainer
     from ray.tune.integration.ray_train import TuneReportCallback
 
-    cfg = TrainConfig.from_dict({**fixed, **params})
+    cfg = trial_config(fixed, params)
     trial_id = ray.tune.get_context().get_trial_id()
     trainer = TorchTrainer(
         train_worker,
@@ -94,7 +95,7 @@ def run_trial(params: dict, *, fixed: dict, resources: Resources, experiment_uri
         scaling_config=resources.scaling_config(),
         run_config=RunConfig(
             name=trial_id,
-            storage_path=f"{experiment_uri}/{TRAIN_RUNS_DIR}",
+            storage_path=join_uri(experiment_uri, TRAIN_RUNS),
             failure_config=FailureConfig(max_failures=MAX_WORKER_FAILURES),
             checkpoint_config=CheckpointConfig(num_to_keep=cfg.keep_checkpoints),
             callbacks=[TuneReportCallback()],

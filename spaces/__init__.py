@@ -7,6 +7,7 @@ A space is a function of an `optuna.Trial` that only calls `suggest_*` and retur
     from spaces import get_space, baseline_params
     space = get_space("ratio_lr")
     baseline_params(space)  # {"d_steps_per_g": 1, "lr_d": 0.0002, "lr_g": 0.0002}
+    trial_config(fixed, params)  # the TrainConfig a trial runs
 """
 
 from __future__ import annotations
@@ -130,6 +131,12 @@ class _PaperDefaultTrial:
 
     def suggest_categorical(self, name: str, choices: Any) -> Any:
         return self._pick(name)
+
+
+def trial_config(fixed: dict[str, Any], params: dict[str, Any]) -> TrainConfig:
+    """A trial's TrainConfig: the values fixed for the whole search, then the sampled params on top.
+    The one place that rule is written."""
+    return TrainConfig.from_dict({**fixed, **params})
 
 
 def baseline_params(space: Space) -> dict[str, Any]:

@@ -1,5 +1,22 @@
-"""Shared fixtures. `metrics_cache`: one DCGAN_CACHE folder for the whole session, so that the
-metrics tests train each classifier once instead of once per test."""
+"""Shared fixtures.
+
+`metrics_cache`: one DCGAN_CACHE folder for the whole session, so that the metrics tests train
+each classifier once instead of once per test.
+
+`synthetic` / `experiment_dir`: synthetic experiment directories, written by the real writer
+(`experiment.Experiment`) with no Ray and no training: sample grids as real PNGs, and a real
+Optuna SQLite study created with optuna directly. `experiment/` and `reports/` are tested on them.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import random
+from dataclasses import dataclass
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
 
@@ -14,3 +31,197 @@ def metrics_cache(metrics_cache_dir, monkeypatch):
     monkeypatch.setenv("DCGAN_CACHE", str(metrics_cache_dir))
     monkeypatch.setenv("DCGAN_NO_DOWNLOAD", "1")
     return metrics_cache_dir
+
+
+# --- synthetic experiments -----------------------------------------------------------------------
+
+EXTRACTOR, EVAL_SAMPLES, REFERENCE = "digits-classifier", 2000, "digits/train"
+BASELINE_PARAMS = {"lr_g": 2e-4, "lr_d": 2e-4, "d_steps_per_g": 1}
+
+
+@dataclass
+class TrialSpec:
+    """One synthetic trial: its FID at each evaluation, and how it ended."""
+
+    trial_id: str
+    params: dict[str, Any]
+    fids: list[float | None]  # one per evaluation; None = diverged at that evaluation
+    status: str = "completed"  # status.json's word
+    collapse: list[str] | None = None  # verdict per evaluation; default "ok"
+    protocol: tuple[str, int, str] = (EXTRACTOR, EVAL_SAMPLES, REFERENCE)
+    samples: bool = True
+
+
+def default_trials() -> list[TrialSpec]:
+    """A small search: a baseline, a clear winner, a collapsed trial with the lowest FID,
+    a diverged one, two stopped early by ASHA, one running and one not started."""
+    return [
+        TrialSpec("t000_base", dict(BASELINE_PARAMS, loss="bce", latent_dim=100), [80.0, 60.0, 50.0]),
+        TrialSpec("t001_best", {"lr_g": 4e-4, "lr_d": 1e-4, "d_steps_per_g": 2, "loss": "hinge", "latent_dim": 64},
+                  [70.0, 45.0, 30.0]),
+        TrialSpec("t002_collapsed", {"lr_g": 1e-3, "lr_d": 1e-3, "d_steps_per_g": 1, "loss": "bce", "latent_dim": 128},
+                  [40.0, 20.0, 10.0], collapse=["ok", "partial", "collapsed"]),
+        TrialSpec("t003_diverged", {"lr_g": 5e-3, "lr_d": 5e-3, "d_steps_per_g": 5, "loss": "lsgan", "latent_dim": 100},
+                  [90.0, None], status="diverged"),
+        TrialSpec("t004_stopped", {"lr_g": 5e-5, "lr_d": 3e-4, "d_steps_per_g": 3, "loss": "bce", "latent_dim": 64},
+                  [120.0], status="stopped"),
+        TrialSpec("t005_stopped", {"lr_g": 1e-4, "lr_d": 5e-5, "d_steps_per_g": 2, "loss": "wgan-gp", "latent_dim": 128},
+                  [95.0, 85.0], status="stopped"),
+        TrialSpec("t006_partial", {"lr_g": 3e-4, "lr_d": 2e-4, "d_steps_per_g": 1, "loss": "hinge", "latent_dim": 100},
+                  [75.0, 40.0], collapse=["ok", "partial"]),
+        TrialSpec("t007_running", {"lr_g": 2.5e-4, "lr_d": 1.5e-4, "d_steps_per_g": 2, "loss": "bce", "latent_dim": 64},
+                  [85.0], status="running"),
+        TrialSpec("t008_pending", {"lr_g": 6e-4, "lr_d": 1e-4, "d_steps_per_g": 4, "loss": "lsgan", "latent_dim": 128},
+                  [], status="pending", samples=False),
+    ]
+
+
+def write_experiment(root: Path, trials: list[TrialSpec] | None = None, *, name: str = "ratio_lr-20261122-101500",
+                     space: str = "ratio_lr", finished: bool = True, eval_every: int = 200, steps: int = 600,
+                     optuna_db: bool = True, grid_px: int = 16, seed: int = 0,
+                     best_config_trial: str | None = "lowest") -> Path:
+    """Write a synthetic experiment to `root/name` through the real writer and return its path.
+    best_config.json (when `finished`) holds `best_config_trial`; "lowest": the trial of the lowest
+    last FID, collapsed or not, so that tests can see a pick that differs from the leaderboard's."""
+    from experiment import Experiment, rank_trials
+    from experiment.layout import BEST_CONFIG_JSON
+    from experiment.ranking import best_config_json
+
+    trials = default_trials() if trials is None else trials
+    exp = Experiment(str(root / name))
+    rng = random.Random(seed)
+    baseline = next((t.trial_id for t in trials if all(t.params.get(k) == v for k, v in BASELINE_PARAMS.items())),
+                    None)
+    exp.write_info({
+        "name": name, "space": space, "dataset": "digits", "image_size": 16, "metric": "fid", "mode": "min",
+        "scheduler": "asha", "trials_requested": len(trials), "steps": steps, "seed": 0, "concurrency": 2,
+        "workers_per_trial": 2, "cpus_per_worker": 1, "gpus_per_worker": 0.5,
+        "extractor": EXTRACTOR, "eval_samples": EVAL_SAMPLES, "reference": REFERENCE,
+        "baseline_trial_id": baseline, "baseline_params": BASELINE_PARAMS,
+        "fixed": {"dataset": "digits", "steps": steps},
+        "started_at": "2026-11-22T10:15:00+00:00",
+        "finished_at": "2026-11-22T10:45:00+00:00" if finished else None,
+        "wall_time_s": 1800.0 if finished else None,
+        "versions": {"ray": "2.60.0", "torch": "2.14.1", "optuna": "5.0.0", "python": "3.11.7",
+                     "dcgan_search": "0.1.0"},
+    })
+    for spec in trials:
+        _write_trial(exp, spec, steps, eval_every, grid_px, rng)
+    if optuna_db:
+        _write_study(Path(exp.path("optuna.db")), name, trials)
+    done = [t for t in trials if t.fids and t.fids[-1] is not None]
+    if finished and done and best_config_trial is not None:
+        wanted = min(done, key=lambda t: t.fids[-1]).trial_id if best_config_trial == "lowest" else best_config_trial
+        best = next(t for t in rank_trials(exp).trials if t.trial_id == wanted)
+        exp.write_json(best_config_json(Experiment(exp.uri), best), BEST_CONFIG_JSON)
+    return Path(exp.uri)
+
+
+def _config(spec: TrialSpec, steps: int, eval_every: int) -> dict[str, Any]:
+    from spaces import trial_config
+
+    return trial_config({"dataset": "digits", "image_size": 16, "steps": steps, "eval_every": eval_every},
+                        spec.params).to_dict()
+
+
+def _write_trial(exp, spec: TrialSpec, steps: int, eval_every: int, grid_px: int, rng: random.Random) -> None:
+    from experiment.schema import result_row
+
+    exp.start_trial(spec.trial_id, spec.params, _config(spec, steps, eval_every))
+    step = 0
+    for i, fid in enumerate(spec.fids):
+        step = (i + 1) * eval_every
+        last = i == len(spec.fids) - 1
+        if fid is None:
+            row_status = "diverged"
+        elif last and spec.status == "completed":
+            row_status = "completed"
+        else:
+            row_status = "running"
+        extractor, n, reference = spec.protocol
+        quality = 0.0 if fid is None else max(0.0, min(1.0, 1 - fid / 150))
+        metrics = {
+            "step": step, "status": row_status, "d_loss": rng.uniform(0.3, 1.2), "g_loss": rng.uniform(0.7, 3.0),
+            "d_real": rng.uniform(0, 3), "d_fake": rng.uniform(-3, 0),
+            "fid": fid if fid is not None else math.nan,  # as a diverged trial reports it
+            "extractor": extractor, "n": n, "reference": reference,
+            "precision": quality, "recall": quality * 0.9, "density": quality * 1.1, "coverage": quality * 0.8,
+            "class_coverage": quality, "class_kl": 1 - quality, "duplicate_rate": 0.01, "memorization": 1.2,
+            "collapse": (spec.collapse or ["ok"] * len(spec.fids))[i],
+        }
+        exp.append_result(spec.trial_id, result_row(metrics, time_s=30.0 * (i + 1)))
+        if spec.samples:
+            exp.write_bytes(_grid_png(grid_px, rng), *exp.sample_parts(spec.trial_id, step))
+    exp.write_status(spec.trial_id, spec.status, step)
+
+
+def _grid_png(px: int, rng: random.Random) -> bytes:
+    """An 8x8 grid of px-by-px grey tiles, like torchvision's save_image of 64 samples."""
+    from PIL import Image
+
+    side = 8 * px + 9 * 2
+    image = Image.new("L", (side, side), 0)
+    for r in range(8):
+        for c in range(8):
+            tile = Image.effect_noise((px, px), rng.uniform(20, 90))
+            image.paste(tile, (2 + c * (px + 2), 2 + r * (px + 2)))
+    buf = io.BytesIO()
+    image.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def _write_study(path: Path, name: str, trials: list[TrialSpec]) -> None:
+    """The study Ray's OptunaSearch leaves: stopped-early trials are COMPLETE with their last FID."""
+    import optuna
+    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    distributions = {
+        "lr_g": FloatDistribution(1e-5, 1e-2, log=True), "lr_d": FloatDistribution(1e-5, 1e-2, log=True),
+        "d_steps_per_g": IntDistribution(1, 5), "loss": CategoricalDistribution(["bce", "hinge", "lsgan", "wgan-gp"]),
+        "latent_dim": CategoricalDistribution([64, 100, 128]),
+        "beta1": FloatDistribution(0.0, 0.9), "beta2": FloatDistribution(0.9, 0.999),
+    }
+    study = optuna.create_study(storage=f"sqlite:///{path}", study_name=name, direction="minimize")
+    for spec in trials:
+        dists = {k: distributions[k] for k in spec.params}
+        finished = spec.fids and spec.fids[-1] is not None and spec.status not in ("running", "pending")
+        state = (optuna.trial.TrialState.COMPLETE if finished else
+                 optuna.trial.TrialState.FAIL if spec.status == "diverged" else optuna.trial.TrialState.RUNNING)
+        study.add_trial(optuna.trial.create_trial(state=state, params=spec.params, distributions=dists,
+                                                  value=spec.fids[-1] if finished else None))
+    del study  # release the SQLite engine before the report opens a copy
+
+
+def many_trials(n: int, seed: int = 1) -> list[TrialSpec]:
+    """A smoke-sized search of n trials, for build size and time."""
+    rng = random.Random(seed)
+    specs = []
+    for i in range(n):
+        params = {"lr_g": 10 ** rng.uniform(-4.5, -2.5), "lr_d": 10 ** rng.uniform(-4.5, -2.5),
+                  "d_steps_per_g": rng.randint(1, 5), "loss": rng.choice(["bce", "hinge", "lsgan"]),
+                  "latent_dim": rng.choice([64, 100, 128])}
+        if i == 0:
+            params.update(BASELINE_PARAMS)
+        evals = rng.randint(1, 3)
+        start = rng.uniform(60, 140)
+        fids = [start * (0.75 ** k) for k in range(evals)]
+        status = "completed" if evals == 3 else "stopped"
+        specs.append(TrialSpec(f"trial_{i:03d}", params, fids, status=status))
+    return specs
+
+
+@pytest.fixture(scope="session")
+def experiment_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The default synthetic experiment, written once per session: read it, never write into it
+    (copy it with shutil.copytree first)."""
+    return write_experiment(tmp_path_factory.mktemp("experiment"))
+
+
+@pytest.fixture(scope="session")
+def synthetic() -> SimpleNamespace:
+    """The builder, for tests that write their own experiment. A fixture rather than
+    `from conftest import ...`, which picks up whichever conftest.py was imported first
+    when tests/search/ (or any other folder) has one too."""
+    return SimpleNamespace(write_experiment=write_experiment, TrialSpec=TrialSpec, many_trials=many_trials,
+                           default_trials=default_trials, BASELINE_PARAMS=BASELINE_PARAMS)

@@ -1,4 +1,4 @@
-"""The experiment files, through pyarrow.fs: local paths and URIs alike; no Ray."""
+"""The experiment directory's writer and reader, through pyarrow.fs: local paths and URIs alike; no Ray."""
 
 from __future__ import annotations
 
@@ -7,10 +7,12 @@ import math
 
 import pytest
 
-from search.callback import final_status, result_row
-from search.layout import Experiment
-from search.summary import best_config_json, format_table, rank, winner
 from dcgan.config import TrainConfig
+from experiment import Experiment, rank_trials, winner
+from experiment.layout import join_uri, parent_uri
+from experiment.ranking import best_config_json
+from experiment.schema import EXPERIMENT_FIELDS, final_status, result_row
+from search.console import format_table
 
 
 @pytest.fixture(params=["path", "uri"])
@@ -23,8 +25,8 @@ def test_results_rows_are_replaced_from_a_resumed_step(experiment):
     for step in (10, 20, 30):
         experiment.append_result("t1", {"step": step, "status": "running", "fid": float(step)})
     experiment.append_result("t1", {"step": 20, "status": "running", "fid": math.nan})  # restarted at 10
-    rows = experiment.read_jsonl("trials", "t1", "results.jsonl")
-    assert [(r["step"], r["fid"]) for r in rows] == [(10, 10.0), (20, None)]
+    rows, unreadable = experiment.read_jsonl("trials", "t1", "results.jsonl")
+    assert [(r["step"], r["fid"]) for r in rows] == [(10, 10.0), (20, None)] and unreadable == 0
 
 
 def test_json_files_have_no_nan(experiment):
@@ -33,11 +35,23 @@ def test_json_files_have_no_nan(experiment):
     assert experiment.exists("x.json") and not experiment.exists("y.json")
 
 
-def test_result_row_keeps_the_layout_keys():
+def test_experiment_json_holds_exactly_its_fields(experiment):
+    info = {k: None for k in EXPERIMENT_FIELDS}
+    experiment.write_info(info)
+    assert experiment.update_info(name="x")["name"] == "x"
+    with pytest.raises(ValueError, match="unknown \\['nmae'\\]"):
+        experiment.update_info(nmae="typo")
+    with pytest.raises(ValueError, match="missing \\['name'"):
+        experiment.write_info({k: v for k, v in info.items() if k != "name"})
+    assert json.loads(experiment.read_text("experiment.json"))["name"] == "x"  # not overwritten
+
+
+def test_result_row_keeps_the_schema_keys():
     row = result_row({"step": 40, "status": "completed", "fid": 12.5, "collapse": "ok", "training_iteration": 4,
-                      "time_total_s": 3.21, "checkpoint_path": "/x"})
-    assert row == {"step": 40, "status": "completed", "fid": 12.5, "collapse": "ok", "time_s": 3.21}
-    assert result_row({"step": 5, "status": "diverged", "fid": math.nan})["fid"] is None
+                      "checkpoint_path": "/x", "modes": 870.0, "modes_kl": 0.1}, time_s=3.21)
+    assert row == {"step": 40, "status": "completed", "fid": 12.5, "collapse": "ok", "modes": 870.0,
+                   "modes_kl": 0.1, "time_s": 3.21}
+    assert result_row({"step": 5, "status": "diverged", "fid": math.nan}, 1.0)["fid"] is None
 
 
 def test_final_status():
@@ -46,21 +60,29 @@ def test_final_status():
     assert final_status({"step": 7, "status": "diverged"}, 40) == "diverged"
 
 
-def test_best_is_the_reports_winner(experiment):
-    """best_config.json holds the report's best: lowest last FID, collapsed after every other
+def test_uris_keep_their_query_at_the_end():
+    uri = "s3://bucket/exps?endpoint_override=127.0.0.1:5000&scheme=http"
+    assert join_uri(uri, "name") == "s3://bucket/exps/name?endpoint_override=127.0.0.1:5000&scheme=http"
+    assert parent_uri(join_uri(uri, "name")) == (uri, "name")
+    assert join_uri("/tmp/x/", "a", "b") == "/tmp/x/a/b" and parent_uri("/tmp/x/a") == ("/tmp/x", "a")
+
+
+def test_best_is_the_rankings_winner(experiment):
+    """best_config.json holds the leaderboard's best: lowest last FID, collapsed after every other
     trial whatever its FID, diverged never."""
-    experiment.write_json({"name": "exp", "steps": 40, "baseline_trial_id": "b"}, "experiment.json")
+    experiment.write_info({k: None for k in EXPERIMENT_FIELDS} | {"name": "exp", "steps": 40,
+                                                                 "baseline_trial_id": "b"})
     cfg = TrainConfig(steps=40).to_dict()
     for tid, status, step, fid, collapse in [("a", "completed", 40, 30.0, "collapsed"),
                                              ("b", "completed", 40, 50.0, "ok"),
                                              ("c", "stopped", 20, 40.0, "partial"),
                                              ("d", "diverged", 9, None, None)]:
-        experiment.write_json(cfg, "trials", tid, "config.json")
-        experiment.write_json({"lr_g": 1e-3}, "trials", tid, "params.json")
+        experiment.start_trial(tid, {"lr_g": 1e-3}, cfg)
         experiment.write_status(tid, status, step)
-        experiment.append_result(tid, {"step": step, "status": status, "fid": fid, "collapse": collapse,
-                                       "extractor": "x" if fid else None, "n": 10, "reference": "r"})
-    loaded, ranking = rank(experiment.uri)
+        experiment.append_result(tid, result_row({"step": step, "status": status, "fid": fid, "collapse": collapse,
+                                                  "extractor": "x" if fid else None, "n": 10, "reference": "r"}, 1.0))
+    loaded = Experiment(experiment.uri)
+    ranking = rank_trials(loaded)
     assert [t.trial_id for t in ranking.leaderboard] == ["c", "b", "a", "d"]
     best = winner(ranking)
     assert best.trial_id == "c"

@@ -6,16 +6,16 @@ import json
 
 import pytest
 
-from reports.experiment import load_experiment
-from reports.ranking import COLLAPSED, DIVERGED, RANKED, UNRANKED, rank_trials
+from experiment import Experiment
+from experiment.ranking import COLLAPSED, DIVERGED, RANKED, UNRANKED, rank_trials
 
 
 def _rank(synthetic, tmp_path, trials=None, **kwargs):
-    return rank_trials(load_experiment(str(synthetic.write_experiment(tmp_path, trials, optuna_db=False, **kwargs))))
+    return rank_trials(Experiment.open(str(synthetic.write_experiment(tmp_path, trials, optuna_db=False, **kwargs))))
 
 
 def test_ranked_trials_are_sorted_by_their_last_fid(experiment_dir):
-    ranking = rank_trials(load_experiment(str(experiment_dir)))
+    ranking = rank_trials(Experiment.open(str(experiment_dir)))
     ranked = [r for r in ranking.leaderboard if r.group == RANKED]
     fids = [r.fid for r in ranked]
     assert fids == sorted(fids)
@@ -35,7 +35,7 @@ def test_last_fid_ranks_and_best_fid_step_is_kept(tmp_path, synthetic):
 
 
 def test_best_gain_over_baseline_in_per_cent(experiment_dir):
-    ranking = rank_trials(load_experiment(str(experiment_dir)))
+    ranking = rank_trials(Experiment.open(str(experiment_dir)))
     assert ranking.baseline.trial_id == "t000_base" and ranking.baseline.is_baseline
     assert "baseline" in ranking.baseline.marks
     assert ranking.gain_over_baseline_pct == pytest.approx((50 - 30) / 50 * 100)
@@ -49,7 +49,7 @@ def test_baseline_found_by_params_when_no_trial_id(tmp_path, synthetic):
     meta = json.loads((exp / "experiment.json").read_text())
     meta["baseline_trial_id"] = None
     (exp / "experiment.json").write_text(json.dumps(meta))
-    ranking = rank_trials(load_experiment(str(exp)))
+    ranking = rank_trials(Experiment.open(str(exp)))
     assert ranking.baseline.trial_id == "y"
     assert ranking.gain_over_baseline_pct == pytest.approx(50.0)
 
@@ -61,7 +61,7 @@ def test_best_is_baseline_gives_zero_gain(tmp_path, synthetic):
 
 
 def test_collapsed_trial_with_the_lowest_fid_is_never_on_top(experiment_dir):
-    ranking = rank_trials(load_experiment(str(experiment_dir)))
+    ranking = rank_trials(Experiment.open(str(experiment_dir)))
     collapsed = next(r for r in ranking.leaderboard if r.trial_id == "t002_collapsed")
     assert collapsed.fid == min(r.fid for r in ranking.with_fid())  # it has the best FID...
     assert collapsed.group == COLLAPSED and "collapsed" in collapsed.marks
@@ -71,13 +71,13 @@ def test_collapsed_trial_with_the_lowest_fid_is_never_on_top(experiment_dir):
 
 
 def test_partial_collapse_stays_ranked_but_marked(experiment_dir):
-    ranking = rank_trials(load_experiment(str(experiment_dir)))
+    ranking = rank_trials(Experiment.open(str(experiment_dir)))
     partial = next(r for r in ranking.leaderboard if r.trial_id == "t006_partial")
     assert partial.group == RANKED and "partial collapse" in partial.marks
 
 
 def test_diverged_trials_come_last_and_are_marked(experiment_dir):
-    ranking = rank_trials(load_experiment(str(experiment_dir)))
+    ranking = rank_trials(Experiment.open(str(experiment_dir)))
     last = ranking.leaderboard[-1]
     assert last.trial_id == "t003_diverged" and last.group == DIVERGED
     assert last.fid is None and "diverged" in last.marks
@@ -112,14 +112,14 @@ def test_half_written_last_line_is_skipped(tmp_path, synthetic):
     exp = synthetic.write_experiment(tmp_path, [synthetic.TrialSpec("a", {"lr_g": 1e-4}, [50.0, 40.0], status="running")])
     with open(exp / "trials" / "a" / "results.jsonl", "a") as f:
         f.write('{"step": 600, "status": "runn')  # the search is appending right now
-    ranking = rank_trials(load_experiment(str(exp)))
+    ranking = rank_trials(Experiment.open(str(exp)))
     assert ranking.leaderboard[0].fid == 40.0
     assert any("unreadable" in n for n in ranking.leaderboard[0].notes)
 
 
 def test_file_uri_reads_the_same_as_a_local_path(experiment_dir):
-    local = rank_trials(load_experiment(str(experiment_dir)))
-    uri = rank_trials(load_experiment(experiment_dir.as_uri()))
+    local = rank_trials(Experiment.open(str(experiment_dir)))
+    uri = rank_trials(Experiment.open(experiment_dir.as_uri()))
     assert uri == local
 
 
@@ -129,7 +129,7 @@ def test_resumed_trial_keeps_the_later_row_of_a_repeated_step(tmp_path, syntheti
     rows = [json.loads(line) for line in results.read_text().splitlines()]
     rows.append({**rows[-1], "fid": 35.0})  # resumed from the step-200 checkpoint, step 400 again
     results.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    trial = rank_trials(load_experiment(str(exp))).leaderboard[0]
+    trial = rank_trials(Experiment.open(str(exp))).leaderboard[0]
     assert trial.curve == [(200, 50.0), (400, 35.0)] and trial.fid == 35.0
 
 
@@ -139,7 +139,7 @@ def test_failed_trial_shows_its_error(synthetic, tmp_path):
                                                                     samples=False)], optuna_db=False)
     (exp / "trials" / "boom" / "status.json").write_text(
         json.dumps({"status": "failed", "step": 0, "error": "CUDA out of memory"}))
-    ranking = rank_trials(load_experiment(str(exp)))
+    ranking = rank_trials(Experiment.open(str(exp)))
     boom = ranking.unranked[0]
     assert boom.trial_id == "boom" and "failed" in boom.marks and "CUDA out of memory" in boom.notes
 
@@ -153,7 +153,7 @@ def test_null_fid_without_divergence_is_unranked_not_diverged(synthetic, tmp_pat
     rows = [{"step": r["step"], "status": r["status"], "d_loss": 1.0, "g_loss": 0.6, "fid": None, "time_s": 3.0}
             for r in map(json.loads, results.read_text().splitlines())]
     results.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    ranking = rank_trials(load_experiment(str(exp)))
+    ranking = rank_trials(Experiment.open(str(exp)))
     assert [r.trial_id for r in ranking.leaderboard] == ["ok"]
     nofid = ranking.unranked[0]
     assert nofid.trial_id == "nofid" and "no FID" in nofid.marks and "diverged" not in nofid.marks

@@ -106,7 +106,7 @@ def test_empty_experiment_exits_2(tmp_path, capsys, synthetic):
 @pytest.mark.parametrize("output", ["no/such/dir/report.html", "."])
 def test_unwritable_output_fails_before_any_work(experiment_dir, tmp_path, monkeypatch, capsys, output):
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(build, "load_experiment", _fail)
+    monkeypatch.setattr(build, "build_report", _fail)
     assert build.main([str(experiment_dir), "-o", output]) == 2
     assert len(capsys.readouterr().err.strip().splitlines()) == 1
     assert list(tmp_path.iterdir()) == []  # nothing half written

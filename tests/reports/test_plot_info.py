@@ -7,15 +7,15 @@ import sys
 
 import pytest
 
-from reports.experiment import load_experiment
+from experiment import Experiment
 from reports.plot_info import (_get_comparison_info, _get_diagnostics_info, _get_fid_curves_info, _get_header_info,
                                _get_importance_info, _get_params_info, _get_reuse_info, _get_sample_grids_info)
-from reports.ranking import COLLAPSED, rank_trials
+from experiment.ranking import COLLAPSED, rank_trials
 
 
 @pytest.fixture(scope="module")
 def loaded(experiment_dir):
-    experiment = load_experiment(str(experiment_dir))
+    experiment = Experiment.open(str(experiment_dir))
     return experiment, rank_trials(experiment)
 
 
@@ -23,7 +23,7 @@ def test_plot_info_does_not_import_plotly():
     # Compute is separate from render: the infos are plain data (STYLE.md).
     import subprocess
 
-    code = "import sys, reports.plot_info, reports.ranking; print('plotly' in sys.modules)"
+    code = "import sys, reports.plot_info, experiment.ranking; print('plotly' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
 
@@ -78,7 +78,7 @@ def test_params_info_puts_learning_rates_on_log_axes(loaded):
 def test_params_info_only_has_sampled_params(tmp_path, synthetic):
     exp = synthetic.write_experiment(tmp_path, [synthetic.TrialSpec("a", {"beta1": 0.5}, [30.0]), synthetic.TrialSpec("b", {"beta1": 0.1}, [40.0])],
                            optuna_db=False)
-    info = _get_params_info(rank_trials(load_experiment(str(exp))))
+    info = _get_params_info(rank_trials(Experiment.open(str(exp))))
     assert [a.name for a in info.axes] == ["beta1"]
 
 
@@ -92,19 +92,19 @@ def test_importance_from_the_persisted_study(loaded):
 
 def test_importance_with_too_few_trials_says_so(tmp_path, synthetic):
     exp = synthetic.write_experiment(tmp_path, [synthetic.TrialSpec("a", {"lr_g": 1e-4}, [30.0]), synthetic.TrialSpec("b", {"lr_g": 2e-4}, [40.0])])
-    info = _get_importance_info(load_experiment(str(exp)))
+    info = _get_importance_info(Experiment.open(str(exp)))
     assert info.importances == {} and "only 2 complete trial(s)" in info.note
 
 
 def test_importance_without_a_study_says_so(tmp_path, synthetic):
     exp = synthetic.write_experiment(tmp_path, [synthetic.TrialSpec("a", {"lr_g": 1e-4}, [30.0])], optuna_db=False)
-    info = _get_importance_info(load_experiment(str(exp)))
+    info = _get_importance_info(Experiment.open(str(exp)))
     assert info.importances == {} and "no optuna.db" in info.note
     assert not (exp / "optuna.db").exists()  # reading must not create one
 
 
 def test_importance_reads_a_study_through_a_uri(experiment_dir):
-    info = _get_importance_info(load_experiment(experiment_dir.as_uri()))
+    info = _get_importance_info(Experiment.open(experiment_dir.as_uri()))
     assert info.n_complete == 6 and info.importances
 
 
@@ -128,7 +128,7 @@ def test_reuse_commands_use_best_config(loaded, experiment_dir):
 def test_reuse_while_running_points_at_the_best_trial_config(tmp_path, synthetic):
     exp = synthetic.write_experiment(tmp_path, [synthetic.TrialSpec("a", {"lr_g": 1e-4}, [30.0], status="running")], finished=False,
                            optuna_db=False)
-    experiment = load_experiment(str(exp))
+    experiment = Experiment.open(str(exp))
     info = _get_reuse_info(experiment, rank_trials(experiment))
     assert info.config_path == f"{exp}/trials/a/config.json" and "best_config.json" in info.note
 
@@ -142,9 +142,9 @@ def test_comparison_flags_fids_measured_differently(tmp_path, synthetic):
     meta = json.loads((b / "experiment.json").read_text())
     meta.update(extractor="inception-v3", reference="r")
     (b / "experiment.json").write_text(json.dumps(meta))
-    same = _get_comparison_info(*(rank_trials(load_experiment(str(p))) for p in (a, a)))
+    same = _get_comparison_info(*(rank_trials(Experiment.open(str(p))) for p in (a, a)))
     assert same.comparable and same.labels[0] != same.labels[1]
-    other = _get_comparison_info(*(rank_trials(load_experiment(str(p))) for p in (a, b)))
+    other = _get_comparison_info(*(rank_trials(Experiment.open(str(p))) for p in (a, b)))
     assert not other.comparable and "NOT comparable" in other.note
     assert other.fids == ([30.0], [30.0])
 
@@ -159,7 +159,7 @@ def test_reuse_says_when_best_config_holds_another_trial(synthetic, tmp_path):
     exp = synthetic.write_experiment(tmp_path, synthetic.default_trials(), optuna_db=False)
     # search.run's own rule picked the collapsed trial (lowest raw FID); the report does not.
     assert json.loads((exp / "best_config.json").read_text())["trial_id"] == "t002_collapsed"
-    experiment = load_experiment(str(exp))
+    experiment = Experiment.open(str(exp))
     info = _get_reuse_info(experiment, rank_trials(experiment))
     assert info.best_trial_id == "t001_best" and info.best_config_trial_id == "t002_collapsed"
     assert f"{exp}/trials/t001_best/config.json" in info.note
@@ -175,7 +175,7 @@ def test_protocol_is_taken_from_the_trials_while_experiment_json_has_nulls(synth
     meta = json.loads((exp / "experiment.json").read_text())
     meta.update(extractor=None, reference=None)
     (exp / "experiment.json").write_text(json.dumps(meta))
-    ranking = rank_trials(load_experiment(str(exp)))
+    ranking = rank_trials(Experiment.open(str(exp)))
     assert ranking.protocol == ("digits-classifier", 2000, "digits/train")
     assert "experiment.json does not record it yet" in ranking.protocol_source
     assert [r.trial_id for r in ranking.leaderboard] == ["b", "a"] and ranking.unranked[0].trial_id == "odd"

@@ -79,8 +79,11 @@ def test_unreachable_address_fails_fast(tmp_path):
 
 
 def test_check_address_rejects_garbage():
-    with pytest.raises(search_run.SearchError, match="HOST:PORT"):
-        search_run.check_address("not-an-address")
+    from search.cluster import check_address
+    from search.plan import SearchError
+
+    with pytest.raises(SearchError, match="HOST:PORT"):
+        check_address("not-an-address")
 
 
 def test_list_spaces(capsys):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -57,11 +58,11 @@ def test_smoke_search(ray_session, tmp_path):
     assert cfg == trials[best["trial_id"]]["config"]
     assert (exp / "optuna.db").exists()
     # search.run built the report, from the same ranking that chose best_config.json
-    from reports.experiment import load_experiment
-    from reports.ranking import rank_trials
+    from experiment import Experiment
+    from experiment.ranking import rank_trials
 
     assert (exp / "report.html").stat().st_size < 10 * 2**20
-    ranking = rank_trials(load_experiment(str(exp)))
+    ranking = rank_trials(Experiment.open(str(exp)))
     assert ranking.best is None or ranking.best.trial_id == best["trial_id"]
 
     # the winner re-runs from best_config.json alone, to the same FID
@@ -69,6 +70,12 @@ def test_smoke_search(ray_session, tmp_path):
 
     result = train(cfg, tmp_path / "rerun")
     assert result.metrics["fid"] == pytest.approx(best["fid"], rel=0.02)
+
+    # and images come out of the winning trial's checkpoints with no code
+    from dcgan import sample
+
+    assert sample.main([str(exp / "_train" / best["trial_id"]), "-o", str(tmp_path / "winner.png")]) == 0
+    assert (tmp_path / "winner.png").stat().st_size > 0
 
 
 def diverge(trial):
@@ -156,3 +163,47 @@ def _finished(exp: Path) -> bool:
         except (json.JSONDecodeError, OSError):
             pass
     return False
+
+
+EVALUATION_LINE = re.compile(r"^[0-9a-f]{8}  step +\d+/40  (FID +[\d.]+  \w+|diverged)$")
+PROGRESS_LINE = re.compile(r"^\[ *\w+\] \d of 4 trials done.*running")
+WORKER_LINE = re.compile(r"\(\w+ pid=\d+(, ip=[\d.]+)?\)")  # Ray's prefix of a worker's own output
+
+
+def test_console_is_short_and_verbose_brings_ray_back(ray_session, tmp_path):
+    """The whole output of `search.run --space smoke --trials 4`: a header, one line per
+    evaluation, a progress line per trial, the table and the report. In a subprocess joined to
+    this session's Ray (one Ray instance only), as a user runs it."""
+    env = {**os.environ, "RAY_ADDRESS": ray_session.get_runtime_context().gcs_address}
+    common = ["--space", "smoke", "--steps", "40", "--set", "eval_every=10", "--storage", str(tmp_path), *TINY]
+    quiet = subprocess.run([sys.executable, "-m", "search.run", *common, "--trials", "4", "--name", "quiet"],
+                           env=env, capture_output=True, text=True, timeout=600)
+    assert quiet.returncode == 0, quiet.stderr[-3000:]
+    lines = (quiet.stdout + quiet.stderr).strip().splitlines()
+    assert len(lines) <= 40, "\n".join(lines)
+    evaluations = [ln for ln in lines if EVALUATION_LINE.match(ln)]
+    rows = sum(len((d / "results.jsonl").read_text().splitlines()) for d in (tmp_path / "quiet" / "trials").iterdir())
+    assert len(evaluations) == rows, "\n".join(lines)  # each evaluation printed once
+    assert len([ln for ln in lines if PROGRESS_LINE.match(ln)]) == 4, "\n".join(lines)
+    assert any("4 of 4 trials done" in ln for ln in lines) and any("best FID" in ln for ln in lines)
+    assert not any("INFO" in ln or "== Status ==" in ln or WORKER_LINE.search(ln) for ln in lines), "\n".join(lines)
+
+    verbose = subprocess.run([sys.executable, "-m", "search.run", *common, "--trials", "1", "--scheduler", "fifo",
+                              "--name", "verbose", "--verbose"], env=env, capture_output=True, text=True, timeout=600)
+    assert verbose.returncode == 0, verbose.stderr[-3000:]
+    loud = verbose.stdout + verbose.stderr
+    assert "== Status ==" in loud and WORKER_LINE.search(loud), loud[-3000:]  # Tune's table, the workers' lines
+
+
+MNIST_DIR = Path(__file__).resolve().parents[3] / "shared" / "data" / "mnist"  # ../shared beside the repo
+
+
+@pytest.mark.skipif(not MNIST_DIR.is_dir(), reason="the shared MNIST test set is not on this machine")
+def test_stacked_mnist_modes_reach_results_and_report(ray_session, tmp_path):
+    exp = search(tmp_path, "stacked", "--space", "smoke", "--trials", "1", "--steps", "10", "--set", "eval_every=10",
+                 "--scheduler", "fifo", "--dataset", f"stacked-mnist:{MNIST_DIR}")
+    (trial,) = trials_of(exp).values()
+    row = trial["results"][-1]
+    assert 1 <= row["modes"] <= 1000 and row["modes_kl"] >= 0, row
+    report = (exp / "report.html").read_text()
+    assert "<th>modes</th>" in report and "<th>modes KL</th>" in report

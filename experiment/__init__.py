@@ -1,0 +1,16 @@
+"""The experiment directory: one package owns its format (docs/experiment-layout.md).
+
+- `layout`: `Experiment(uri)`, the directory's one reader and writer, on any pyarrow filesystem;
+- `schema`: the results.jsonl row keys (dcgan's, and `time_s`), the statuses, experiment.json's
+  fields, NaN-to-null;
+- `ranking`: `rank_trials(experiment) -> Ranking`, the leaderboard's rules, and the winner that
+  best_config.json holds.
+
+`search/` writes through it, `reports/` reads through it; it imports neither.
+"""
+
+from experiment.layout import Experiment, ExperimentError, Trial, is_uri, storage_uri
+from experiment.ranking import Ranking, RankedTrial, rank_trials, winner
+
+__all__ = ["Experiment", "ExperimentError", "Trial", "is_uri", "storage_uri", "Ranking", "RankedTrial", "rank_trials",
+           "winner"]

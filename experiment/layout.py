@@ -1,0 +1,345 @@
+"""The experiment directory (docs/experiment-layout.md): its one reader and writer.
+
+`Experiment(uri)` opens `<storage>/<name>/` as a local path or a URI (`file://`, `s3://`, `gs://`,
+anything `pyarrow.fs.FileSystem.from_uri` opens); every read and write goes through pyarrow.fs,
+so the same code serves a laptop disk and a bucket. `search/` writes through it as results arrive;
+`reports/` reads it, and a search that is still running is a valid input: trials may have no
+results yet, `finished_at` may be null, the last line of a results.jsonl may be half written.
+Only the files of the contract are read, never Ray Tune's own files beside them.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import posixpath
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional
+
+import pyarrow.fs as pafs
+
+from dcgan import keys
+from experiment.schema import (EXPERIMENT_FIELDS, PENDING, RUNNING, TIME_S, TRIAL_STATUSES, finite_or_none,
+                               is_number, json_safe)
+
+EXPERIMENT_JSON, BEST_CONFIG_JSON, OPTUNA_DB, REPORT_HTML = "experiment.json", "best_config.json", "optuna.db", "report.html"
+TRIALS = "trials"
+CONFIG_JSON, PARAMS_JSON, RESULTS_JSONL, STATUS_JSON, SAMPLES = ("config.json", "params.json", "results.jsonl",
+                                                                 "status.json", "samples")
+TRAIN_RUNS = "_train"  # each trial's inner Ray Train run (its checkpoints), beside the contract's files
+
+
+class ExperimentError(ValueError):
+    """The input is not a readable experiment; the message says what to do."""
+
+
+def is_uri(path: str) -> bool:
+    return "://" in path
+
+
+def storage_uri(storage: str) -> str:
+    """A local path becomes absolute (Ray and pyarrow need that); a URI stays as it is."""
+    return storage if is_uri(storage) else os.path.abspath(os.path.expanduser(storage))
+
+
+def open_fs(uri: str) -> tuple[pafs.FileSystem, str]:
+    """(filesystem, path inside it) for a local path or a URI."""
+    if is_uri(uri):
+        return pafs.FileSystem.from_uri(uri)
+    return pafs.LocalFileSystem(), uri
+
+
+def join_uri(base: str, *parts: str) -> str:
+    """`base/part/...` for a path or a URI; a URI's query (s3://b/x?endpoint_override=...) stays at the end."""
+    head, sep, query = base.partition("?")
+    return "/".join([head.rstrip("/"), *parts]) + sep + query
+
+
+def parent_uri(uri: str) -> tuple[str, str]:
+    """(parent, name) of a path or a URI, the query kept on the parent."""
+    head, sep, query = uri.partition("?")
+    parent, _, name = head.rstrip("/").rpartition("/")
+    return parent + sep + query, name
+
+
+def sample_name(step: int) -> str:
+    return f"step_{step:07d}.png"
+
+
+@dataclass(frozen=True)
+class Trial:
+    """One trial's files, as read."""
+
+    trial_id: str
+    params: dict[str, Any]  # what the space sampled
+    config: dict[str, Any]  # the full TrainConfig
+    status: str  # one of TRIAL_STATUSES
+    status_step: int | None
+    error: str | None
+    results: list[dict[str, Any]]  # results.jsonl rows, in file order; non-finite FIDs are None
+    sample_paths: dict[int, str]  # step -> the fixed-noise grid, a path inside the experiment
+    unreadable_lines: int = 0
+
+    @property
+    def evaluations(self) -> list[dict[str, Any]]:
+        """Rows that came from an evaluation (they carry an `fid` key, possibly null), by step.
+        A trial resumed from a checkpoint evaluates some steps again: the later row wins."""
+        by_step = {int(r[keys.STEP]): r for r in self.results if keys.FID in r}
+        return [by_step[s] for s in sorted(by_step)]
+
+    @property
+    def steps_reached(self) -> int:
+        steps = [int(r[keys.STEP]) for r in self.results if is_number(r.get(keys.STEP))]
+        return max([self.status_step or 0, *steps])
+
+    @property
+    def time_s(self) -> float:
+        return max((float(r[TIME_S]) for r in self.results if is_number(r.get(TIME_S))), default=0.0)
+
+
+class Experiment:
+    """One experiment directory: the files' primitives, the writer's methods, and the reader's
+    view (`meta`, `trials`, `best_config`), read on first use; a new Experiment reads again."""
+
+    def __init__(self, uri: str, display: Optional[str] = None):
+        self.uri = join_uri(storage_uri(uri))  # no trailing slash; a query stays at the end
+        self.display = display or uri  # what the user typed, for messages
+        self._fs: Optional[pafs.FileSystem] = None
+        self._root: Optional[str] = None
+
+    @classmethod
+    def open(cls, where: str) -> "Experiment":
+        """An existing experiment (a folder holding experiment.json); ExperimentError if not."""
+        exp = cls(where)
+        try:
+            kind = exp.fs.get_file_info(exp.root).type
+            has_meta = exp.exists(EXPERIMENT_JSON)
+        except (ValueError, OSError) as e:  # pyarrow.lib.ArrowInvalid is a ValueError
+            raise ExperimentError(f"cannot read {where}: {_one_line(e)}") from None
+        if kind != pafs.FileType.Directory:
+            raise ExperimentError(f"{where} is not a directory; pass an experiment directory "
+                                  "(the one holding experiment.json)")
+        if not has_meta:
+            raise ExperimentError(f"{where} is not an experiment: it has no experiment.json; pass "
+                                  "<storage>/<experiment name>, the directory search.run created")
+        return exp
+
+    # pyarrow filesystems do not pickle everywhere; Tune pickles callbacks, so open lazily
+    def __getstate__(self) -> dict:
+        return {"uri": self.uri, "display": self.display, "_fs": None, "_root": None}
+
+    @property
+    def fs(self) -> pafs.FileSystem:
+        if self._fs is None:
+            self._fs, root = open_fs(self.uri)
+            self._root = root.rstrip("/") or "/"
+        return self._fs
+
+    @property
+    def root(self) -> str:
+        self.fs
+        return self._root
+
+    def path(self, *parts: str) -> str:
+        return "/".join([self.root, *parts])
+
+    @property
+    def name(self) -> str:
+        return str(self.meta.get("name") or posixpath.basename(self.root))
+
+    # --- primitives ----------------------------------------------------------------------------
+
+    def exists(self, *parts: str) -> bool:
+        return self.fs.get_file_info(self.path(*parts)).type != pafs.FileType.NotFound
+
+    def read_bytes(self, *parts: str) -> bytes:
+        with self.fs.open_input_stream(self.path(*parts)) as f:
+            return f.read()
+
+    def read_text(self, *parts: str) -> str:
+        return self.read_bytes(*parts).decode("utf-8")
+
+    def write_bytes(self, data: bytes, *parts: str) -> None:
+        """Whole-file write via a temporary name where the filesystem can rename (local)."""
+        target = self.path(*parts)
+        self.fs.create_dir(target.rsplit("/", 1)[0], recursive=True)
+        if isinstance(self.fs, pafs.LocalFileSystem):
+            tmp = target + ".tmp"
+            with self.fs.open_output_stream(tmp) as f:
+                f.write(data)
+            self.fs.move(tmp, target)
+        else:  # object stores write a whole object atomically anyway
+            with self.fs.open_output_stream(target) as f:
+                f.write(data)
+
+    def write_text(self, text: str, *parts: str) -> None:
+        self.write_bytes(text.encode(), *parts)
+
+    def read_json(self, *parts: str, default: Any = None) -> Any:
+        """The file's JSON, or `default` when it does not exist."""
+        if self.fs.get_file_info(self.path(*parts)).type != pafs.FileType.File:
+            return default
+        try:
+            return json.loads(self.read_text(*parts))
+        except json.JSONDecodeError as e:
+            # A file rewritten without a rename could be caught half written: say which one.
+            raise ExperimentError(f"{self.path(*parts)} is not valid JSON ({e.msg}, line {e.lineno}); "
+                                  "rerun once the search has rewritten it") from None
+
+    def write_json(self, value: Any, *parts: str) -> None:
+        self.write_text(json.dumps(json_safe(value), indent=2, allow_nan=False) + "\n", *parts)
+
+    def read_jsonl(self, *parts: str) -> tuple[list[dict], int]:
+        """(rows that carry a step, count of unreadable lines). Non-finite FIDs read as None."""
+        if not self.exists(*parts):
+            return [], 0
+        rows, unreadable = [], 0
+        for line in self.read_text(*parts).splitlines():
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:
+                unreadable += 1  # most often the last line, still being appended
+                continue
+            if not isinstance(row, dict) or not is_number(row.get(keys.STEP)):
+                unreadable += 1
+                continue
+            if keys.FID in row:
+                row[keys.FID] = finite_or_none(row[keys.FID])  # NaN, Infinity, null: no FID
+            rows.append(row)
+        return rows, unreadable
+
+    def copy_from(self, source_path: str, *parts: str) -> None:
+        """Copy a file that lies on the same filesystem (e.g. a checkpoint's samples.png)."""
+        target = self.path(*parts)
+        self.fs.create_dir(target.rsplit("/", 1)[0], recursive=True)
+        self.fs.copy_file(source_path, target)
+
+    def upload(self, local_file: str | Path, *parts: str) -> None:
+        target = self.path(*parts)
+        self.fs.create_dir(target.rsplit("/", 1)[0], recursive=True)
+        pafs.copy_files(str(local_file), target, source_filesystem=pafs.LocalFileSystem(),
+                        destination_filesystem=self.fs)
+
+    def copy_to_local(self, *parts: str) -> str:
+        """Copy one file to a temporary local file (SQLite needs one); the caller deletes it.
+        Local files are copied too, so a live search's database is never opened, so never locked
+        or migrated, by a reader."""
+        fd, tmp = tempfile.mkstemp(suffix=posixpath.splitext(parts[-1])[1])
+        with os.fdopen(fd, "wb") as out, self.fs.open_input_stream(self.path(*parts)) as src:
+            shutil.copyfileobj(src, out)
+        return tmp
+
+    # --- the writer ----------------------------------------------------------------------------
+
+    def write_info(self, info: dict[str, Any]) -> None:
+        """experiment.json, whole: exactly the fields of EXPERIMENT_FIELDS."""
+        missing = [k for k in EXPERIMENT_FIELDS if k not in info]
+        unknown = [k for k in info if k not in EXPERIMENT_FIELDS]
+        if missing or unknown:
+            raise ValueError(f"experiment.json fields: missing {missing}, unknown {unknown}")
+        self.write_json({k: info[k] for k in EXPERIMENT_FIELDS}, EXPERIMENT_JSON)
+
+    def update_info(self, **changes: Any) -> dict[str, Any]:
+        """Read experiment.json, change some fields, write it back; returns the new info."""
+        info = {**self.read_json(EXPERIMENT_JSON), **changes}
+        self.write_info(info)
+        return info
+
+    def start_trial(self, trial_id: str, params: dict[str, Any], config: dict[str, Any]) -> None:
+        """A trial's params.json, config.json and an empty results.jsonl, so readers find every
+        file from its start; status running (at its last step, when restarted)."""
+        self.write_json(params, TRIALS, trial_id, PARAMS_JSON)
+        self.write_json(config, TRIALS, trial_id, CONFIG_JSON)
+        if not self.exists(TRIALS, trial_id, RESULTS_JSONL):
+            self.write_text("", TRIALS, trial_id, RESULTS_JSONL)
+        rows, _ = self.read_jsonl(TRIALS, trial_id, RESULTS_JSONL)
+        self.write_status(trial_id, RUNNING, max((r[keys.STEP] for r in rows), default=0))
+
+    def append_result(self, trial_id: str, row: dict) -> None:
+        """Append one evaluation to results.jsonl. Rows at or after its step are dropped first:
+        a trial restarted from a checkpoint reports those steps again. (Read and rewrite, since
+        object stores cannot append; the file holds one short line per evaluation.)"""
+        rows, _ = self.read_jsonl(TRIALS, trial_id, RESULTS_JSONL)
+        rows = [r for r in rows if r[keys.STEP] < row[keys.STEP]] + [json_safe(row)]
+        self.write_text("".join(json.dumps(r, allow_nan=False) + "\n" for r in rows), TRIALS, trial_id, RESULTS_JSONL)
+
+    def write_status(self, trial_id: str, status: str, step: int, error: Optional[str] = None) -> None:
+        assert status in TRIAL_STATUSES, status
+        self.write_json({"status": status, "step": int(step), "error": error}, TRIALS, trial_id, STATUS_JSON)
+
+    def sample_parts(self, trial_id: str, step: int) -> tuple[str, ...]:
+        return TRIALS, trial_id, SAMPLES, sample_name(step)
+
+    # --- the reader ----------------------------------------------------------------------------
+
+    @functools.cached_property
+    def meta(self) -> dict[str, Any]:
+        """experiment.json."""
+        meta = self.read_json(EXPERIMENT_JSON)
+        if not isinstance(meta, dict):
+            raise ExperimentError(f"{self.path(EXPERIMENT_JSON)} is not a JSON object; it is not an "
+                                  "experiment.json that search.run wrote")
+        return meta
+
+    @functools.cached_property
+    def trials(self) -> list[Trial]:
+        return [self.read_trial(tid) for tid in self.trial_ids()]
+
+    @functools.cached_property
+    def best_config(self) -> Optional[dict[str, Any]]:
+        best = self.read_json(BEST_CONFIG_JSON)
+        return best if isinstance(best, dict) else None
+
+    def trial(self, trial_id: str) -> Trial:
+        for t in self.trials:
+            if t.trial_id == trial_id:
+                return t
+        raise KeyError(trial_id)
+
+    def trial_ids(self) -> list[str]:
+        if self.fs.get_file_info(self.path(TRIALS)).type != pafs.FileType.Directory:
+            return []
+        infos = self.fs.get_file_info(pafs.FileSelector(self.path(TRIALS)))
+        return sorted(i.base_name for i in infos if i.type == pafs.FileType.Directory)
+
+    def read_trial(self, trial_id: str) -> Trial:
+        """One trial's files, read now."""
+        def get(name: str) -> dict:
+            value = self.read_json(TRIALS, trial_id, name)
+            return value if isinstance(value, dict) else {}
+
+        status = get(STATUS_JSON)
+        results, unreadable = self.read_jsonl(TRIALS, trial_id, RESULTS_JSONL)
+        state = status.get("status")
+        if state not in TRIAL_STATUSES:
+            # No status.json yet (or an unknown word): trust the last row, else it has not started.
+            state = results[-1].get(keys.STATUS, RUNNING) if results else PENDING
+            state = state if state in TRIAL_STATUSES else RUNNING
+        step = status.get("step")
+        return Trial(trial_id=trial_id, params=get(PARAMS_JSON), config=get(CONFIG_JSON), status=state,
+                     status_step=int(step) if is_number(step) else None, error=status.get("error"),
+                     results=results, sample_paths=self._sample_paths(trial_id), unreadable_lines=unreadable)
+
+    def _sample_paths(self, trial_id: str) -> dict[int, str]:
+        folder = "/".join((TRIALS, trial_id, SAMPLES))
+        if self.fs.get_file_info(self.path(folder)).type != pafs.FileType.Directory:
+            return {}
+        out = {}
+        for info in self.fs.get_file_info(pafs.FileSelector(self.path(folder), recursive=False)):
+            name = info.base_name
+            if info.type == pafs.FileType.File and name.startswith("step_") and name.endswith(".png"):
+                try:
+                    out[int(name[len("step_"):-len(".png")])] = f"{folder}/{name}"
+                except ValueError:
+                    continue
+        return dict(sorted(out.items()))
+
+
+def _one_line(error: BaseException) -> str:
+    return " ".join(str(error).split()) or type(error).__name__

@@ -1,0 +1,54 @@
+"""The Ray cluster a search runs on: reach it (or start a local one) and size the search to it."""
+
+from __future__ import annotations
+
+import logging
+import socket
+from typing import Optional
+
+from search.plan import SearchError
+from search.trial import Resources
+
+
+def check_address(address: Optional[str], timeout_s: float = 3.0) -> None:
+    """Fail fast on an unreachable cluster instead of waiting on it."""
+    if not address or address in ("auto", "local"):
+        return
+    hostport = address.split("://", 1)[-1].rstrip("/")
+    host, _, port = hostport.rpartition(":")
+    if not host or not port.isdigit():
+        raise SearchError(f"--address must be HOST:PORT or ray://HOST:PORT, got '{address}'")
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout_s).close()
+    except OSError as e:
+        raise SearchError(f"cannot reach Ray at {address} ({e.strerror or e}); start it with `ray start --head` "
+                          "or drop --address (and RAY_ADDRESS) for a local Ray") from None
+
+
+def connect_ray(address: Optional[str], verbose: bool = False) -> bool:
+    """Reuse an initialised Ray (tests share one); else start or join one. True if we started it.
+
+    Quiet unless `verbose`: Ray's INFO lines off, and the workers' output (every trial's own
+    progress lines, Ray Train's chatter) stays in the worker logs; warnings and errors still show."""
+    import ray
+
+    if ray.is_initialized():
+        return False
+    check_address(address)
+    try:
+        ray.init(address=address if address not in (None, "local") else None, include_dashboard=True,
+                 log_to_driver=verbose, logging_level=logging.INFO if verbose else logging.WARNING)
+    except ConnectionError as e:
+        raise SearchError(f"cannot connect to Ray ({e}); check --address") from None
+    return True
+
+
+def default_concurrency(resources: Resources, trials: int) -> int:
+    """As many trials as the cluster's CPUs (or GPUs) hold at once, at most `trials`."""
+    import ray
+
+    total = ray.cluster_resources()
+    fits = total.get("CPU", 1) // (resources.workers * resources.cpus_per_worker)
+    if resources.gpus_per_worker:
+        fits = min(fits, total.get("GPU", 0) // (resources.workers * resources.gpus_per_worker))
+    return int(max(1, min(fits, trials)))

@@ -1,0 +1,130 @@
+"""What a person sees while a search runs, instead of Ray's tables and INFO lines:
+
+    search ratio_lr-20261123-101500: 12 trials of 800 steps on digits 16px, 2 at a time
+    5e09385c  step   400/800  FID   41.27  ok
+    ...
+    [ 2m14s] 3 of 12 trials done (2 completed, 1 stopped early), 2 running; best FID 31.20 (5e09385c); ~4m left
+
+One line per evaluation, printed once (by the driver, not by every worker), and a progress line
+each time a trial ends. `search.run --verbose` brings Ray's own output back instead.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from typing import Callable, Optional
+
+from ray.tune import Callback
+from ray.tune.experiment import Trial
+
+from dcgan import keys
+from experiment.ranking import Ranking
+from experiment.schema import COMPLETED, DIVERGED, FAILED, STOPPED, finite_or_none
+
+
+class Console(Callback):
+    """Prints the evaluation lines and the progress lines of a search."""
+
+    def __init__(self, trials: int, steps: int, out: Optional[Callable[[str], None]] = None):
+        self.trials, self.steps = trials, steps
+        self._out = out  # None: print (a reference to print would not pickle with Tune's state)
+        self.t0 = time.monotonic()
+        self.latest: dict[str, dict] = {}  # trial id -> its latest row
+
+    def setup(self, **info) -> None:
+        self.t0 = time.monotonic()  # also when restored from Tune's saved state by --resume
+
+    def out(self, line: str) -> None:
+        (self._out or _print)(line)
+
+    def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
+        self.latest[trial.trial_id] = result
+        self.out(evaluation_line(trial.trial_id, result, self.steps))
+
+    def on_trial_complete(self, iteration, trials, trial, **info) -> None:
+        self.out(self.progress_line(trials, {trial.trial_id: Trial.TERMINATED}))
+
+    def on_trial_error(self, iteration, trials, trial, **info) -> None:
+        print(f"trial {trial.trial_id} failed: {trial.error_file or 'see the error above'}", file=sys.stderr)
+        self.out(self.progress_line(trials, {trial.trial_id: Trial.ERROR}))
+
+    def progress_line(self, trials: list[Trial], ending: Optional[dict[str, str]] = None) -> str:
+        """Trials done, running, the best so far and the time left; `ending`: trials that are
+        ending now, whose status Tune sets only after its callbacks ran."""
+        ended = {COMPLETED: 0, STOPPED: 0, DIVERGED: 0, FAILED: 0}
+        running, spent, left = 0, 0, 0
+        for t in trials:
+            status = (ending or {}).get(t.trial_id, t.status)
+            step = int(self.latest.get(t.trial_id, {}).get(keys.STEP, 0))
+            spent += step
+            if status == Trial.ERROR:
+                ended[FAILED] += 1
+            elif status == Trial.TERMINATED:
+                ended[_ended_as(self.latest.get(t.trial_id), self.steps)] += 1
+            else:
+                running += status == Trial.RUNNING
+                left += self.steps - step
+        left += (self.trials - len(trials)) * self.steps
+        done = sum(ended.values())
+        words = [f"{n} {w}" for w, n in (("completed", ended[COMPLETED]), ("stopped early", ended[STOPPED]),
+                                           ("diverged", ended[DIVERGED]), ("failed", ended[FAILED])) if n]
+        elapsed = time.monotonic() - self.t0
+        parts = [f"[{duration(elapsed):>6}] {done} of {self.trials} trials done"
+                 + (f" ({', '.join(words)})" if words else "") + f", {running} running"]
+        best = self.best()
+        if best:
+            parts.append(f"best FID {best[1]:.2f} ({best[0]})")
+        if left and spent:
+            parts.append(f"at most ~{duration(elapsed * left / spent)} left")
+        return "; ".join(parts)
+
+    def best(self) -> Optional[tuple[str, float]]:
+        fids = [(fid, tid) for tid, r in self.latest.items() if (fid := finite_or_none(r.get(keys.FID))) is not None]
+        return (min(fids)[1], min(fids)[0]) if fids else None
+
+
+def _print(line: str) -> None:
+    print(line, flush=True)
+
+
+def _ended_as(last: Optional[dict], steps: int) -> str:
+    if last and last.get(keys.STATUS) == DIVERGED:
+        return DIVERGED
+    return COMPLETED if last and int(last.get(keys.STEP, 0)) >= steps else STOPPED
+
+
+def evaluation_line(trial_id: str, result: dict, steps: int) -> str:
+    step = int(result.get(keys.STEP, 0))
+    if result.get(keys.STATUS) == DIVERGED:
+        return f"{trial_id}  step {step:>5}/{steps}  diverged"
+    fid = finite_or_none(result.get(keys.FID))
+    fid_text = f"FID {fid:8.2f}" if fid is not None else "FID        -"
+    return f"{trial_id}  step {step:>5}/{steps}  {fid_text}  {result.get(keys.COLLAPSE) or ''}".rstrip()
+
+
+def duration(seconds: float) -> str:
+    seconds = int(round(seconds)) if math.isfinite(seconds) else 0
+    h, rest = divmod(seconds, 3600)
+    m, s = divmod(rest, 60)
+    return f"{h}h{m:02d}m" if h else f"{m}m{s:02d}s" if m else f"{s}s"
+
+
+def format_table(ranking: Ranking, top: int = 5) -> str:
+    """The top `top` trials of the leaderboard, then one line counting all trials by status."""
+    lines = [f"{'rank':>4}  {'trial':<16} {'status':<9} {'step':>6} {'fid':>9} {'collapse':<9} params"]
+    for t in ranking.leaderboard[:top]:
+        fid = f"{t.fid:>9.3f}" if t.fid is not None else f"{'-':>9}"
+        params = ", ".join(f"{k}={_short(v)}" for k, v in sorted(t.params.items()))
+        lines.append(f"{t.position:>4}  {t.trial_id:<16} {t.status:<9} {t.steps_reached:>6} {fid} "
+                     f"{str(t.collapse or '-'):<9} {params}")
+    counts: dict[str, int] = {}
+    for t in ranking.trials:
+        counts[t.status] = counts.get(t.status, 0) + 1
+    lines.append("trials: " + ", ".join(f"{n} {k}" for k, n in sorted(counts.items())))
+    return "\n".join(lines)
+
+
+def _short(v) -> str:
+    return f"{v:.3g}" if isinstance(v, float) else str(v)

@@ -1,0 +1,142 @@
+"""Planning a search: the flags checked and turned into a `Plan` before Ray starts or a file is written.
+
+Bad input raises `SearchError` (a ConfigError), whose one-line message names the fix.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+from dataclasses import dataclass
+from typing import Any, Optional
+
+from dcgan.config import ConfigError, TrainConfig, parse_overrides
+from experiment.layout import EXPERIMENT_JSON, Experiment, is_uri, join_uri, open_fs, storage_uri
+from search.trial import Resources
+from spaces import baseline_params, get_space, trial_config, SPACES
+
+# Laptop defaults: digits at 16 px, small nets, a budget of about 10 minutes on 2 cores.
+DEFAULT_TRIALS = 12
+DEFAULT_STEPS = 800
+DEFAULT_IMAGE_SIZE = 16
+LAPTOP_FIXED = {"ngf": 32, "ndf": 32, "eval_samples": 1000, "keep_checkpoints": 2}
+EVALUATIONS_PER_TRIAL = 4  # eval_every = steps // 4 unless --set eval_every=...
+DEFAULT_STORAGE = "experiments"
+
+
+class SearchError(ConfigError):
+    """Bad input to the search; the message says how to fix it."""
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Everything the search needs, validated before Ray starts or a file is written."""
+
+    name: str
+    space: str
+    experiment: Experiment
+    fixed: dict[str, Any]  # TrainConfig overrides shared by every trial
+    baseline: dict[str, Any]
+    trials: int
+    steps: int
+    seed: int
+    scheduler: str
+    concurrency: Optional[int]
+    resources: Resources
+    address: Optional[str]
+    resume: bool
+    verbose: bool = False
+
+
+def plan_search(args: argparse.Namespace) -> Plan:
+    if not args.space:
+        raise SearchError(f"--space is required; known: {', '.join(sorted(SPACES))}")
+    space = get_space(args.space)
+    for flag, value, low in (("--trials", args.trials, 1), ("--steps", args.steps, 1),
+                             ("--workers-per-trial", args.workers_per_trial, 1)):
+        if value < low:
+            raise SearchError(f"{flag} must be >= {low}, got {value}")
+    if args.concurrency is not None and args.concurrency < 1:
+        raise SearchError(f"--concurrency must be >= 1, got {args.concurrency}")
+    if args.cpus_per_worker <= 0 or args.gpus_per_worker < 0:
+        raise SearchError("--cpus-per-worker must be > 0 and --gpus-per-worker >= 0")
+    if args.resume and not args.name:
+        raise SearchError("--resume needs --name NAME, the experiment to continue")
+
+    name = args.name or f"{args.space}-{time.strftime('%Y%m%d-%H%M%S')}"
+    experiment = Experiment(join_uri(storage_uri(args.storage), name))
+    if args.resume:
+        return _plan_resume(args, experiment, name)
+
+    fixed = _fixed_overrides(args)
+    baseline = baseline_params(space)
+    searched = sorted(set(baseline) & set(parse_overrides(args.overrides)))
+    if searched:
+        raise SearchError(f"--set {searched[0]} fixes a parameter that space '{args.space}' searches; drop it")
+    cfg = trial_config(fixed, baseline)
+    check_dataset(cfg)
+    check_storage(args.storage, experiment)
+    if experiment.exists(EXPERIMENT_JSON):  # never overwritten
+        raise SearchError(f"experiment '{experiment.uri}' exists; pass --resume to continue it, or another --name")
+    return Plan(name, args.space, experiment, fixed, baseline, args.trials, cfg.steps, args.seed,
+                args.scheduler, args.concurrency,
+                Resources(args.workers_per_trial, args.cpus_per_worker, args.gpus_per_worker),
+                args.address or os.environ.get("RAY_ADDRESS"), resume=False, verbose=args.verbose)
+
+
+def _fixed_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """The laptop defaults, the flags, then --set: the TrainConfig overrides shared by every trial."""
+    fixed = {**LAPTOP_FIXED, "dataset": args.dataset, "image_size": args.image_size, "steps": args.steps,
+             "seed": args.seed}
+    fixed |= parse_overrides(args.overrides)
+    steps = TrainConfig.from_dict(fixed).steps
+    fixed.setdefault("eval_every", max(1, steps // EVALUATIONS_PER_TRIAL))
+    coerced = TrainConfig.from_dict(fixed).to_dict()  # types fixed, unknown keys rejected
+    return {k: coerced[k] for k in sorted(fixed)}
+
+
+def _plan_resume(args: argparse.Namespace, experiment: Experiment, name: str) -> Plan:
+    try:
+        found = experiment.exists(EXPERIMENT_JSON)
+    except OSError as e:
+        raise SearchError(f"cannot read storage {args.storage} ({e}); check --storage") from None
+    if not found:
+        raise SearchError(f"no experiment '{name}' in {args.storage} to resume; check --name and --storage")
+    info = experiment.meta
+    if info.get("space") != args.space:
+        raise SearchError(f"experiment '{name}' searched space '{info.get('space')}', not '{args.space}'; "
+                          f"resume it with --space {info.get('space')}")
+    fixed = info["fixed"]
+    cfg = TrainConfig.from_dict(fixed)
+    check_dataset(cfg)
+    return Plan(name, info["space"], experiment, fixed, info["baseline_params"], info["trials_requested"],
+                cfg.steps, info["seed"], info["scheduler"], args.concurrency,
+                Resources(info["workers_per_trial"], info["cpus_per_worker"], info["gpus_per_worker"]),
+                args.address or os.environ.get("RAY_ADDRESS"), resume=True, verbose=args.verbose)
+
+
+def check_dataset(cfg: TrainConfig) -> None:
+    from dcgan.data import load_splits
+
+    load_splits(cfg)  # DataError (a ConfigError) names the known datasets
+
+
+def check_storage(storage: str, experiment: Experiment) -> None:
+    """A local storage path must be creatable and writable; a URI must name a filesystem."""
+    if is_uri(storage):
+        try:
+            open_fs(experiment.uri)
+        except Exception as e:  # pyarrow raises several kinds for a bad URI
+            raise SearchError(f"cannot open storage {storage} ({e}); check the URI and credentials") from None
+    else:
+        probe = os.path.abspath(os.path.expanduser(storage))
+        while not os.path.exists(probe):
+            probe = os.path.dirname(probe)
+        try:  # a real write: os.access says yes to root even on read-only mounts and /proc
+            if not os.path.isdir(probe):
+                raise OSError(f"{probe} is not a folder")
+            tempfile.TemporaryFile(dir=probe).close()
+        except OSError as e:
+            raise SearchError(f"cannot write to storage {storage} ({e}); pass a writable --storage") from None

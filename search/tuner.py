@@ -1,0 +1,210 @@
+"""The Tune/Optuna wiring of a planned search: the Tuner, its searcher, scheduler and callbacks,
+the run, and the end (best_config.json, the table, the report).
+
+Optuna's TPE (multivariate, seeded) proposes the parameters; the first trial is the DCGAN paper's
+setting; ASHA stops poor trials early on FID. Everything is written to the experiment directory
+(docs/experiment-layout.md) as results arrive.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import hashlib
+import os
+import platform
+import subprocess
+import sys
+import time
+from typing import Any
+
+from experiment.layout import OPTUNA_DB, BEST_CONFIG_JSON, Experiment, is_uri, parent_uri
+from experiment.ranking import best_config_json, rank_trials, winner
+from experiment.schema import FAILED, PENDING, RUNNING
+from search.cluster import connect_ray, default_concurrency
+from search.plan import Plan
+from search.trial import METRIC
+from spaces import get_space, trial_config
+
+ASHA_REDUCTION_FACTOR = 2
+ASHA_GRACE_EVALUATIONS = 2  # FID after one evaluation (a quarter of the run) is too noisy to stop on
+DRIVER_MEMORY = 64 * 1024 * 1024  # the Tune trial only waits on its trainer: no CPU, a little memory
+
+
+def experiment_info(plan: Plan, concurrency: int, started_at: str) -> dict[str, Any]:
+    import optuna
+    import ray
+    import torch
+
+    cfg = trial_config(plan.fixed, plan.baseline)
+    return {
+        "name": plan.name, "space": plan.space, "dataset": cfg.dataset, "image_size": cfg.image_size,
+        "metric": METRIC, "mode": "min", "scheduler": plan.scheduler, "trials_requested": plan.trials,
+        "steps": plan.steps, "seed": plan.seed, "concurrency": concurrency,
+        "workers_per_trial": plan.resources.workers, "cpus_per_worker": plan.resources.cpus_per_worker,
+        "gpus_per_worker": plan.resources.gpus_per_worker,
+        "extractor": None, "eval_samples": cfg.eval_samples, "reference": None,  # filled from the first FID
+        "baseline_trial_id": None, "baseline_params": plan.baseline, "fixed": plan.fixed,
+        "started_at": started_at, "finished_at": None, "wall_time_s": None,
+        "versions": {"ray": ray.__version__, "torch": torch.__version__, "optuna": optuna.__version__,
+                     "python": platform.python_version(), "dcgan_search": _package_version()},
+    }
+
+
+def _package_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("dcgan-search")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def optuna_storage(plan: Plan):
+    """SQLite in the experiment (optuna-dashboard opens it); for a URI, a local copy that the
+    callback uploads after every trial."""
+    import optuna
+
+    if is_uri(plan.experiment.uri):
+        key = hashlib.sha1(plan.experiment.uri.encode()).hexdigest()[:12]
+        from dcgan.metrics.cache import cache_root
+
+        local = os.path.join(cache_root(), "optuna", f"{plan.name}-{key}.db")
+        os.makedirs(os.path.dirname(local), exist_ok=True)
+        if not plan.resume and os.path.exists(local):
+            os.remove(local)  # a stale copy from an earlier experiment of this name and place
+        if plan.resume and plan.experiment.exists(OPTUNA_DB):
+            with open(local, "wb") as dst:
+                dst.write(plan.experiment.read_bytes(OPTUNA_DB))
+        return optuna.storages.RDBStorage(f"sqlite:///{local}"), local
+    return optuna.storages.RDBStorage(f"sqlite:///{plan.experiment.path(OPTUNA_DB)}"), None
+
+
+def build_tuner(plan: Plan, concurrency: int):
+    from optuna.samplers import TPESampler
+    from ray import tune
+    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+
+    from search.callback import ExperimentWriter
+    from search.console import Console
+    from search.searcher import OptunaSearchFailingNaN
+    from search.trial import run_trial
+
+    trainable = tune.with_resources(
+        tune.with_parameters(run_trial, fixed=plan.fixed, resources=plan.resources,
+                             experiment_uri=plan.experiment.uri),
+        {"CPU": 0, "memory": DRIVER_MEMORY})
+    if plan.resume:  # Tune restores its searcher, scheduler and callbacks from the experiment
+        if is_uri(plan.experiment.uri):
+            optuna_storage(plan)  # fetch the study's local copy back first
+        return tune.Tuner.restore(plan.experiment.uri, trainable, resume_unfinished=True, resume_errored=False)
+    if not plan.verbose:
+        import optuna
+
+        optuna.logging.set_verbosity(optuna.logging.WARNING)  # "A new study created ..." and the like
+    storage, local_db = optuna_storage(plan)
+    writer = ExperimentWriter(plan.experiment, plan.fixed, plan.steps, plan.baseline, optuna_db=local_db)
+    searcher = OptunaSearchFailingNaN(space=get_space(plan.space), metric=METRIC, mode="min",
+                                      points_to_evaluate=[plan.baseline], study_name=plan.name, storage=storage,
+                                      sampler=TPESampler(multivariate=True, seed=plan.seed))
+    eval_every = plan.fixed["eval_every"]
+    scheduler = (ASHAScheduler(time_attr="step", metric=METRIC, mode="min", max_t=plan.steps,
+                               grace_period=min(ASHA_GRACE_EVALUATIONS * eval_every, plan.steps),
+                               reduction_factor=ASHA_REDUCTION_FACTOR)
+                 if plan.scheduler == "asha" else FIFOScheduler())
+    reporter = None
+    if plan.verbose:
+        reporter = tune.CLIReporter(metric_columns={"step": "step", METRIC: METRIC, "collapse": "collapse"},
+                                    parameter_columns=sorted(plan.baseline), metric=METRIC, mode="min",
+                                    sort_by_metric=True, max_report_frequency=30)
+    storage_path, name = parent_uri(plan.experiment.uri)
+    return tune.Tuner(
+        trainable,
+        tune_config=tune.TuneConfig(search_alg=searcher, scheduler=scheduler, num_samples=plan.trials,
+                                    max_concurrent_trials=concurrency, trial_dirname_creator=tune_dirname),
+        run_config=tune.RunConfig(name=name, storage_path=storage_path,
+                                  callbacks=[writer, Console(plan.trials, plan.steps)],
+                                  progress_reporter=reporter, verbose=1 if plan.verbose else 0,
+                                  failure_config=tune.FailureConfig(max_failures=0)),
+    )
+
+
+def tune_dirname(trial) -> str:
+    return f"tune-{trial.trial_id}"
+
+
+def finish(plan: Plan, t0: float) -> int:
+    """best_config.json, the top-5 table, experiment.json's end, and the HTML report."""
+    from search.console import format_table
+
+    exp = plan.experiment
+    for tid in exp.trial_ids():  # a trial started just before a driver was killed, and not restored
+        trial = exp.read_trial(tid)
+        if trial.status in (PENDING, RUNNING):
+            exp.write_status(tid, FAILED, trial.status_step or 0, "lost: the search driver stopped before this "
+                             "trial ended, and Tune's saved state did not include it")
+    done = Experiment(exp.uri)  # read afresh, now that every status is final
+    ranking = rank_trials(done)
+    best = winner(ranking)
+    changes: dict[str, Any] = {"finished_at": _now(), "wall_time_s": round(time.time() - t0, 1)}
+    if best is not None:
+        best_json = best_config_json(done, best)
+        changes |= {"extractor": best_json["diagnostics"]["extractor"], "reference": best_json["diagnostics"]["reference"]}
+        exp.write_json(best_json, BEST_CONFIG_JSON)
+    exp.update_info(**changes)
+    print(format_table(ranking))
+    if best is not None:
+        print(f"best: trial {best.trial_id}, fid {best.fid:.3f}; config in {exp.uri}/{BEST_CONFIG_JSON}")
+        if ranking.gain_over_baseline_pct is not None:
+            print(ranking.gain_note)
+    else:
+        print("no trial produced a finite FID; no best_config.json written", file=sys.stderr)
+    # The report is a view of the files, built by its own CLI: search/ does not import reports/, and
+    # a report that fails to build never fails the search.
+    built = subprocess.run([sys.executable, "-m", "reports.build", exp.uri], capture_output=True, text=True)
+    print((built.stdout or built.stderr).strip() or f"experiment: {exp.uri}",
+          file=sys.stdout if built.returncode == 0 else sys.stderr)
+    return 0
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+@contextlib.contextmanager
+def _environ(**values: str):
+    previous = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in previous.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def run_search(plan: Plan) -> int:
+    import ray
+
+    started_ray = connect_ray(plan.address, plan.verbose)
+    try:
+        concurrency = plan.concurrency or default_concurrency(plan.resources, plan.trials)
+        t0 = time.time()
+        if plan.resume:
+            plan.experiment.update_info(finished_at=None, wall_time_s=None)
+        else:
+            plan.experiment.write_info(experiment_info(plan, concurrency, _now()))
+        cfg = trial_config(plan.fixed, plan.baseline)
+        print(f"search {plan.name}: {plan.trials} trials of {plan.steps} steps on {cfg.dataset} {cfg.image_size}px, "
+              f"{concurrency} at a time -> {plan.experiment.uri}" + (" (resumed)" if plan.resume else ""))
+        tuner = build_tuner(plan, concurrency)
+        # Tune's own state saved every second (default: every 10 s or more), so a killed driver
+        # loses little and --resume repeats little; the classic output engine, for --verbose.
+        with _environ(RAY_AIR_NEW_OUTPUT="0", TUNE_GLOBAL_CHECKPOINT_S=os.environ.get("TUNE_GLOBAL_CHECKPOINT_S", "1")):
+            tuner.fit()
+        return finish(plan, t0)
+    finally:
+        if started_ray:
+            ray.shutdown()
