@@ -23,8 +23,7 @@ from typing import Any, Optional
 import pyarrow.fs as pafs
 
 from dcgan import keys
-from experiment.schema import (EXPERIMENT_FIELDS, PENDING, RUNNING, TIME_S, TRIAL_STATUSES, finite_or_none,
-                               is_number, json_safe)
+from experiment.schema import EXPERIMENT_FIELDS, PENDING, RUNNING, TIME_S, TRIAL_STATUSES, is_number, json_safe
 
 EXPERIMENT_JSON, BEST_CONFIG_JSON, OPTUNA_DB, REPORT_HTML = "experiment.json", "best_config.json", "optuna.db", "report.html"
 TRIALS = "trials"
@@ -80,7 +79,7 @@ class Trial:
     status: str  # one of TRIAL_STATUSES
     status_step: int | None
     error: str | None
-    results: list[dict[str, Any]]  # results.jsonl rows, in file order; non-finite FIDs are None
+    results: list[dict[str, Any]]  # results.jsonl rows, in file order; non-finite numbers are None
     sample_paths: dict[int, str]  # step -> the fixed-noise grid, a path inside the experiment
     unreadable_lines: int = 0
 
@@ -209,9 +208,7 @@ class Experiment:
             if not isinstance(row, dict) or not is_number(row.get(keys.STEP)):
                 unreadable += 1
                 continue
-            if keys.FID in row:
-                row[keys.FID] = finite_or_none(row[keys.FID])  # NaN, Infinity, null: no FID
-            rows.append(row)
+            rows.append(json_safe(row))  # NaN, Infinity (Python's json reads them): null
         return rows, unreadable
 
     def copy_from(self, source_path: str, *parts: str) -> None:

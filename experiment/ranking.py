@@ -22,7 +22,7 @@ from typing import Any, NamedTuple, Optional
 
 from dcgan import keys
 from experiment.layout import Experiment, Trial
-from experiment.schema import finite_or_none, same_params
+from experiment.schema import json_safe, same_params
 
 # Groups in leaderboard order; `unranked` trials are listed apart from the leaderboard.
 RANKED, COLLAPSED, DIVERGED, UNRANKED = "ranked", "collapsed", "diverged", "unranked"
@@ -152,7 +152,7 @@ def _summarise(trial: Trial, protocol: FidProtocol, is_baseline: bool,
         steps_reached=trial.steps_reached,
         steps_target=int(steps_target) if steps_target is not None else None,
         collapse=last.get("collapse") if last else None,
-        diagnostics={k: finite_or_none(last.get(k)) if last else None for k in keys.DIAGNOSTICS},
+        diagnostics={k: json_safe(last.get(k)) if last else None for k in keys.DIAGNOSTICS},
         curve=[(int(e["step"]), e.get("fid")) for e in comparable],
         time_s=trial.time_s, is_baseline=is_baseline, marks=marks, notes=notes,
     )

@@ -65,10 +65,6 @@ def is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def finite_or_none(value: Any) -> Optional[float]:
-    return float(value) if is_number(value) and math.isfinite(value) else None
-
-
 def same_params(values: dict, wanted: dict) -> bool:
     """Every key of `wanted` is in `values` with the same value (floats to JSON round-trip precision)."""
     for k, v in wanted.items():

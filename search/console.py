@@ -21,7 +21,7 @@ from ray.tune.experiment import Trial
 
 from dcgan import keys
 from experiment.ranking import Ranking
-from experiment.schema import COMPLETED, DIVERGED, FAILED, STOPPED, finite_or_none
+from experiment.schema import COMPLETED, DIVERGED, FAILED, STOPPED, json_safe
 
 
 class Console(Callback):
@@ -81,7 +81,7 @@ class Console(Callback):
         return "; ".join(parts)
 
     def best(self) -> Optional[tuple[str, float]]:
-        fids = [(fid, tid) for tid, r in self.latest.items() if (fid := finite_or_none(r.get(keys.FID))) is not None]
+        fids = [(fid, tid) for tid, r in self.latest.items() if (fid := json_safe(r.get(keys.FID))) is not None]
         return (min(fids)[1], min(fids)[0]) if fids else None
 
 
@@ -99,7 +99,7 @@ def evaluation_line(trial_id: str, result: dict, steps: int) -> str:
     step = int(result.get(keys.STEP, 0))
     if result.get(keys.STATUS) == DIVERGED:
         return f"{trial_id}  step {step:>5}/{steps}  diverged"
-    fid = finite_or_none(result.get(keys.FID))
+    fid = json_safe(result.get(keys.FID))
     fid_text = f"FID {fid:8.2f}" if fid is not None else "FID        -"
     return f"{trial_id}  step {step:>5}/{steps}  {fid_text}  {result.get(keys.COLLAPSE) or ''}".rstrip()
 
