@@ -10,6 +10,8 @@ import torch
 import torch.distributed as dist
 import torch.nn as nn
 
+from dcgan.config import ConfigError, TrainConfig
+
 
 def dist_info() -> tuple[int, int]:
     """(rank, world size); (0, 1) without a process group."""
@@ -24,6 +26,28 @@ def resolve_device(name: str) -> torch.device:
     if torch.cuda.is_available():
         return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)) % torch.cuda.device_count())
     return torch.device("cpu")
+
+
+def check_device(cfg: TrainConfig) -> torch.device:
+    """The device `cfg` runs on; ConfigError, naming the fix, where it or a fast-path option
+    cannot apply here (channels_last and compile apply everywhere)."""
+    device = resolve_device(cfg.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device={cfg.device}, but this machine has no CUDA GPU; use device=auto or device=cpu")
+    if cfg.precision == "bf16" and not bf16_supported(device):
+        name = torch.cuda.get_device_name(device) if device.type == "cuda" else device.type
+        raise ConfigError(f"precision=bf16 needs bf16 arithmetic, which {name} lacks (a GPU needs Ampere or newer); "
+                          "use precision=fp32")
+    return device
+
+
+def bf16_supported(device: torch.device) -> bool:
+    """bf16 autocast: on every CPU torch runs on; on a GPU with native bf16 (not emulated)."""
+    if device.type == "cpu":
+        return True
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported(including_emulation=False)
+    return False
 
 
 def average_gradients(module: nn.Module, world: int) -> None:

@@ -2,7 +2,7 @@
 
     python -m dcgan.sample runs/digits-20261122                    # the run's latest checkpoint -> samples.png
     python -m dcgan.sample runs/x/checkpoints/step_0000500 --n 100 -o grid.png
-    python -m dcgan.sample experiments/ratio_lr-.../_train/<trial_id> --npy samples.npy --seed 1
+    python -m dcgan.sample experiments/ratio_lr-.../tune-<trial_id> --npy samples.npy --seed 1
 
 RUN_OR_CHECKPOINT is a checkpoint folder (it holds state.pt and config.json), or any folder under
 which checkpoints lie: a `dcgan.train` run, a search trial's Ray Train run, a `search.train` run;

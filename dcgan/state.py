@@ -16,7 +16,7 @@ import torch.nn as nn
 
 from dcgan.config import TrainConfig
 from dcgan.data import ImageSet, Splits, load_splits, to_float
-from dcgan.distributed import broadcast_module, dist_info, resolve_device
+from dcgan.distributed import broadcast_module, check_device, dist_info
 from dcgan.models import build_models
 
 
@@ -114,7 +114,7 @@ class GAN:
 def setup(cfg: TrainConfig, splits: Optional[Splits] = None) -> GAN:
     """Models, optimizers, samplers and RNGs for `cfg` on this process's device and rank."""
     rank, world = dist_info()
-    device = resolve_device(cfg.device)
+    device = check_device(cfg)
     splits = splits or load_splits(cfg)
     torch.manual_seed(cfg.seed)
     g, d = build_models(cfg, splits.channels)

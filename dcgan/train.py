@@ -36,8 +36,8 @@ import torch.nn as nn
 from dcgan.checkpoint import (CheckpointError, gather_rng, latest_checkpoint, load_checkpoint, prune_checkpoints,
                               resume_candidates, save_checkpoint, unwrap)
 from dcgan.config import ConfigError, TrainConfig, parse_overrides
-from dcgan.data import load_splits
-from dcgan.distributed import any_rank, average_gradients, broadcast_module, dist_info
+from dcgan.data import Splits, load_splits
+from dcgan.distributed import any_rank, average_gradients, broadcast_module, check_device, dist_info
 from dcgan.losses import LOSSES, gradient_penalty
 from dcgan.state import GAN, setup
 
@@ -103,6 +103,7 @@ class RunResult:
     step: int
     metrics: dict  # the last evaluation's
     out_dir: Optional[Path]
+    loop_s: float = 0.0  # wall seconds in the loop (steps and evaluations), set-up excluded
 
 
 def _fixed_grid_noise(cfg: TrainConfig) -> torch.Tensor:
@@ -147,14 +148,15 @@ def _finite_or_none(row: dict) -> dict:
 
 def train(cfg: TrainConfig, out_dir: Optional[str | Path] = None, *, report: Optional[Report] = None,
           resume_from: Optional[str | Path] = None, evaluator: Any = "auto",
-          log: Callable[[str], None] = print) -> RunResult:
+          log: Callable[[str], None] = print, splits: Optional[Splits] = None) -> RunResult:
     """Train `cfg` for `cfg.steps` generator updates; see the module docstring.
 
     out_dir: where rank 0 writes (None: write nothing). resume_from: a checkpoint folder, or a
     run folder whose latest checkpoint is used. evaluator: a callable G -> metrics dict, None
-    for losses only, or "auto" to build the FID/diagnostics evaluator for the dataset."""
+    for losses only, or "auto" to build the FID/diagnostics evaluator for the dataset. splits: the
+    data, if not `cfg.dataset`'s (benchmarks pass synthetic data)."""
     rank, world = dist_info()
-    splits = load_splits(cfg)
+    splits = splits or load_splits(cfg)
     gan = setup(cfg, splits)
     if evaluator == "auto":
         from dcgan.metrics import build_evaluator
@@ -191,7 +193,7 @@ def train(cfg: TrainConfig, out_dir: Optional[str | Path] = None, *, report: Opt
             report(dict(metrics), None)
     if out is not None:
         (out / "status.json").write_text(json.dumps({"status": status, "step": gan.step}) + "\n")
-    return RunResult(status, gan.step, metrics, out)
+    return RunResult(status, gan.step, metrics, out, time.perf_counter() - t0)
 
 
 def resume(gan: GAN, resume_from: str | Path, rank: int, log: Callable[[str], None]) -> None:
@@ -273,6 +275,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         base = TrainConfig.from_json(args.config).to_dict() if args.config else {}
         cfg = TrainConfig.from_dict({**base, **parse_overrides(args.overrides)})
         load_splits(cfg)  # a missing or empty dataset fails here, before anything is written
+        check_device(cfg)  # so does a device (or bf16) that this machine lacks
         out = Path(args.out) if args.out else Path("runs") / f"{cfg.dataset.replace(':', '_').replace('/', '_')}-{time.strftime('%Y%m%d-%H%M%S')}"
         resume = None
         if (out / "config.json").exists():

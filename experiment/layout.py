@@ -29,7 +29,7 @@ EXPERIMENT_JSON, BEST_CONFIG_JSON, OPTUNA_DB, REPORT_HTML = "experiment.json", "
 TRIALS = "trials"
 CONFIG_JSON, PARAMS_JSON, RESULTS_JSONL, STATUS_JSON, SAMPLES = ("config.json", "params.json", "results.jsonl",
                                                                  "status.json", "samples")
-TRAIN_RUNS = "_train"  # each trial's inner Ray Train run (its checkpoints), beside the contract's files
+TRAINER_RUN = "train"  # a multi-worker trial's Ray Train run, inside its Ray trial folder
 
 
 class ExperimentError(ValueError):
@@ -63,6 +63,12 @@ def parent_uri(uri: str) -> tuple[str, str]:
     head, sep, query = uri.partition("?")
     parent, _, name = head.rstrip("/").rpartition("/")
     return parent + sep + query, name
+
+
+def ray_trial_dir(trial_id: str) -> str:
+    """The Ray trial folder beside the contract's files: Tune's own files and the trial's checkpoints
+    (`checkpoint_*/`, or `train/checkpoint_*/` for a multi-worker trial)."""
+    return f"tune-{trial_id}"
 
 
 def sample_name(step: int) -> str:
@@ -210,12 +216,6 @@ class Experiment:
                 continue
             rows.append(json_safe(row))  # NaN, Infinity (Python's json reads them): null
         return rows, unreadable
-
-    def copy_from(self, source_path: str, *parts: str) -> None:
-        """Copy a file that lies on the same filesystem (e.g. a checkpoint's samples.png)."""
-        target = self.path(*parts)
-        self.fs.create_dir(target.rsplit("/", 1)[0], recursive=True)
-        self.fs.copy_file(source_path, target)
 
     def upload(self, local_file: str | Path, *parts: str) -> None:
         target = self.path(*parts)

@@ -1,10 +1,9 @@
 """A driver-side Tune callback that writes the experiment directory (docs/experiment-layout.md)
-through `experiment.Experiment` as results arrive: config, params, one results.jsonl row and one
-sample grid per evaluation, and status.json on every change."""
+through `experiment.Experiment` as results arrive: config, params, one results.jsonl row per
+evaluation, and status.json on every change. (The sample grids are put there by the trials.)"""
 
 from __future__ import annotations
 
-import logging
 from typing import Any, Optional
 
 from ray.tune import Callback
@@ -13,11 +12,6 @@ from dcgan import keys
 from experiment.layout import EXPERIMENT_JSON, OPTUNA_DB, RESULTS_JSONL, TRIALS, Experiment
 from experiment.schema import DIVERGED, FAILED, RUNNING, final_status, result_row, same_params
 from spaces import trial_config
-
-log = logging.getLogger(__name__)
-
-CHECKPOINT_PATH_KEY = "checkpoint_path"  # search.trial puts the persisted checkpoint's path here
-
 
 def one_line(error: Any) -> str:
     lines = [ln.strip() for ln in str(error).strip().splitlines() if ln.strip()]
@@ -50,12 +44,6 @@ class ExperimentWriter(Callback):
         row = result_row(result, result.get("time_total_s", 0.0))
         exp.append_result(tid, row)
         self._last_step[tid] = row[keys.STEP]
-        ckpt = result.get(CHECKPOINT_PATH_KEY)
-        if ckpt:
-            try:
-                exp.copy_from(f"{ckpt}/samples.png", *exp.sample_parts(tid, row[keys.STEP]))
-            except OSError as e:  # a pruned checkpoint costs one picture, never the search
-                log.warning("trial %s: no sample grid for step %s (%s)", tid, row[keys.STEP], e)
         if row[keys.STATUS] != DIVERGED:
             exp.write_status(tid, RUNNING, row[keys.STEP])
         if row.get(keys.EXTRACTOR) and not self._protocol_known:  # the FID protocol, from the first FID

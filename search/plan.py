@@ -62,6 +62,7 @@ def plan_search(args: argparse.Namespace) -> Plan:
         raise SearchError(f"--concurrency must be >= 1, got {args.concurrency}")
     if args.cpus_per_worker <= 0 or args.gpus_per_worker < 0:
         raise SearchError("--cpus-per-worker must be > 0 and --gpus-per-worker >= 0")
+    check_gpus(args.gpus_per_worker, args.workers_per_trial)
     if args.resume and not args.name:
         raise SearchError("--resume needs --name NAME, the experiment to continue")
 
@@ -77,13 +78,16 @@ def plan_search(args: argparse.Namespace) -> Plan:
         raise SearchError(f"--set {searched[0]} fixes a parameter that space '{args.space}' searches; drop it")
     cfg = trial_config(fixed, baseline)
     check_dataset(cfg)
+    address = args.address or os.environ.get("RAY_ADDRESS")
+    if not address or address == "local":
+        check_local_machine(cfg, args.gpus_per_worker)
     check_storage(args.storage, experiment)
     if experiment.exists(EXPERIMENT_JSON):  # never overwritten
         raise SearchError(f"experiment '{experiment.uri}' exists; pass --resume to continue it, or another --name")
     return Plan(name, args.space, experiment, fixed, baseline, args.trials, cfg.steps, args.seed,
                 args.scheduler, args.concurrency,
                 Resources(args.workers_per_trial, args.cpus_per_worker, args.gpus_per_worker),
-                args.address or os.environ.get("RAY_ADDRESS"), resume=False, verbose=args.verbose)
+                address, resume=False, verbose=args.verbose)
 
 
 def _fixed_overrides(args: argparse.Namespace) -> dict[str, Any]:
@@ -115,6 +119,28 @@ def _plan_resume(args: argparse.Namespace, experiment: Experiment, name: str) ->
                 cfg.steps, info["seed"], info["scheduler"], args.concurrency,
                 Resources(info["workers_per_trial"], info["cpus_per_worker"], info["gpus_per_worker"]),
                 args.address or os.environ.get("RAY_ADDRESS"), resume=True, verbose=args.verbose)
+
+
+def check_gpus(gpus_per_worker: float, workers: int) -> None:
+    """GPU shares Ray can place and NCCL can run."""
+    if gpus_per_worker > 1 and not float(gpus_per_worker).is_integer():
+        raise SearchError(f"--gpus-per-worker above 1 must be a whole number, got {gpus_per_worker}")
+    if 0 < gpus_per_worker < 1 and workers > 1:
+        raise SearchError(f"--gpus-per-worker {gpus_per_worker} with --workers-per-trial {workers} would put several "
+                          "ranks of one trial on one GPU, which NCCL refuses; share GPUs between 1-worker trials "
+                          "(--workers-per-trial 1), or give each worker a whole GPU")
+
+
+def check_local_machine(cfg: TrainConfig, gpus_per_worker: float) -> None:
+    """For a search on a local Ray: this machine has the device the trials ask for."""
+    import torch
+
+    from dcgan.distributed import check_device
+
+    if gpus_per_worker and not torch.cuda.is_available():
+        raise SearchError("--gpus-per-worker asks for a GPU, and this machine has none; drop it, or run on a GPU "
+                          "machine or cluster (ray up cluster.yaml, then --address or RAY_ADDRESS)")
+    check_device(cfg)
 
 
 def check_dataset(cfg: TrainConfig) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from typing import Optional
@@ -17,7 +18,7 @@ from typing import Optional
 from dcgan.config import ConfigError, TrainConfig, parse_overrides
 from experiment.layout import Experiment, is_uri, join_uri, parent_uri, storage_uri
 from search.cluster import connect_ray
-from search.plan import SearchError, check_dataset, check_storage
+from search.plan import SearchError, check_dataset, check_gpus, check_local_machine, check_storage
 from search.trial import MAX_WORKER_FAILURES, Resources, train_worker
 
 
@@ -46,7 +47,10 @@ def plan_run(args: argparse.Namespace) -> tuple[TrainConfig, Resources, Experime
         cfg = cfg.replace(eval_every=cfg.steps)
     if args.workers < 1 or args.cpus_per_worker <= 0 or args.gpus_per_worker < 0:
         raise SearchError("--workers must be >= 1, --cpus-per-worker > 0 and --gpus-per-worker >= 0")
+    check_gpus(args.gpus_per_worker, args.workers)
     check_dataset(cfg)
+    if not (args.address or os.environ.get("RAY_ADDRESS")):
+        check_local_machine(cfg, args.gpus_per_worker)
     name = args.name or f"train-{cfg.dataset.replace(':', '_').replace('/', '_')}-{time.strftime('%Y%m%d-%H%M%S')}"
     run = Experiment(join_uri(storage_uri(args.storage), name))
     check_storage(args.storage, run)

@@ -1,105 +1,187 @@
-"""One trial: a Tune function that launches a Ray Train `TorchTrainer` running `dcgan.train`.
+"""One trial: dcgan's loop run for one config, reporting each evaluation to Tune.
 
-    Tune trial (light driver, no CPU)  ->  TorchTrainer (W workers, DDP over gloo or NCCL)
-      -> every worker: dcgan.train.train(cfg, report=...)  -> ray.train.report at each evaluation
-      -> TuneReportCallback passes rank 0's metrics (and the checkpoint path) to Tune
+    1 worker:  the Tune trial's own process runs the loop, and Tune reuses that process for the
+               next trial (torch imported, data and metrics reference in memory): no extra actor
+               starts per trial.
+    W workers: the Tune trial launches a Ray Train `TorchTrainer` (DDP over gloo or NCCL) whose
+               W workers run the loop; rank 0's metrics reach Tune through TuneReportCallback.
 
-The trainer is named after the Tune trial and stored in the experiment, so a trial restarted by
-Ray Train (FailureConfig) or by `search.run --resume` continues from its own last checkpoint.
+Either way every evaluation is one report with the trial's checkpoint, persisted to the
+experiment's storage, and the sample grid is put in the experiment by the trial itself. A trial
+restarted after a failure (a lost node, a killed worker) or by `search.run --resume` continues
+from its own last checkpoint.
 """
 
 from __future__ import annotations
 
+import json
 import math
+import os
 import shutil
 import tempfile
+import time
 from dataclasses import dataclass
-from typing import Optional
+from typing import Callable, Optional
 
+from dcgan import keys
 from dcgan.config import TrainConfig
-from experiment.layout import TRAIN_RUNS, join_uri
+from experiment.layout import TRAINER_RUN, Experiment, join_uri, ray_trial_dir
 from spaces import trial_config
 
-METRIC = "fid"
-MAX_WORKER_FAILURES = 2  # Ray Train restarts of a trial's workers, each from its last checkpoint
+METRIC = keys.FID
+MAX_WORKER_FAILURES = 2  # restarts of a trial (Tune) or of its workers (Ray Train), each from its last checkpoint
+MARKS_ENV = "DCGAN_TRIAL_MARKS"  # bench/trial_overhead.py: a file that start-up events are appended to
 
 
 @dataclass(frozen=True)
 class Resources:
-    """What one trial's worker group asks of the cluster."""
+    """What one trial asks of the cluster."""
 
     workers: int = 1
     cpus_per_worker: float = 1.0
     gpus_per_worker: float = 0.0
 
+    @property
+    def inline(self) -> bool:
+        """One worker: the loop runs in the Tune trial's own process."""
+        return self.workers == 1
+
+    def per_worker(self) -> dict[str, float]:
+        return {"CPU": self.cpus_per_worker, **({"GPU": self.gpus_per_worker} if self.gpus_per_worker else {})}
+
     def scaling_config(self):
         from ray.train import ScalingConfig
 
-        per_worker = {"CPU": self.cpus_per_worker}
-        if self.gpus_per_worker:
-            per_worker["GPU"] = self.gpus_per_worker
         return ScalingConfig(num_workers=self.workers, use_gpu=self.gpus_per_worker > 0,
-                             resources_per_worker=per_worker)
+                             resources_per_worker=self.per_worker())
+
+
+def mark(trial_id: str, event: str, t: Optional[float] = None) -> None:
+    """A start-up event, for bench/trial_overhead.py; nothing unless $DCGAN_TRIAL_MARKS names a file."""
+    path = os.environ.get(MARKS_ENV)
+    if path:
+        with open(path, "a") as f:
+            f.write(json.dumps({"trial": trial_id, "event": event, "t": t or time.time(), "pid": os.getpid()}) + "\n")
 
 
 def tune_metrics(metrics: dict) -> dict:
     """What reaches Tune: every report carries `fid` (NaN when there is none, e.g. a diverged
-    run: ASHA ignores NaN, and OptunaSearch's final tell of NaN marks the Optuna trial FAIL)."""
+    run: ASHA ignores NaN, and the searcher tells Optuna such a trial FAILed)."""
     out = dict(metrics)
     fid = out.get(METRIC)
     out[METRIC] = float(fid) if isinstance(fid, (int, float)) else math.nan
     return out
 
 
-def train_worker(loop_config: dict) -> None:
-    """Runs on every Ray Train worker: dcgan's loop, reporting each evaluation to Ray Train."""
-    import ray.train
-    from ray.train import Checkpoint
-
+def run_loop(cfg: TrainConfig, trial_id: str, experiment_uri: Optional[str], out_dir: Optional[str],
+             report_to_ray: Callable[[dict, Optional[str]], None], checkpoint, is_rank0: bool) -> None:
+    """dcgan's loop on this process: its evaluator from this process's memo, every evaluation
+    reported (`report_to_ray(metrics, checkpoint dir or None)`), the grid put in the experiment by
+    rank 0, and `checkpoint` (Ray's, or None) resumed from."""
+    from dcgan.data import load_splits
+    from dcgan.distributed import check_device
+    from dcgan.metrics import build_evaluator
     from dcgan.train import train
 
-    cfg = TrainConfig.from_dict(loop_config["config"])
+    mark(trial_id, "imported")
+    splits = load_splits(cfg)  # once per process: cached
+    mark(trial_id, "data")
+    evaluator = build_evaluator(splits, check_device(cfg), cfg.eval_samples, seed=cfg.seed)
+    mark(trial_id, "reference")
+    experiment = Experiment(experiment_uri) if experiment_uri and is_rank0 else None
 
     def report(metrics: dict, checkpoint_dir: Optional[str]) -> None:
-        # A collective: every rank calls it once per evaluation; Tune sees rank 0's metrics.
-        checkpoint = Checkpoint.from_directory(checkpoint_dir) if checkpoint_dir else None
-        ray.train.report(tune_metrics(metrics), checkpoint=checkpoint)
+        mark(trial_id, "report")
+        if experiment is not None and checkpoint_dir and os.path.exists(f"{checkpoint_dir}/samples.png"):
+            experiment.upload(f"{checkpoint_dir}/samples.png", *experiment.sample_parts(trial_id, metrics[keys.STEP]))
+        report_to_ray(tune_metrics(metrics), checkpoint_dir)
 
-    # rank 0's own run folder; by default scratch, since Ray Train persists the checkpoints
-    scratch = loop_config.get("out_dir") is None
-    out_dir = tempfile.mkdtemp(prefix="dcgan-trial-") if scratch else loop_config["out_dir"]
+    scratch = out_dir is None  # rank 0's run folder: scratch, since Ray persists the checkpoints
+    out_dir = tempfile.mkdtemp(prefix="dcgan-trial-") if scratch else out_dir
     try:
-        checkpoint = ray.train.get_checkpoint()
+        # (the loop's lines reach the console only with search.run --verbose: log_to_driver)
         if checkpoint is None:
-            train(cfg, out_dir, report=report)
-        else:  # restarted (worker failure or --resume): continue from this trial's last checkpoint
+            train(cfg, out_dir, report=report, evaluator=evaluator)
+        else:  # restarted (a failure, or --resume): continue from this trial's last checkpoint
             with checkpoint.as_directory() as ckpt_dir:
-                train(cfg, out_dir, report=report, resume_from=ckpt_dir)
+                train(cfg, out_dir, report=report, evaluator=evaluator, resume_from=ckpt_dir)
     finally:
         if scratch:
             shutil.rmtree(out_dir, ignore_errors=True)
 
 
+def train_worker(loop_config: dict) -> None:
+    """Runs on every Ray Train worker: dcgan's loop, reporting each evaluation to Ray Train (a
+    collective: every rank reports once per evaluation; Tune sees rank 0's metrics)."""
+    import ray.train
+
+    def report(metrics: dict, checkpoint_dir: Optional[str]) -> None:
+        ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(checkpoint_dir) if checkpoint_dir
+                         else None)
+
+    trial_id = loop_config.get("trial_id", "")
+    if os.environ.get(MARKS_ENV):
+        import psutil
+
+        mark(trial_id, "worker_process", psutil.Process().create_time())
+    mark(trial_id, "worker")
+    run_loop(TrainConfig.from_dict(loop_config["config"]), trial_id, loop_config.get("experiment_uri"),
+             loop_config.get("out_dir"), report, ray.train.get_checkpoint(), ray.train.get_context().get_world_rank() == 0)
+
+
 def run_trial(params: dict, *, fixed: dict, resources: Resources, experiment_uri: str) -> None:
-    """The Tune function trainable: `fixed | params` -> TrainConfig -> a TorchTrainer for it."""
+    """The Tune function trainable: `fixed | params` -> TrainConfig -> the loop, here or on a TorchTrainer."""
     import ray.tune
+
+    cfg = trial_config(fixed, params)
+    trial_id = ray.tune.get_context().get_trial_id()
+    mark(trial_id, "trial")
+    if resources.inline:
+        def report(metrics: dict, checkpoint_dir: Optional[str]) -> None:
+            ray.tune.report(metrics, checkpoint=ray.tune.Checkpoint.from_directory(checkpoint_dir) if checkpoint_dir
+                            else None)
+
+        run_loop(cfg, trial_id, experiment_uri, None, report, ray.tune.get_checkpoint(), True)
+    else:
+        run_trainer(cfg, trial_id, resources, experiment_uri)
+
+
+def run_trainer(cfg: TrainConfig, trial_id: str, resources: Resources, experiment_uri: str) -> None:
+    """A TorchTrainer of `resources.workers` workers, stored in the trial's own folder of the
+    experiment, so that a restarted trial finds its own checkpoints."""
     from ray.train import CheckpointConfig, FailureConfig, RunConfig
     from ray.train.torch import TorchTrainer
     from ray.tune.integration.ray_train import TuneReportCallback
 
-    cfg = trial_config(fixed, params)
-    trial_id = ray.tune.get_context().get_trial_id()
-    trainer = TorchTrainer(
+    callbacks = [TuneReportCallback()]
+    if os.environ.get(MARKS_ENV):
+        callbacks.append(_startup_marks(trial_id))
+    TorchTrainer(
         train_worker,
-        train_loop_config={"config": cfg.to_dict()},
+        train_loop_config={"config": cfg.to_dict(), "trial_id": trial_id, "experiment_uri": experiment_uri},
         scaling_config=resources.scaling_config(),
         run_config=RunConfig(
-            name=trial_id,
-            storage_path=join_uri(experiment_uri, TRAIN_RUNS),
+            name=TRAINER_RUN,
+            storage_path=join_uri(experiment_uri, ray_trial_dir(trial_id)),
             failure_config=FailureConfig(max_failures=MAX_WORKER_FAILURES),
             checkpoint_config=CheckpointConfig(num_to_keep=cfg.keep_checkpoints),
-            callbacks=[TuneReportCallback()],
+            callbacks=callbacks,
         ),
-    )
-    trainer.fit()
+    ).fit()
 
+
+def _startup_marks(trial_id: str):
+    """Ray Train's own start-up steps as marks (its internal callback API: bench use only)."""
+    from ray.train.v2._internal.execution.callback import ControllerCallback, WorkerGroupCallback
+
+    class StartupMarks(ControllerCallback, WorkerGroupCallback):
+        def after_controller_start(self, train_run_context) -> None:
+            mark(trial_id, "controller")
+
+        def before_worker_group_start(self, worker_group_context) -> None:
+            mark(trial_id, "placement_group")
+
+        def after_worker_group_start(self, worker_group) -> None:
+            mark(trial_id, "process_group")  # workers started, process group set up (earlier callbacks)
+
+    return StartupMarks()

@@ -18,17 +18,17 @@ import sys
 import time
 from typing import Any
 
-from experiment.layout import OPTUNA_DB, BEST_CONFIG_JSON, Experiment, is_uri, parent_uri
+from experiment.layout import BEST_CONFIG_JSON, OPTUNA_DB, Experiment, is_uri, parent_uri, ray_trial_dir
 from experiment.ranking import best_config_json, rank_trials, winner
 from experiment.schema import FAILED, PENDING, RUNNING
 from search.cluster import connect_ray, default_concurrency
 from search.plan import Plan
-from search.trial import METRIC
+from search.trial import MAX_WORKER_FAILURES, METRIC
 from spaces import get_space, trial_config
 
 ASHA_REDUCTION_FACTOR = 2
 ASHA_GRACE_EVALUATIONS = 2  # FID after one evaluation (a quarter of the run) is too noisy to stop on
-DRIVER_MEMORY = 64 * 1024 * 1024  # the Tune trial only waits on its trainer: no CPU, a little memory
+DRIVER_MEMORY = 64 * 1024 * 1024  # a multi-worker trial only waits on its trainer: no CPU, a little memory
 
 
 def experiment_info(plan: Plan, concurrency: int, started_at: str) -> dict[str, Any]:
@@ -80,7 +80,7 @@ def optuna_storage(plan: Plan):
     return optuna.storages.RDBStorage(f"sqlite:///{plan.experiment.path(OPTUNA_DB)}"), None
 
 
-def build_tuner(plan: Plan, concurrency: int):
+def build_tuner(plan: Plan, concurrency: int, callbacks: tuple = ()):
     from optuna.samplers import TPESampler
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
@@ -93,7 +93,7 @@ def build_tuner(plan: Plan, concurrency: int):
     trainable = tune.with_resources(
         tune.with_parameters(run_trial, fixed=plan.fixed, resources=plan.resources,
                              experiment_uri=plan.experiment.uri),
-        {"CPU": 0, "memory": DRIVER_MEMORY})
+        plan.resources.per_worker() if plan.resources.inline else {"CPU": 0, "memory": DRIVER_MEMORY})
     if plan.resume:  # Tune restores its searcher, scheduler and callbacks from the experiment
         if is_uri(plan.experiment.uri):
             optuna_storage(plan)  # fetch the study's local copy back first
@@ -118,19 +118,25 @@ def build_tuner(plan: Plan, concurrency: int):
                                     parameter_columns=sorted(plan.baseline), metric=METRIC, mode="min",
                                     sort_by_metric=True, max_report_frequency=30)
     storage_path, name = parent_uri(plan.experiment.uri)
+    keep = trial_config(plan.fixed, plan.baseline).keep_checkpoints
     return tune.Tuner(
         trainable,
+        # reuse_actors: a 1-worker trial runs in its Tune actor, and the next trial reuses that
+        # process (torch imported, data and metrics reference in memory; bench/trial_overhead.py)
         tune_config=tune.TuneConfig(search_alg=searcher, scheduler=scheduler, num_samples=plan.trials,
-                                    max_concurrent_trials=concurrency, trial_dirname_creator=tune_dirname),
+                                    max_concurrent_trials=concurrency, trial_dirname_creator=tune_dirname,
+                                    reuse_actors=plan.resources.inline),
         run_config=tune.RunConfig(name=name, storage_path=storage_path,
-                                  callbacks=[writer, Console(plan.trials, plan.steps)],
+                                  callbacks=[writer, Console(plan.trials, plan.steps), *callbacks],
                                   progress_reporter=reporter, verbose=1 if plan.verbose else 0,
-                                  failure_config=tune.FailureConfig(max_failures=0)),
+                                  # a trial whose process or node is lost restarts from its last checkpoint
+                                  failure_config=tune.FailureConfig(max_failures=MAX_WORKER_FAILURES),
+                                  checkpoint_config=tune.CheckpointConfig(num_to_keep=keep)),
     )
 
 
 def tune_dirname(trial) -> str:
-    return f"tune-{trial.trial_id}"
+    return ray_trial_dir(trial.trial_id)
 
 
 def finish(plan: Plan, t0: float) -> int:
@@ -185,7 +191,8 @@ def _environ(**values: str):
                 os.environ[k] = v
 
 
-def run_search(plan: Plan) -> int:
+def run_search(plan: Plan, callbacks: tuple = ()) -> int:
+    """Run the planned search to its end; `callbacks`: more Tune callbacks (the benchmarks')."""
     import ray
 
     started_ray = connect_ray(plan.address, plan.verbose)
@@ -199,10 +206,13 @@ def run_search(plan: Plan) -> int:
         cfg = trial_config(plan.fixed, plan.baseline)
         print(f"search {plan.name}: {plan.trials} trials of {plan.steps} steps on {cfg.dataset} {cfg.image_size}px, "
               f"{concurrency} at a time -> {plan.experiment.uri}" + (" (resumed)" if plan.resume else ""))
-        tuner = build_tuner(plan, concurrency)
+        tuner = build_tuner(plan, concurrency, callbacks)
         # Tune's own state saved every second (default: every 10 s or more), so a killed driver
-        # loses little and --resume repeats little; the classic output engine, for --verbose.
-        with _environ(RAY_AIR_NEW_OUTPUT="0", TUNE_GLOBAL_CHECKPOINT_S=os.environ.get("TUNE_GLOBAL_CHECKPOINT_S", "1")):
+        # loses little and --resume repeats little; the classic output engine, for --verbose; and
+        # no warning when short evaluations force a save of that state (num_to_keep does: cheap here).
+        quiet = {} if plan.verbose else {"TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S": "0"}
+        with _environ(RAY_AIR_NEW_OUTPUT="0", TUNE_GLOBAL_CHECKPOINT_S=os.environ.get("TUNE_GLOBAL_CHECKPOINT_S", "1"),
+                      **quiet):
             tuner.fit()
         return finish(plan, t0)
     finally:

@@ -7,6 +7,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
+from dcgan.checkpoint import read_state
 from dcgan.config import TrainConfig
 from dcgan.train import latest_checkpoint, setup, train, train_step
 
@@ -52,7 +53,7 @@ def test_report_callback_gets_every_evaluation(tmp_path):
 
 
 def _weights(run_dir):
-    state = torch.load(latest_checkpoint(run_dir) / "state.pt", weights_only=False)
+    state = read_state(latest_checkpoint(run_dir))
     return state["g"], state["d"]
 
 

@@ -30,6 +30,8 @@ from dcgan.metrics.stats import FeatureStats, feature_stats
 
 EVAL_NOISE_OFFSET = 104729  # the evaluation noise must differ from the training noise and the grid's
 GEN_BATCH = 500
+MEMO_SIZE = 4  # real sides kept in memory per process
+_REFERENCES: dict[tuple, tuple[Splits, Reference]] = {}
 
 
 def eval_noise(n: int, latent_dim: int, seed: int = 0) -> torch.Tensor:
@@ -135,8 +137,12 @@ def build_evaluator(splits: Splits, device: torch.device | str, n_samples: int, 
     device = torch.device(device)
     if world > 1 and rank != 0:
         dist.barrier()  # wait for rank 0 to fill the cache
-    ext = build_extractor(splits, device, extractor, inception_weights)
-    ref = build_reference(splits, ext, n_samples)
+    key = (id(splits), str(device), extractor, inception_weights, n_samples)
+    if key not in _REFERENCES:  # once per process: a process that runs trial after trial builds it once
+        ext = build_extractor(splits, device, extractor, inception_weights)
+        while len(_REFERENCES) >= MEMO_SIZE:
+            del _REFERENCES[next(iter(_REFERENCES))]
+        _REFERENCES[key] = (splits, build_reference(splits, ext, n_samples))  # splits held: its id stays unique
     if world > 1 and rank == 0:
         dist.barrier()
-    return Evaluator(ref, n_samples, device, seed)
+    return Evaluator(_REFERENCES[key][1], n_samples, device, seed)

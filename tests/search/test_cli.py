@@ -97,3 +97,21 @@ def test_search_train_bad_config(tmp_path, capsys):
                        capsys)
     assert rc == 2 and err[0].startswith("error: config file not found")
     assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--gpus-per-worker", "0.5", "--workers-per-trial", "2"], "error: --gpus-per-worker 0.5 with --workers-per-trial 2 "
+                                                               "would put several ranks of one trial on one GPU"),
+    (["--gpus-per-worker", "1.5"], "error: --gpus-per-worker above 1 must be a whole number"),
+    (["--gpus-per-worker", "0.25"], "error: --gpus-per-worker asks for a GPU, and this machine has none"),
+    (["--set", "device=cuda"], "error: device=cuda, but this machine has no CUDA GPU"),
+])
+def test_fast_path_options_that_cannot_apply_are_refused(tmp_path, capsys, monkeypatch, argv, message):
+    import torch
+
+    if torch.cuda.is_available() and "no" in message:
+        pytest.skip("this machine has a GPU")
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    rc, err = run_main(search_run.main, ["--space", "smoke", *argv, "--storage", str(tmp_path / "exps")], capsys)
+    assert rc == 2 and len(err) == 1 and err[0].startswith(message), err
+    assert not (tmp_path / "exps").exists()

@@ -74,7 +74,7 @@ def test_smoke_search(ray_session, tmp_path):
     # and images come out of the winning trial's checkpoints with no code
     from dcgan import sample
 
-    assert sample.main([str(exp / "_train" / best["trial_id"]), "-o", str(tmp_path / "winner.png")]) == 0
+    assert sample.main([str(exp / f"tune-{best['trial_id']}"), "-o", str(tmp_path / "winner.png")]) == 0
     assert (tmp_path / "winner.png").stat().st_size > 0
 
 
