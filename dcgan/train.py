@@ -163,7 +163,7 @@ def train(cfg: TrainConfig, out_dir: Optional[str | Path] = None, *, report: Opt
 
         evaluator = build_evaluator(splits, gan.device, cfg.eval_samples, seed=cfg.seed)
     out = Path(out_dir) if (out_dir is not None and rank == 0) else None
-    if resume_from is not None:
+    if resume_from is not None:  # None: a fresh run
         resume(gan, resume_from, rank, log)
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)

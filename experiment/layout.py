@@ -23,7 +23,7 @@ from typing import Any, Optional
 import pyarrow.fs as pafs
 
 from dcgan import keys
-from experiment.schema import EXPERIMENT_FIELDS, PENDING, RUNNING, TIME_S, TRIAL_STATUSES, is_number, json_safe
+from experiment.schema import ENDED, EXPERIMENT_FIELDS, PENDING, RUNNING, TIME_S, TRIAL_STATUSES, is_number, json_safe
 
 EXPERIMENT_JSON, BEST_CONFIG_JSON, OPTUNA_DB, REPORT_HTML = "experiment.json", "best_config.json", "optuna.db", "report.html"
 TRIALS = "trials"
@@ -250,13 +250,20 @@ class Experiment:
 
     def start_trial(self, trial_id: str, params: dict[str, Any], config: dict[str, Any]) -> None:
         """A trial's params.json, config.json and an empty results.jsonl, so readers find every
-        file from its start; status running (at its last step, when restarted)."""
+        file from its start; status running (at its last step, when restarted). A trial that had
+        ended keeps its status: restored by a resumed search, it only reports its end again."""
         self.write_json(params, TRIALS, trial_id, PARAMS_JSON)
         self.write_json(config, TRIALS, trial_id, CONFIG_JSON)
         if not self.exists(TRIALS, trial_id, RESULTS_JSONL):
             self.write_text("", TRIALS, trial_id, RESULTS_JSONL)
+        if self.trial_status(trial_id) in ENDED:
+            return
         rows, _ = self.read_jsonl(TRIALS, trial_id, RESULTS_JSONL)
         self.write_status(trial_id, RUNNING, max((r[keys.STEP] for r in rows), default=0))
+
+    def trial_status(self, trial_id: str) -> Optional[str]:
+        """status.json's word, or None before the trial has one."""
+        return (self.read_json(TRIALS, trial_id, STATUS_JSON) or {}).get("status")
 
     def append_result(self, trial_id: str, row: dict) -> None:
         """Append one evaluation to results.jsonl. Rows at or after its step are dropped first:

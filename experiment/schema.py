@@ -18,6 +18,7 @@ RESULT_KEYS = (*keys.ROW_KEYS, TIME_S)
 # status.json's words
 PENDING, RUNNING, COMPLETED, STOPPED, DIVERGED, FAILED = "pending", "running", "completed", "stopped", "diverged", "failed"
 TRIAL_STATUSES = (PENDING, RUNNING, COMPLETED, STOPPED, DIVERGED, FAILED)
+ENDED = (COMPLETED, STOPPED, DIVERGED)  # a trial that ended with its results: never trained again
 
 # experiment.json, written at the start and updated as the search goes (docs/experiment-layout.md)
 EXPERIMENT_FIELDS = (

@@ -11,6 +11,7 @@ from ray.tune import Callback
 from dcgan import keys
 from experiment.layout import EXPERIMENT_JSON, OPTUNA_DB, RESULTS_JSONL, TRIALS, Experiment
 from experiment.schema import DIVERGED, FAILED, RUNNING, final_status, result_row, same_params
+from search.trial import REPLAYED
 from spaces import trial_config
 
 def one_line(error: Any) -> str:
@@ -38,8 +39,11 @@ class ExperimentWriter(Callback):
         if same_params(params, self.baseline_params) and set(params) == set(self.baseline_params):
             if exp.read_json(EXPERIMENT_JSON).get("baseline_trial_id") is None:
                 exp.update_info(baseline_trial_id=tid)
+        self._sync_optuna_db()  # the study as the searcher just left it: with this trial asked
 
     def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
+        if result.get(REPLAYED):  # already in the files: a resumed trial that had ended
+            return
         exp, tid = self.experiment, trial.trial_id
         row = result_row(result, result.get("time_total_s", 0.0))
         exp.append_result(tid, row)

@@ -9,6 +9,8 @@ from typing import Optional
 from search.plan import SearchError
 from search.trial import Resources
 
+AUTOSCALING_CONCURRENCY = 8  # trials at once on a cluster that has no room for one yet; --concurrency sets it
+
 
 def check_address(address: Optional[str], timeout_s: float = 3.0) -> None:
     """Fail fast on an unreachable cluster instead of waiting on it."""
@@ -44,11 +46,15 @@ def connect_ray(address: Optional[str], verbose: bool = False) -> bool:
 
 
 def default_concurrency(resources: Resources, trials: int) -> int:
-    """As many trials as the cluster's CPUs (or GPUs) hold at once, at most `trials`."""
+    """As many trials as the cluster's CPUs (or GPUs) hold at once, at most `trials`. A cluster with
+    no room for one yet (GPU workers that scale from 0, cluster.yaml) gets AUTOSCALING_CONCURRENCY:
+    the autoscaler adds nodes as those trials ask for them."""
     import ray
 
     total = ray.cluster_resources()
-    fits = total.get("CPU", 1) // (resources.workers * resources.cpus_per_worker)
+    fits = total.get("CPU", 0) // (resources.workers * resources.cpus_per_worker)
     if resources.gpus_per_worker:
         fits = min(fits, total.get("GPU", 0) // (resources.workers * resources.gpus_per_worker))
-    return int(max(1, min(fits, trials)))
+    if fits < 1:
+        return min(trials, AUTOSCALING_CONCURRENCY)
+    return int(min(fits, trials))

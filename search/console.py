@@ -22,6 +22,7 @@ from ray.tune.experiment import Trial
 from dcgan import keys
 from experiment.ranking import Ranking
 from experiment.schema import COMPLETED, DIVERGED, FAILED, STOPPED, json_safe
+from search.trial import REPLAYED
 
 
 class Console(Callback):
@@ -41,10 +42,16 @@ class Console(Callback):
 
     def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
         self.latest[trial.trial_id] = result
-        self.out(evaluation_line(trial.trial_id, result, self.steps))
+        if not result.get(REPLAYED):  # a resumed trial that had ended: printed before
+            self.out(evaluation_line(trial.trial_id, result, self.steps))
 
     def on_trial_complete(self, iteration, trials, trial, **info) -> None:
         self.out(self.progress_line(trials, {trial.trial_id: Trial.TERMINATED}))
+
+    def on_trial_recover(self, iteration, trials, trial, **info) -> None:
+        step = int(self.latest.get(trial.trial_id, {}).get(keys.STEP, 0))
+        self.out(f"{trial.trial_id}  lost after step {step} (its process or node failed); restarting it from its "
+                 "last checkpoint")
 
     def on_trial_error(self, iteration, trials, trial, **info) -> None:
         print(f"trial {trial.trial_id} failed: {trial.error_file or 'see the error above'}", file=sys.stderr)

@@ -38,7 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def plan_run(args: argparse.Namespace) -> tuple[TrainConfig, Resources, Experiment]:
-    base = TrainConfig.from_json(args.config).to_dict()
+    base = read_config(args.config).to_dict()
     overrides = parse_overrides(args.overrides)
     if args.steps is not None:
         overrides["steps"] = args.steps
@@ -57,6 +57,18 @@ def plan_run(args: argparse.Namespace) -> tuple[TrainConfig, Resources, Experime
     if run.exists("config.json"):
         raise SearchError(f"run '{run.uri}' exists; pass another --name")
     return cfg, Resources(args.workers, args.cpus_per_worker, args.gpus_per_worker), run
+
+
+def read_config(where: str) -> TrainConfig:
+    """A TrainConfig JSON file (best_config.json, a trial's config.json): a local path or a URI."""
+    if not is_uri(where):
+        return TrainConfig.from_json(where)
+    folder, name = parent_uri(where)
+    try:
+        text = Experiment(folder).read_text(name)
+    except (OSError, ValueError) as e:
+        raise SearchError(f"cannot read --config {where} ({' '.join(str(e).split())[:200]}); check the URI") from None
+    return TrainConfig.from_json(text)
 
 
 def train_with_ray(cfg: TrainConfig, resources: Resources, run: Experiment) -> dict:

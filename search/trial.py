@@ -14,6 +14,7 @@ from its own last checkpoint.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -21,16 +22,18 @@ import shutil
 import tempfile
 import time
 from dataclasses import dataclass
-from typing import Callable, Optional
+from typing import Callable, Iterator, Optional
 
 from dcgan import keys
 from dcgan.config import TrainConfig
-from experiment.layout import TRAINER_RUN, Experiment, join_uri, ray_trial_dir
+from experiment.layout import RESULTS_JSONL, TRAINER_RUN, TRIALS, Experiment, join_uri, ray_trial_dir
+from experiment.schema import ENDED
 from spaces import trial_config
 
 METRIC = keys.FID
 MAX_WORKER_FAILURES = 2  # restarts of a trial (Tune) or of its workers (Ray Train), each from its last checkpoint
 MARKS_ENV = "DCGAN_TRIAL_MARKS"  # bench/trial_overhead.py: a file that start-up events are appended to
+REPLAYED = "replayed"  # a result that a resumed trial reports again from its files (see replay_if_ended)
 
 
 @dataclass(frozen=True)
@@ -100,14 +103,89 @@ def run_loop(cfg: TrainConfig, trial_id: str, experiment_uri: Optional[str], out
     out_dir = tempfile.mkdtemp(prefix="dcgan-trial-") if scratch else out_dir
     try:
         # (the loop's lines reach the console only with search.run --verbose: log_to_driver)
-        if checkpoint is None:
-            train(cfg, out_dir, report=report, evaluator=evaluator)
-        else:  # restarted (a failure, or --resume): continue from this trial's last checkpoint
-            with checkpoint.as_directory() as ckpt_dir:
-                train(cfg, out_dir, report=report, evaluator=evaluator, resume_from=ckpt_dir)
+        with readable_checkpoint(checkpoint) as ckpt_dir:  # restarted (a failure, or --resume): from there
+            train(cfg, out_dir, report=report, evaluator=evaluator, resume_from=ckpt_dir)
     finally:
         if scratch:
             shutil.rmtree(out_dir, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def readable_checkpoint(checkpoint) -> Iterator[Optional[str]]:
+    """A local folder of the newest readable checkpoint of this trial, from Ray's latest one back
+    through the older ones beside it in storage (a bucket too); None for a fresh trial. A checkpoint
+    that cannot be read safely (truncated, corrupt, a pickled object) is named in one line and passed
+    over; CheckpointError if none can be read."""
+    from dcgan.checkpoint import CheckpointError, read_state
+
+    if checkpoint is None:
+        yield None
+        return
+    candidates = [checkpoint, *_older_checkpoints(checkpoint)]
+    for i, candidate in enumerate(candidates):
+        with candidate.as_directory() as ckpt_dir:
+            try:
+                read_state(ckpt_dir)
+            except CheckpointError as e:
+                print(f"{e}; {'falling back to the checkpoint before it' if i + 1 < len(candidates) else 'none left'}")
+                continue
+            yield ckpt_dir
+            return
+    raise CheckpointError(f"no readable checkpoint to resume from beside {checkpoint.path}")
+
+
+class RestoreFromWhatExists:
+    """Mixed into the Tune trainable of `run_trial` (`__mixins__`). Tune restores a trial from the
+    checkpoint its saved state names, and fails the trial if that one is gone: a driver killed
+    after Tune deleted an older checkpoint (num_to_keep) but before it saved its state again
+    leaves that name pointing at nothing. Restore from the newest checkpoint of the trial that
+    exists instead, and number new checkpoints after it, so none is overwritten."""
+
+    def restore(self, checkpoint_path):
+        result = checkpoint_path
+        checkpoint = getattr(result, "checkpoint", None)
+        if checkpoint is not None and not _exists(checkpoint):
+            newest = _newest_checkpoint_beside(checkpoint)
+            print(f"checkpoint {checkpoint.path} is gone (Tune's saved state was older than the trial); "
+                  + (f"restoring from {newest.path}" if newest else "none left: the trial starts again"))
+            if newest is None:
+                return None
+            from ray.train._internal.checkpoint_manager import _TrainingResult
+
+            result = _TrainingResult(checkpoint=newest, metrics={})
+            self._storage.current_checkpoint_index = int(newest.path.rsplit("_", 1)[-1])
+        return super().restore(result)
+
+
+def _exists(checkpoint) -> bool:
+    import pyarrow.fs as pafs
+
+    return checkpoint.filesystem.get_file_info(checkpoint.path).type != pafs.FileType.NotFound
+
+
+def _checkpoints_beside(checkpoint) -> list:
+    """The trial's checkpoints: the folders named checkpoint_* beside `checkpoint`, oldest first."""
+    import pyarrow.fs as pafs
+    from ray.train import Checkpoint
+
+    parent = checkpoint.path.rstrip("/").rsplit("/", 1)[0]
+    try:
+        infos = checkpoint.filesystem.get_file_info(pafs.FileSelector(parent))
+    except OSError:
+        return []
+    found = sorted(i.path for i in infos if i.type == pafs.FileType.Directory and i.base_name.startswith("checkpoint_"))
+    return [Checkpoint(path, checkpoint.filesystem) for path in found]
+
+
+def _newest_checkpoint_beside(checkpoint):
+    found = _checkpoints_beside(checkpoint)
+    return found[-1] if found else None
+
+
+def _older_checkpoints(checkpoint) -> list:
+    """The trial's checkpoints older than `checkpoint`, newest first."""
+    name = checkpoint.path.rstrip("/").rsplit("/", 1)[-1]
+    return [c for c in reversed(_checkpoints_beside(checkpoint)) if c.path.rstrip("/").rsplit("/", 1)[-1] < name]
 
 
 def train_worker(loop_config: dict) -> None:
@@ -136,6 +214,8 @@ def run_trial(params: dict, *, fixed: dict, resources: Resources, experiment_uri
     cfg = trial_config(fixed, params)
     trial_id = ray.tune.get_context().get_trial_id()
     mark(trial_id, "trial")
+    if ray.tune.get_checkpoint() is not None and replay_if_ended(trial_id, experiment_uri):
+        return
     if resources.inline:
         def report(metrics: dict, checkpoint_dir: Optional[str]) -> None:
             ray.tune.report(metrics, checkpoint=ray.tune.Checkpoint.from_directory(checkpoint_dir) if checkpoint_dir
@@ -144,6 +224,22 @@ def run_trial(params: dict, *, fixed: dict, resources: Resources, experiment_uri
         run_loop(cfg, trial_id, experiment_uri, None, report, ray.tune.get_checkpoint(), True)
     else:
         run_trainer(cfg, trial_id, resources, experiment_uri)
+
+
+def replay_if_ended(trial_id: str, experiment_uri: str) -> bool:
+    """A trial restored by `search.run --resume` that had already ended before the driver was killed
+    (Tune saves its state every second, so it may not know): its files say so. Report its last row
+    again, marked REPLAYED (the experiment's files are not written again), and train no more."""
+    import ray.tune
+
+    experiment = Experiment(experiment_uri)
+    if experiment.trial_status(trial_id) not in ENDED:
+        return False
+    rows, _ = experiment.read_jsonl(TRIALS, trial_id, RESULTS_JSONL)
+    if not rows:
+        return False
+    ray.tune.report(tune_metrics({**rows[-1], REPLAYED: True}))
+    return True
 
 
 def run_trainer(cfg: TrainConfig, trial_id: str, resources: Resources, experiment_uri: str) -> None:

@@ -60,24 +60,46 @@ def _package_version() -> str:
         return "unknown"
 
 
+def study_db(plan: Plan) -> tuple[str, bool]:
+    """(the SQLite file of the Optuna study, whether it is a local copy): in the experiment for a local
+    one (optuna-dashboard opens it); for a URI, a copy in the cache that the callback uploads."""
+    if not is_uri(plan.experiment.uri):
+        return plan.experiment.path(OPTUNA_DB), False
+    from dcgan.metrics.cache import cache_root
+
+    key = hashlib.sha1(plan.experiment.uri.encode()).hexdigest()[:12]
+    return os.path.join(cache_root(), "optuna", f"{plan.name}-{key}.db"), True
+
+
 def optuna_storage(plan: Plan):
-    """SQLite in the experiment (optuna-dashboard opens it); for a URI, a local copy that the
-    callback uploads after every trial."""
+    """The study's storage, and the local copy to upload (None when the file is in the experiment).
+    A copy starts afresh, or on --resume from the experiment's."""
     import optuna
 
-    if is_uri(plan.experiment.uri):
-        key = hashlib.sha1(plan.experiment.uri.encode()).hexdigest()[:12]
-        from dcgan.metrics.cache import cache_root
-
-        local = os.path.join(cache_root(), "optuna", f"{plan.name}-{key}.db")
-        os.makedirs(os.path.dirname(local), exist_ok=True)
-        if not plan.resume and os.path.exists(local):
-            os.remove(local)  # a stale copy from an earlier experiment of this name and place
+    path, copy = study_db(plan)
+    if copy:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        if not plan.resume and os.path.exists(path):
+            os.remove(path)  # a stale copy from an earlier experiment of this name and place
         if plan.resume and plan.experiment.exists(OPTUNA_DB):
-            with open(local, "wb") as dst:
+            with open(path, "wb") as dst:
                 dst.write(plan.experiment.read_bytes(OPTUNA_DB))
-        return optuna.storages.RDBStorage(f"sqlite:///{local}"), local
-    return optuna.storages.RDBStorage(f"sqlite:///{plan.experiment.path(OPTUNA_DB)}"), None
+    return optuna.storages.RDBStorage(f"sqlite:///{path}"), path if copy else None
+
+
+def close_lost_study_trials(plan: Plan) -> None:
+    """Optuna trials still RUNNING when the search ends were asked just before a driver was killed and
+    lost with it (their folders say "lost"): told FAIL, so the study holds each trial once, finished."""
+    import optuna
+
+    path, copy = study_db(plan)
+    if not os.path.exists(path):
+        return
+    study = optuna.load_study(study_name=plan.name, storage=f"sqlite:///{path}")
+    for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+        study.tell(trial.number, state=optuna.trial.TrialState.FAIL)
+    if copy:
+        plan.experiment.upload(path, OPTUNA_DB)
 
 
 def build_tuner(plan: Plan, concurrency: int, callbacks: tuple = ()):
@@ -87,13 +109,14 @@ def build_tuner(plan: Plan, concurrency: int, callbacks: tuple = ()):
 
     from search.callback import ExperimentWriter
     from search.console import Console
-    from search.searcher import OptunaSearchFailingNaN
-    from search.trial import run_trial
+    from search.searcher import ExperimentSearch
+    from search.trial import RestoreFromWhatExists, run_trial
 
+    trial_fn = tune.with_parameters(run_trial, fixed=plan.fixed, resources=plan.resources,
+                                    experiment_uri=plan.experiment.uri)
+    trial_fn.__mixins__ = (RestoreFromWhatExists,)  # Tune's own hook for mixing into a function's trainable
     trainable = tune.with_resources(
-        tune.with_parameters(run_trial, fixed=plan.fixed, resources=plan.resources,
-                             experiment_uri=plan.experiment.uri),
-        plan.resources.per_worker() if plan.resources.inline else {"CPU": 0, "memory": DRIVER_MEMORY})
+        trial_fn, plan.resources.per_worker() if plan.resources.inline else {"CPU": 0, "memory": DRIVER_MEMORY})
     if plan.resume:  # Tune restores its searcher, scheduler and callbacks from the experiment
         if is_uri(plan.experiment.uri):
             optuna_storage(plan)  # fetch the study's local copy back first
@@ -104,9 +127,9 @@ def build_tuner(plan: Plan, concurrency: int, callbacks: tuple = ()):
         optuna.logging.set_verbosity(optuna.logging.WARNING)  # "A new study created ..." and the like
     storage, local_db = optuna_storage(plan)
     writer = ExperimentWriter(plan.experiment, plan.fixed, plan.steps, plan.baseline, optuna_db=local_db)
-    searcher = OptunaSearchFailingNaN(space=get_space(plan.space), metric=METRIC, mode="min",
-                                      points_to_evaluate=[plan.baseline], study_name=plan.name, storage=storage,
-                                      sampler=TPESampler(multivariate=True, seed=plan.seed))
+    searcher = ExperimentSearch(space=get_space(plan.space), metric=METRIC, mode="min", steps=plan.steps,
+                                points_to_evaluate=[plan.baseline], study_name=plan.name, storage=storage,
+                                sampler=TPESampler(multivariate=True, seed=plan.seed))
     eval_every = plan.fixed["eval_every"]
     scheduler = (ASHAScheduler(time_attr="step", metric=METRIC, mode="min", max_t=plan.steps,
                                grace_period=min(ASHA_GRACE_EVALUATIONS * eval_every, plan.steps),
@@ -149,6 +172,7 @@ def finish(plan: Plan, t0: float) -> int:
         if trial.status in (PENDING, RUNNING):
             exp.write_status(tid, FAILED, trial.status_step or 0, "lost: the search driver stopped before this "
                              "trial ended, and Tune's saved state did not include it")
+    close_lost_study_trials(plan)
     done = Experiment(exp.uri)  # read afresh, now that every status is final
     ranking = rank_trials(done)
     best = winner(ranking)

@@ -65,10 +65,17 @@ def test_evaluate_cli_on_npy_files(metrics_cache, tmp_path, capsys):
     assert results[1]["fid"] == pytest.approx(results[0]["fid"], rel=1e-9)  # float input rounds to the same levels
 
 
-@pytest.mark.parametrize("case", ["shape", "dataset", "inception"])
-def test_evaluate_cli_bad_input_exits_2_with_one_line(case, metrics_cache, tmp_path, monkeypatch, capsys):
+@pytest.mark.parametrize("case", ["shape", "dataset", "inception", "pickled checkpoint"])
+def test_evaluate_cli_bad_input_exits_2_with_one_line(case, run_dir, metrics_cache, tmp_path, monkeypatch, capsys):
     monkeypatch.delenv("DCGAN_INCEPTION_WEIGHTS", raising=False)
-    if case == "shape":
+    if case == "pickled checkpoint":  # a checkpoint from a shared bucket must not run code when read
+        import shutil
+
+        ckpt = tmp_path / "ckpt"
+        shutil.copytree(sorted((run_dir[0] / "checkpoints").iterdir())[-1], ckpt)
+        torch.save({**torch.load(ckpt / "state.pt", weights_only=True), "hook": _Payload()}, ckpt / "state.pt")
+        argv = [str(ckpt)]
+    elif case == "shape":
         np.save(tmp_path / "x.npy", np.zeros((10, 16, 16), np.uint8))
         argv = ["--images", str(tmp_path / "x.npy"), "--dataset", "digits", "--image-size", "16"]
     elif case == "dataset":
@@ -85,8 +92,13 @@ def test_evaluate_cli_bad_input_exits_2_with_one_line(case, metrics_cache, tmp_p
     assert evaluate.main(argv) == 2
     captured = capsys.readouterr()
     assert captured.out == "" and len(captured.err.strip().splitlines()) == 1, captured.err
-    expected = {"shape": "expected (N", "dataset": "unknown dataset", "inception": "DCGAN_INCEPTION_WEIGHTS"}[case]
+    expected = {"shape": "expected (N", "dataset": "unknown dataset", "inception": "DCGAN_INCEPTION_WEIGHTS",
+                "pickled checkpoint": "state.pt: it holds a pickled object"}[case]
     assert expected in captured.err
+
+
+class _Payload:
+    pass
 
 
 def test_evaluator_restores_train_mode_and_is_deterministic(run_dir, metrics_cache):

@@ -125,3 +125,30 @@ def _ddp_worker_final(rank: int, port: int, out: str) -> None:
     g = torch.cat([p.detach().flatten() for p in captured["gan"].g.parameters()])
     torch.save({"g": g, "seen": seen}, os.path.join(out, f"rank{rank}.pt"))
     dist.destroy_process_group()
+
+
+@pytest.mark.parametrize("how", ["truncated", "pickled object"])
+def test_resume_falls_back_past_a_bad_checkpoint(tmp_path, how):
+    """The latest checkpoint truncated, or holding a pickled object: refused in one line naming the
+    file, and the run resumes from the checkpoint before it, to the same weights as a straight run."""
+    straight, split = tmp_path / "straight", tmp_path / "split"
+    train(tiny(steps=60, eval_every=20), straight, evaluator=None, log=_quiet)
+    train(tiny(steps=40, eval_every=20), split, evaluator=None, log=_quiet)
+    bad = split / "checkpoints" / "step_0000040" / "state.pt"
+    if how == "truncated":
+        bad.write_bytes(bad.read_bytes()[:1000])
+    else:
+        torch.save({**torch.load(bad, weights_only=True), "extra": _Payload()}, bad)
+    said = []
+    result = train(tiny(steps=60, eval_every=20), split, resume_from=split, evaluator=None, log=said.append)
+    refused = [line for line in said if str(bad) in line]
+    assert len(refused) == 1 and "falling back to" in refused[0] and "step_0000020" in refused[0], said
+    assert ("truncated or corrupt" if how == "truncated" else "a pickled object") in refused[0]
+    assert any("resumed from" in line and "step_0000020" in line for line in said)
+    assert result.step == 60
+    (g1, d1), (g2, d2) = _weights(straight), _weights(split)
+    assert all(torch.equal(g1[k], g2[k]) for k in g1) and all(torch.equal(d1[k], d2[k]) for k in d1)
+
+
+class _Payload:  # any class that pickle would rebuild, and so run code of, when loading
+    pass

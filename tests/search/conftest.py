@@ -7,6 +7,11 @@ import os
 
 import pytest
 
+# Credentials for the S3 server on loopback (moto), set before Ray starts so that its workers have
+# them too; and no look-up of an EC2 instance's metadata, which has no network here.
+S3_TEST_ENV = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
+               "AWS_EC2_METADATA_DISABLED": "true"}
+
 
 @pytest.fixture(scope="session")
 def ray_session(tmp_path_factory):
@@ -14,12 +19,13 @@ def ray_session(tmp_path_factory):
 
     The metrics cache is a fresh folder of the session, set before Ray starts so that every
     Ray worker (they inherit the raylet's environment) trains and reads the same classifier,
-    and nothing is left in the user's ~/.cache."""
+    and nothing is left in the user's ~/.cache; likewise the S3 test server's credentials."""
     import ray
 
-    saved = {k: os.environ.get(k) for k in ("DCGAN_CACHE", "DCGAN_NO_DOWNLOAD")}
+    saved = {k: os.environ.get(k) for k in ("DCGAN_CACHE", "DCGAN_NO_DOWNLOAD", *S3_TEST_ENV)}
     os.environ["DCGAN_CACHE"] = str(tmp_path_factory.mktemp("search-cache"))
     os.environ["DCGAN_NO_DOWNLOAD"] = "1"
+    os.environ.update(S3_TEST_ENV)
     started = not ray.is_initialized()
     if started:
         ray.init(num_cpus=2, include_dashboard=True, log_to_driver=False)
@@ -31,3 +37,20 @@ def ray_session(tmp_path_factory):
             os.environ.pop(k, None)
         else:
             os.environ[k] = v
+
+
+@pytest.fixture
+def s3_storage(ray_session):
+    """An S3-compatible server on loopback (moto) holding an empty bucket; yields the storage URI,
+    with `endpoint_override` in it as Ray's own tests do."""
+    import pyarrow.fs as pafs
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    uri = f"s3://dcgan-test/exps?endpoint_override=http://{host}:{port}"
+    fs, _ = pafs.FileSystem.from_uri(f"{uri}&allow_bucket_creation=true")
+    fs.create_dir("dcgan-test")
+    yield uri
+    server.stop()
