@@ -92,14 +92,15 @@ def parts_of(events: dict[str, float]) -> dict[str, float]:
 def run(workers: int, trials: int, storage: str) -> list[dict[str, float]]:
     from search.plan import plan_search
     from search.run import build_parser
-    from search.tuner import run_search
+    from search.tuner import Extra, run_search
 
     marks = os.path.join(storage, f"marks-{workers}.jsonl")
     os.environ[MARKS_ENV] = marks  # before Ray starts: its workers inherit it
     args = build_parser().parse_args([
         "--space", "smoke", "--trials", str(trials), "--steps", "2", "--set", "eval_every=1", "--scheduler", "fifo",
-        "--concurrency", "1", "--workers-per-trial", str(workers), "--storage", storage, "--name", f"w{workers}"])
-    run_search(plan_search(args), callbacks=(DriverMarks(marks),))
+        "--concurrency", "1", "--workers-per-trial", str(workers), "--confirm", "0", "--storage", storage,
+        "--name", f"w{workers}"])
+    run_search(plan_search(args), Extra(callbacks=(DriverMarks(marks),)))
     return [parts_of(e) for e in read_marks(marks)]
 
 

@@ -47,4 +47,6 @@ DIAGNOSTICS = (PRECISION, RECALL, DENSITY, COVERAGE, CLASS_COVERAGE, CLASS_KL, M
 # Every key a row may carry, in the order rows are written.
 ROW_KEYS = (STEP, STATUS, *LOSS_KEYS, *KEYS, *STACKED_KEYS, REASON)
 
-VERDICTS = ("ok", "partial", "collapsed")
+# ok | partial (some modes missing) | collapsed (few modes) | not_learned (nothing like the data)
+OK, PARTIAL, COLLAPSED, NOT_LEARNED = "ok", "partial", "collapsed", "not_learned"
+VERDICTS = (OK, PARTIAL, COLLAPSED, NOT_LEARNED)

@@ -27,6 +27,7 @@ from experiment.schema import ENDED, EXPERIMENT_FIELDS, PENDING, RUNNING, TIME_S
 
 EXPERIMENT_JSON, BEST_CONFIG_JSON, OPTUNA_DB, REPORT_HTML = "experiment.json", "best_config.json", "optuna.db", "report.html"
 TRIALS = "trials"
+CONFIRM = "confirm"  # confirmation runs, in the layout of trials/
 CONFIG_JSON, PARAMS_JSON, RESULTS_JSONL, STATUS_JSON, SAMPLES = ("config.json", "params.json", "results.jsonl",
                                                                  "status.json", "samples")
 TRAINER_RUN = "train"  # a multi-worker trial's Ray Train run, inside its Ray trial folder
@@ -69,6 +70,16 @@ def ray_trial_dir(trial_id: str) -> str:
     """The Ray trial folder beside the contract's files: Tune's own files and the trial's checkpoints
     (`checkpoint_*/`, or `train/checkpoint_*/` for a multi-worker trial)."""
     return f"tune-{trial_id}"
+
+
+def confirm_name(trial_id: str, seed: int) -> str:
+    """The folder of the confirmation run of `trial_id` with `seed`, under confirm/."""
+    return f"{trial_id}-seed{seed}"
+
+
+def parse_confirm_name(name: str) -> tuple[str, int]:
+    trial_id, _, seed = name.rpartition("-seed")
+    return trial_id, int(seed)
 
 
 def sample_name(step: int) -> str:
@@ -248,37 +259,38 @@ class Experiment:
         self.write_info(info)
         return info
 
-    def start_trial(self, trial_id: str, params: dict[str, Any], config: dict[str, Any]) -> None:
+    def start_trial(self, trial_id: str, params: dict[str, Any], config: dict[str, Any], folder: str = TRIALS) -> None:
         """A trial's params.json, config.json and an empty results.jsonl, so readers find every
         file from its start; status running (at its last step, when restarted). A trial that had
         ended keeps its status: restored by a resumed search, it only reports its end again."""
-        self.write_json(params, TRIALS, trial_id, PARAMS_JSON)
-        self.write_json(config, TRIALS, trial_id, CONFIG_JSON)
-        if not self.exists(TRIALS, trial_id, RESULTS_JSONL):
-            self.write_text("", TRIALS, trial_id, RESULTS_JSONL)
-        if self.trial_status(trial_id) in ENDED:
+        self.write_json(params, folder, trial_id, PARAMS_JSON)
+        self.write_json(config, folder, trial_id, CONFIG_JSON)
+        if not self.exists(folder, trial_id, RESULTS_JSONL):
+            self.write_text("", folder, trial_id, RESULTS_JSONL)
+        if self.trial_status(trial_id, folder) in ENDED:
             return
-        rows, _ = self.read_jsonl(TRIALS, trial_id, RESULTS_JSONL)
-        self.write_status(trial_id, RUNNING, max((r[keys.STEP] for r in rows), default=0))
+        rows, _ = self.read_jsonl(folder, trial_id, RESULTS_JSONL)
+        self.write_status(trial_id, RUNNING, max((r[keys.STEP] for r in rows), default=0), folder=folder)
 
-    def trial_status(self, trial_id: str) -> Optional[str]:
+    def trial_status(self, trial_id: str, folder: str = TRIALS) -> Optional[str]:
         """status.json's word, or None before the trial has one."""
-        return (self.read_json(TRIALS, trial_id, STATUS_JSON) or {}).get("status")
+        return (self.read_json(folder, trial_id, STATUS_JSON) or {}).get("status")
 
-    def append_result(self, trial_id: str, row: dict) -> None:
+    def append_result(self, trial_id: str, row: dict, folder: str = TRIALS) -> None:
         """Append one evaluation to results.jsonl. Rows at or after its step are dropped first:
         a trial restarted from a checkpoint reports those steps again. (Read and rewrite, since
         object stores cannot append; the file holds one short line per evaluation.)"""
-        rows, _ = self.read_jsonl(TRIALS, trial_id, RESULTS_JSONL)
+        rows, _ = self.read_jsonl(folder, trial_id, RESULTS_JSONL)
         rows = [r for r in rows if r[keys.STEP] < row[keys.STEP]] + [json_safe(row)]
-        self.write_text("".join(json.dumps(r, allow_nan=False) + "\n" for r in rows), TRIALS, trial_id, RESULTS_JSONL)
+        self.write_text("".join(json.dumps(r, allow_nan=False) + "\n" for r in rows), folder, trial_id, RESULTS_JSONL)
 
-    def write_status(self, trial_id: str, status: str, step: int, error: Optional[str] = None) -> None:
+    def write_status(self, trial_id: str, status: str, step: int, error: Optional[str] = None,
+                     folder: str = TRIALS) -> None:
         assert status in TRIAL_STATUSES, status
-        self.write_json({"status": status, "step": int(step), "error": error}, TRIALS, trial_id, STATUS_JSON)
+        self.write_json({"status": status, "step": int(step), "error": error}, folder, trial_id, STATUS_JSON)
 
-    def sample_parts(self, trial_id: str, step: int) -> tuple[str, ...]:
-        return TRIALS, trial_id, SAMPLES, sample_name(step)
+    def sample_parts(self, trial_id: str, step: int, folder: str = TRIALS) -> tuple[str, ...]:
+        return folder, trial_id, SAMPLES, sample_name(step)
 
     # --- the reader ----------------------------------------------------------------------------
 
@@ -296,6 +308,12 @@ class Experiment:
         return [self.read_trial(tid) for tid in self.trial_ids()]
 
     @functools.cached_property
+    def confirmations(self) -> list[Trial]:
+        """The confirmation runs (confirm/<trial_id>-seed<seed>/): the top trials and the baseline
+        trained again with other seeds at the end of the search."""
+        return [self.read_trial(name, CONFIRM) for name in self.trial_ids(CONFIRM)]
+
+    @functools.cached_property
     def best_config(self) -> Optional[dict[str, Any]]:
         best = self.read_json(BEST_CONFIG_JSON)
         return best if isinstance(best, dict) else None
@@ -306,20 +324,20 @@ class Experiment:
                 return t
         raise KeyError(trial_id)
 
-    def trial_ids(self) -> list[str]:
-        if self.fs.get_file_info(self.path(TRIALS)).type != pafs.FileType.Directory:
+    def trial_ids(self, folder: str = TRIALS) -> list[str]:
+        if self.fs.get_file_info(self.path(folder)).type != pafs.FileType.Directory:
             return []
-        infos = self.fs.get_file_info(pafs.FileSelector(self.path(TRIALS)))
+        infos = self.fs.get_file_info(pafs.FileSelector(self.path(folder)))
         return sorted(i.base_name for i in infos if i.type == pafs.FileType.Directory)
 
-    def read_trial(self, trial_id: str) -> Trial:
+    def read_trial(self, trial_id: str, folder: str = TRIALS) -> Trial:
         """One trial's files, read now."""
         def get(name: str) -> dict:
-            value = self.read_json(TRIALS, trial_id, name)
+            value = self.read_json(folder, trial_id, name)
             return value if isinstance(value, dict) else {}
 
         status = get(STATUS_JSON)
-        results, unreadable = self.read_jsonl(TRIALS, trial_id, RESULTS_JSONL)
+        results, unreadable = self.read_jsonl(folder, trial_id, RESULTS_JSONL)
         state = status.get("status")
         if state not in TRIAL_STATUSES:
             # No status.json yet (or an unknown word): trust the last row, else it has not started.
@@ -328,18 +346,18 @@ class Experiment:
         step = status.get("step")
         return Trial(trial_id=trial_id, params=get(PARAMS_JSON), config=get(CONFIG_JSON), status=state,
                      status_step=int(step) if is_number(step) else None, error=status.get("error"),
-                     results=results, sample_paths=self._sample_paths(trial_id), unreadable_lines=unreadable)
+                     results=results, sample_paths=self._sample_paths(trial_id, folder), unreadable_lines=unreadable)
 
-    def _sample_paths(self, trial_id: str) -> dict[int, str]:
-        folder = "/".join((TRIALS, trial_id, SAMPLES))
-        if self.fs.get_file_info(self.path(folder)).type != pafs.FileType.Directory:
+    def _sample_paths(self, trial_id: str, folder: str = TRIALS) -> dict[int, str]:
+        samples = "/".join((folder, trial_id, SAMPLES))
+        if self.fs.get_file_info(self.path(samples)).type != pafs.FileType.Directory:
             return {}
         out = {}
-        for info in self.fs.get_file_info(pafs.FileSelector(self.path(folder), recursive=False)):
+        for info in self.fs.get_file_info(pafs.FileSelector(self.path(samples), recursive=False)):
             name = info.base_name
             if info.type == pafs.FileType.File and name.startswith("step_") and name.endswith(".png"):
                 try:
-                    out[int(name[len("step_"):-len(".png")])] = f"{folder}/{name}"
+                    out[int(name[len("step_"):-len(".png")])] = f"{samples}/{name}"
                 except ValueError:
                     continue
         return dict(sorted(out.items()))

@@ -8,7 +8,8 @@ The rules, in the order a reader of the leaderboard meets them:
 2. Trials rank by the FID of their last evaluation (the best FID and its step are kept
    beside it). A collapsed generator can score a good FID on a few modes, so a trial whose
    last verdict is `collapsed` never tops the board: collapsed trials come after every
-   non-collapsed one, marked. Diverged trials (no FID) come last.
+   non-collapsed one, marked. Then the trials whose generator never learned (verdict
+   `not_learned`: samples nowhere near the data), then the diverged ones (no FID).
 3. The baseline is `baseline_trial_id`, else the trial whose params equal `baseline_params`;
    the best trial's gain over it is in per cent of the baseline's FID.
 """
@@ -18,14 +19,15 @@ from __future__ import annotations
 import math
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple, Optional
+from typing import Any, NamedTuple
 
 from dcgan import keys
 from experiment.layout import Experiment, Trial
 from experiment.schema import json_safe, same_params
 
 # Groups in leaderboard order; `unranked` trials are listed apart from the leaderboard.
-RANKED, COLLAPSED, DIVERGED, UNRANKED = "ranked", "collapsed", "diverged", "unranked"
+RANKED, COLLAPSED, NOT_LEARNED, DIVERGED, UNRANKED = "ranked", "collapsed", "not learned", "diverged", "unranked"
+GROUP_OF_VERDICT = {keys.COLLAPSED: COLLAPSED, keys.NOT_LEARNED: NOT_LEARNED}  # other verdicts: RANKED
 
 
 class FidProtocol(NamedTuple):
@@ -45,7 +47,7 @@ class FidProtocol(NamedTuple):
 @dataclass(frozen=True)
 class RankedTrial:
     trial_id: str
-    group: str  # RANKED | COLLAPSED | DIVERGED | UNRANKED
+    group: str  # RANKED | COLLAPSED | NOT_LEARNED | DIVERGED | UNRANKED
     position: int | None  # 1-based place on the leaderboard; None when unranked
     status: str  # status.json's word
     params: dict[str, Any]
@@ -69,7 +71,7 @@ class Ranking:
     experiment_name: str
     protocol: FidProtocol
     protocol_source: str  # "experiment.json", or how it was inferred while the search runs
-    leaderboard: list[RankedTrial]  # ranked, then collapsed, then diverged
+    leaderboard: list[RankedTrial]  # ranked, then collapsed, then never learned, then diverged
     unranked: list[RankedTrial]  # no comparable FID yet, or one measured another way
     best: RankedTrial | None  # first of the ranked group: never collapsed, never diverged
     baseline: RankedTrial | None
@@ -86,7 +88,7 @@ class Ranking:
         return [t for t in self.leaderboard if t.group == RANKED]
 
     def with_fid(self) -> list[RankedTrial]:
-        """Leaderboard trials that have a comparable FID (ranked and collapsed)."""
+        """Leaderboard trials that have a comparable FID (ranked, collapsed, never learned)."""
         return [t for t in self.leaderboard if t.fid is not None]
 
 
@@ -120,7 +122,7 @@ def rank_trials(experiment: Experiment) -> Ranking:
 
     def order(r: RankedTrial) -> tuple:
         fid = r.fid if r.fid is not None else math.inf
-        return ({RANKED: 0, COLLAPSED: 1, DIVERGED: 2}[r.group], fid, r.trial_id)
+        return ({RANKED: 0, COLLAPSED: 1, NOT_LEARNED: 2, DIVERGED: 3}[r.group], fid, r.trial_id)
 
     board = sorted((r for r in rows if r.group != UNRANKED), key=order)
     board = [_with_position(r, i + 1) for i, r in enumerate(board)]
@@ -183,10 +185,14 @@ def _place(trial: Trial, last: dict[str, Any] | None,
                      f"{protocol.describe()}")
     else:
         fid = float(last["fid"])
-        group = COLLAPSED if last.get("collapse") == "collapsed" else RANKED
+        group = GROUP_OF_VERDICT.get(last.get(keys.COLLAPSE), RANKED)
     if group == COLLAPSED:
         marks.append("collapsed")
         notes.append("mode collapse: placed after every non-collapsed trial whatever its FID")
+    elif group == NOT_LEARNED:
+        marks.append("never learned")
+        notes.append("never learned: its samples are nowhere near the data (precision and recall near 0); "
+                     "a learning rate too low for the budget, or a discriminator that won from the start")
     elif last is not None and last.get("collapse") == "partial":
         marks.append("partial collapse")
     if trial.status in ("stopped", "running", "pending", "failed"):
@@ -234,28 +240,3 @@ def _gain(best: RankedTrial | None, baseline: RankedTrial | None) -> tuple[float
     direction = f"{gain:.1f}% lower" if gain >= 0 else f"{-gain:.1f}% higher"
     return gain, (f"best {best.trial_id}: FID {best.fid:.2f} vs baseline {baseline.trial_id} "
                   f"{baseline.fid:.2f}: {direction} FID")
-
-
-# --- the winner --------------------------------------------------------------------------------
-
-
-def winner(ranking: Ranking) -> Optional[RankedTrial]:
-    """The trial best_config.json holds: the leaderboard's best; only if every scored trial
-    collapsed, the least bad collapsed one (best_config.json's `collapse` field says so)."""
-    return ranking.best or next(iter(ranking.with_fid()), None)
-
-
-def best_config_json(experiment: Experiment, best: RankedTrial) -> dict[str, Any]:
-    """best_config.json: the full TrainConfig under "config" (TrainConfig.from_json reads it)."""
-    trial = experiment.trial(best.trial_id)
-    last = trial.evaluations[-1]
-    return {
-        "config": trial.config,
-        "fid": best.fid,
-        "step": last[keys.STEP],
-        "diagnostics": {k: last.get(k) for k in (*keys.PROTOCOL_KEYS, *keys.DIAGNOSTICS, keys.COLLAPSE)},
-        "trial_id": best.trial_id,
-        "status": best.status,
-        "params": best.params,
-        "experiment": experiment.name,
-    }

@@ -12,13 +12,15 @@ import sys
 import time
 
 from experiment import Experiment, ExperimentError, Ranking, is_uri, rank_trials
+from experiment.confirmation import confirmation
 from experiment.layout import REPORT_HTML
 from reports import figures, html
 from reports.output import check_writable, write_text
 from reports.plot_info import (_get_diagnostics_info, _get_fid_curves_info, _get_header_info, _get_importance_info,
                                _get_params_info, _get_reuse_info, _get_sample_grids_info)
 
-SECTIONS = (("leaderboard", "Leaderboard"), ("samples", "Samples"), ("curves", "FID vs steps"),
+SECTIONS = (("leaderboard", "Leaderboard"), ("confirmation", "Confirmation"), ("samples", "Samples"),
+            ("curves", "FID vs steps"),
             ("params", "Hyperparameters"), ("importance", "Importance"), ("diagnostics", "Diagnostics"),
             ("reuse", "Reuse the winner"))
 
@@ -36,9 +38,15 @@ def report_body(experiment: Experiment, ranking: Ranking) -> list[str]:
     importance = _get_importance_info(experiment)
     curves = _get_fid_curves_info(ranking, experiment.meta.get("steps"))
     diagnostics = _get_diagnostics_info(ranking)
+    confirmed = confirmation(experiment, ranking)
     return [
-        html.header_html(_get_header_info(experiment), ranking), nav,
+        html.header_html(_get_header_info(experiment), ranking, confirmed), nav,
         html.section("leaderboard", "Leaderboard", html.leaderboard_html(ranking)),
+        html.section("confirmation", "Confirmation: the top trials and the baseline, trained again with other seeds",
+                     *([html.confirmation_html(confirmed),
+                        html.figure_div(figures.confirmation_figure(confirmed), "fig-confirmation")] if confirmed
+                       else ['<p class="note">No confirmation runs (search.run --confirm 0, or the search has not '
+                             "reached its end).</p>"])),
         html.section("samples", "Samples: top trials and the baseline (latest step)",
                      html.sample_grids_html(_get_sample_grids_info(experiment, ranking))),
         html.section("curves", "FID vs steps",

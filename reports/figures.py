@@ -8,9 +8,10 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from reports.plot_info import DiagnosticsInfo, FidCurvesInfo, ImportanceInfo, ParamsInfo
-from experiment.ranking import COLLAPSED, DIVERGED, RANKED
+from experiment.confirmation import Confirmation
+from experiment.ranking import COLLAPSED, DIVERGED, NOT_LEARNED, RANKED
 
-GROUP_COLOURS = {RANKED: "#1f77b4", COLLAPSED: "#ff7f0e", DIVERGED: "#d62728"}
+GROUP_COLOURS = {RANKED: "#1f77b4", COLLAPSED: "#ff7f0e", NOT_LEARNED: "#7f7f7f", DIVERGED: "#d62728"}
 BEST_COLOUR, BASELINE_COLOUR = "#2ca02c", "#111111"
 END_SYMBOLS = {"stopped": "x", "diverged": "star-triangle-down", "running": "circle-open"}
 END_LABELS = {"stopped": "stopped early (ASHA)", "diverged": "diverged", "running": "still running"}
@@ -83,7 +84,7 @@ def param_views_figure(info: ParamsInfo) -> go.Figure:
                         horizontal_spacing=0.08, vertical_spacing=0.18)
     for i, axis in enumerate(info.axes):
         row, col = i // cols + 1, i % cols + 1
-        for group in (RANKED, COLLAPSED):
+        for group in (RANKED, COLLAPSED, NOT_LEARNED):
             idx = [j for j, g in enumerate(info.groups) if g == group and axis.values[j] is not None]
             if not idx:
                 continue
@@ -103,6 +104,30 @@ def param_views_figure(info: ParamsInfo) -> go.Figure:
     return fig
 
 
+def confirmation_figure(confirmed: Confirmation) -> go.Figure:
+    """Each confirmed config's FID with every new seed (dots), its mean and std (bar), and its FID
+    in the search (a hollow diamond)."""
+    fig = go.Figure()
+    labels = [f"{c.trial_id} (baseline)" if c.is_baseline else c.trial_id for c in confirmed.configs]
+    for label, c in zip(labels, confirmed.configs):
+        colour = BEST_COLOUR if confirmed.best and c.trial_id == confirmed.best.trial_id else (
+            BASELINE_COLOUR if c.is_baseline else GROUP_COLOURS[RANKED])
+        fig.add_trace(go.Scatter(x=[label] * len(c.runs), y=[r.fid for r in c.runs], mode="markers", showlegend=False,
+                                 marker=dict(color=colour, size=9), text=[f"seed {r.seed}" for r in c.runs],
+                                 hovertemplate="%{text}: FID %{y:.2f}<extra></extra>"))
+        if c.mean is not None:
+            fig.add_trace(go.Bar(x=[label], y=[c.mean], marker_color=colour, opacity=0.3, showlegend=False,
+                                 error_y=dict(type="data", array=[c.std or 0.0], visible=True),
+                                 hovertemplate=f"mean %{{y:.2f}} ± {c.std or 0.0:.2f}<extra></extra>"))
+        if c.search_fid is not None:
+            fig.add_trace(go.Scatter(x=[label], y=[c.search_fid], mode="markers", showlegend=False,
+                                     marker=dict(symbol="diamond-open", size=12, color=colour),
+                                     hovertemplate="in the search: FID %{y:.2f}<extra></extra>"))
+    fig.update_layout(template=TEMPLATE, height=380, yaxis_title="FID (lower is better)",
+                      title="Confirmation: FID with each new seed (dots), mean ± std (bars), search FID (diamonds)")
+    return fig
+
+
 def importance_figure(info: ImportanceInfo) -> go.Figure:
     names = list(info.importances)[::-1]  # largest on top
     fig = go.Figure(go.Bar(x=[info.importances[n] for n in names], y=names, orientation="h",
@@ -117,7 +142,7 @@ def diagnostics_figure(info: DiagnosticsInfo) -> go.Figure:
     cols = 3 if info.has_labels else 2
     titles = ["precision vs recall", "density vs coverage"] + (["class coverage (top trials)"] if info.has_labels else [])
     fig = make_subplots(rows=1, cols=cols, subplot_titles=titles, horizontal_spacing=0.09)
-    for group in (RANKED, COLLAPSED, DIVERGED):
+    for group in (RANKED, COLLAPSED, NOT_LEARNED, DIVERGED):
         pts = [p for p in info.points if p.group == group]
         if not pts:
             continue

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import base64
 from html import escape
-from typing import Any, Iterable
+from typing import Any, Iterable, Optional
 
 import plotly.graph_objects as go
 import plotly.offline
@@ -16,7 +16,8 @@ import plotly.offline
 from reports.plot_info import (HeaderInfo, ImportanceInfo, ReuseInfo, SampleGridsInfo, format_duration,
                                format_timestamp)
 from dcgan import keys
-from experiment.ranking import COLLAPSED, DIVERGED, Ranking
+from experiment.confirmation import Confirmation
+from experiment.ranking import COLLAPSED, DIVERGED, NOT_LEARNED, Ranking
 
 PLOT_CONFIG = {"displaylogo": False, "responsive": True}
 # Short column heads; any other diagnostic shows under its key.
@@ -42,11 +43,12 @@ tr.baseline td { background: #fff8d6; font-weight: 600; }
 tr.best td { background: #e8f5e9; font-weight: 600; }
 tr.collapsed td { background: #fff0e0; color: #7a4a00; }
 tr.diverged td { background: #fbeaea; color: #8a2020; }
+tr.not-learned td { background: #f0f0f0; color: #555; }
 .mark { display: inline-block; padding: 0 6px; margin: 0 2px; border-radius: 9px; font-size: 11px; font-weight: 600;
         background: #e0e0e0; color: #333; }
 .mark.collapsed { background: #ff7f0e; color: #fff; } .mark.diverged { background: #d62728; color: #fff; }
 .mark.baseline { background: #333; color: #fff; } .mark.best { background: #2ca02c; color: #fff; }
-.mark.partial-collapse { background: #ffd08a; }
+.mark.partial-collapse { background: #ffd08a; } .mark.never-learned { background: #7f7f7f; color: #fff; }
 .grids { display: flex; flex-wrap: wrap; gap: 16px; }
 .grids figure { margin: 0; background: #fff; border: 1px solid #ddd; padding: 8px; border-radius: 6px; }
 .grids figure.baseline { border: 3px solid #333; }
@@ -101,13 +103,42 @@ def facts_html(info: HeaderInfo, ranking: Ranking) -> str:
     return '<div class="facts">' + "".join(f"<div><b>{escape(k)}</b>{escape(str(v))}</div>" for k, v in facts) + "</div>"
 
 
-def header_html(info: HeaderInfo, ranking: Ranking) -> str:
+def header_html(info: HeaderInfo, ranking: Ranking, confirmed: Optional[Confirmation] = None) -> str:
     out = [f"<h1>DCGAN search: {escape(info.name)}</h1>",
            '<p class="sub">Report on the experiment directory; trials ranked by FID (lower is better).</p>']
     if not info.finished:
         out.append(unfinished_banner())
     out += [facts_html(info, ranking), best_html(ranking)]
+    if confirmed is not None:
+        css = "best" if confirmed.best is not None else "banner"
+        out.append(f'<div class="{css}">Confirmed: {escape(confirmed.note)}. best_config.json holds '
+                   f"{escape(confirmed.best.trial_id if confirmed.best else 'the search winner')}.</div>")
     return "\n".join(out)
+
+
+def confirmation_html(confirmed: Confirmation) -> str:
+    """One row per confirmed config: its FID in the search, its FID with each new seed, mean ± std."""
+    head = (["trial", "role", "FID in the search"] + [f"FID, seed {s}" for s in confirmed.seeds]
+            + ["mean", "std", "runs counted"])
+    rows = []
+    for c in confirmed.configs:
+        is_best = confirmed.best is not None and c.trial_id == confirmed.best.trial_id
+        role = " ".join(([_mark("confirmed best")] if is_best else []) + ([_mark("baseline")] if c.is_baseline else []))
+        by_seed = {r.seed: r for r in c.runs}
+        cells = [_l(c.trial_id), f'<td class="l">{role}</td>', _num(c.search_fid)]
+        cells += [_num(by_seed[s].fid) + ("" if by_seed[s].counts else f" ({escape(by_seed[s].verdict or by_seed[s].status)})")
+                  if s in by_seed else "–" for s in confirmed.seeds]
+        cells += [_num(c.mean), _num(c.std), f"{len(c.fids)}/{len(c.runs)}"]
+        classes = " ".join(x for x, on in (("best", is_best), ("baseline", c.is_baseline)) if on)
+        rows.append(f'<tr class="{classes}" data-trial="{escape(c.trial_id)}">'
+                    + "".join(x if x.startswith("<td") else f"<td>{x}</td>" for x in cells) + "</tr>")
+    steps = f" for {confirmed.steps} steps" if confirmed.steps else ""
+    note = ('<p class="note">Each config trained again' + escape(steps) + " with seeds the search did not use; a run "
+            "counts when it reached its last step with a finite FID and a verdict other than collapsed or never "
+            "learned. The winner is the lowest mean over the runs of the configs whose every run counts: its one "
+            "search run was picked for the lowest FID, so that FID is biased low.</p>")
+    return (note + '<table id="confirmation-table"><thead><tr>' + "".join(f"<th>{escape(h)}</th>" for h in head)
+            + "</tr></thead><tbody>" + "\n".join(rows) + "</tbody></table>")
 
 
 def unfinished_banner() -> str:
@@ -140,7 +171,8 @@ def leaderboard_html(ranking: Ranking, table_id: str = "leaderboard") -> str:
     for r in ranking.leaderboard:
         is_best = ranking.best is not None and r.trial_id == ranking.best.trial_id
         classes = " ".join(c for c, on in (("best", is_best), ("baseline", r.is_baseline),
-                                           ("collapsed", r.group == COLLAPSED), ("diverged", r.group == DIVERGED)) if on)
+                                           ("collapsed", r.group == COLLAPSED), ("not-learned", r.group == NOT_LEARNED),
+                                           ("diverged", r.group == DIVERGED)) if on)
         marks = (['<span class="mark best">best</span>'] if is_best else []) + [_mark(m) for m in r.marks]
         cells = [str(r.position), _l(r.trial_id),
                  '<td class="l" title="' + escape("; ".join(r.notes)) + '">' + " ".join(marks) + "</td>",
@@ -157,9 +189,11 @@ def leaderboard_html(ranking: Ranking, table_id: str = "leaderboard") -> str:
     table = (f'<div class="scroll"><table id="{table_id}"><thead><tr>'
              + "".join(f"<th>{escape(h)}</th>" for h in head) + "</tr></thead><tbody>"
              + "\n".join(rows) + "</tbody></table></div>")
-    legend = ('<p class="note">Sorted by the FID of each trial\'s last evaluation. Collapsed trials come after '
-              "every non-collapsed one whatever their FID (a collapsed generator can score well on a few modes); "
-              "diverged trials come last. Hover the marks for why.</p>")
+    legend = ('<p class="note">Sorted by the FID of each trial\'s last evaluation. Collapsed trials (real-looking '
+              "samples of few modes) come after every non-collapsed one whatever their FID (a collapsed generator can "
+              "score well on a few modes); then the trials that never learned (samples nowhere near the data: a "
+              "learning rate too low, or a discriminator that won at once); diverged trials come last. Hover the "
+              "marks for why.</p>")
     return legend + table + unranked_html(ranking)
 
 

@@ -214,7 +214,7 @@ def _get_importance_info(experiment: Experiment) -> ImportanceInfo:
             importances = optuna.importance.get_param_importances(study, evaluator=evaluator)
         return ImportanceInfo({k: float(v) for k, v in importances.items()}, len(complete),
                               f"fANOVA on {len(complete)} complete trials of the Optuna study "
-                              "(trials stopped early count with their last FID)")
+                              "(trials stopped early are PRUNED in the study, and left out)")
     except Exception as e:  # noqa: BLE001 - optuna raises many kinds; the report must still build
         return ImportanceInfo({}, 0, f"importances unavailable: {' '.join(str(e).split())}")
     finally:
@@ -275,7 +275,9 @@ def _get_reuse_info(experiment: Experiment, ranking: Ranking) -> ReuseInfo:
                     "has no winner: no trial has a comparable, non-collapsed FID. Reuse it knowingly.")
         elif written is not None and written != best.trial_id:
             # search.run picks its winner by its own rule; say so rather than silently disagree.
-            note = (f"best_config.json holds trial {written}, search.run's pick; this report ranks "
+            why = ("the confirmed best (the lowest mean FID over new seeds)"
+                   if str(experiment.best_config.get("chosen_by", "")).startswith("confirmation") else "search.run's pick")
+            note = (f"best_config.json holds trial {written}, {why}; the leaderboard ranks "
                     f"{best.trial_id} first. To train {best.trial_id} instead, pass --config "
                     f"{posixpath.join(root, TRIALS, best.trial_id, CONFIG_JSON)}.")
     elif best is not None:

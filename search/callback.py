@@ -9,9 +9,9 @@ from typing import Any, Optional
 from ray.tune import Callback
 
 from dcgan import keys
-from experiment.layout import EXPERIMENT_JSON, OPTUNA_DB, RESULTS_JSONL, TRIALS, Experiment
+from experiment.layout import CONFIRM, EXPERIMENT_JSON, OPTUNA_DB, RESULTS_JSONL, TRIALS, Experiment, confirm_name
 from experiment.schema import DIVERGED, FAILED, RUNNING, final_status, result_row, same_params
-from search.trial import REPLAYED
+from search.trial import REPLAYED, confirmation_overrides
 from spaces import trial_config
 
 def one_line(error: Any) -> str:
@@ -21,6 +21,8 @@ def one_line(error: Any) -> str:
 
 class ExperimentWriter(Callback):
     """Writes trials/<trial_id>/... for every trial of the search."""
+
+    folder = TRIALS
 
     def __init__(self, experiment: Experiment, fixed: dict, steps: int, baseline_params: dict,
                  optuna_db: Optional[str] = None):
@@ -32,24 +34,27 @@ class ExperimentWriter(Callback):
         self._last_step: dict[str, int] = {}
         self._protocol_known = False
 
+    def name_and_params(self, trial) -> tuple[str, dict]:
+        """The trial's folder name and the overrides it trains with."""
+        return trial.trial_id, dict(trial.config)
+
     def on_trial_start(self, iteration, trials, trial, **info) -> None:
-        exp, tid = self.experiment, trial.trial_id
-        params = dict(trial.config)
-        exp.start_trial(tid, params, trial_config(self.fixed, params).to_dict())
-        if same_params(params, self.baseline_params) and set(params) == set(self.baseline_params):
+        exp, (name, params) = self.experiment, self.name_and_params(trial)
+        exp.start_trial(name, params, trial_config(self.fixed, params).to_dict(), self.folder)
+        if self.folder == TRIALS and same_params(params, self.baseline_params) and set(params) == set(self.baseline_params):
             if exp.read_json(EXPERIMENT_JSON).get("baseline_trial_id") is None:
-                exp.update_info(baseline_trial_id=tid)
+                exp.update_info(baseline_trial_id=name)
         self._sync_optuna_db()  # the study as the searcher just left it: with this trial asked
 
     def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
         if result.get(REPLAYED):  # already in the files: a resumed trial that had ended
             return
-        exp, tid = self.experiment, trial.trial_id
+        exp, (name, _) = self.experiment, self.name_and_params(trial)
         row = result_row(result, result.get("time_total_s", 0.0))
-        exp.append_result(tid, row)
-        self._last_step[tid] = row[keys.STEP]
+        exp.append_result(name, row, self.folder)
+        self._last_step[name] = row[keys.STEP]
         if row[keys.STATUS] != DIVERGED:
-            exp.write_status(tid, RUNNING, row[keys.STEP])
+            exp.write_status(name, RUNNING, row[keys.STEP], folder=self.folder)
         if row.get(keys.EXTRACTOR) and not self._protocol_known:  # the FID protocol, from the first FID
             if exp.read_json(EXPERIMENT_JSON).get("extractor") is None:
                 exp.update_info(extractor=row[keys.EXTRACTOR], reference=row.get(keys.REFERENCE),
@@ -59,19 +64,37 @@ class ExperimentWriter(Callback):
     def on_trial_complete(self, iteration, trials, trial, **info) -> None:
         # The trial's own rows, not only Tune's last_result: a trial restored by --resume from an
         # older experiment state can end with no new result, and a stale last_result.
-        rows, _ = self.experiment.read_jsonl(TRIALS, trial.trial_id, RESULTS_JSONL)
+        name, _ = self.name_and_params(trial)
+        rows, _ = self.experiment.read_jsonl(self.folder, name, RESULTS_JSONL)
         last = max([trial.last_result or {}, *rows], key=lambda r: int(r.get(keys.STEP, 0)))
-        step = int(last.get(keys.STEP, self._last_step.get(trial.trial_id, 0)))
-        self.experiment.write_status(trial.trial_id, final_status(last, self.steps), step)
+        step = int(last.get(keys.STEP, self._last_step.get(name, 0)))
+        self.experiment.write_status(name, final_status(last, self.steps), step, folder=self.folder)
         self._sync_optuna_db()
 
     def on_trial_error(self, iteration, trials, trial, **info) -> None:
+        name, _ = self.name_and_params(trial)
         last = trial.last_result or {}
-        step = int(last.get(keys.STEP, self._last_step.get(trial.trial_id, 0)))
+        step = int(last.get(keys.STEP, self._last_step.get(name, 0)))
         error = trial.get_error() if hasattr(trial, "get_error") else None
-        self.experiment.write_status(trial.trial_id, FAILED, step, one_line(error or "the trial raised an error"))
+        self.experiment.write_status(name, FAILED, step, one_line(error or "the trial raised an error"),
+                                     folder=self.folder)
         self._sync_optuna_db()
 
     def _sync_optuna_db(self) -> None:
         if self.optuna_db:
             self.experiment.upload(self.optuna_db, OPTUNA_DB)
+
+
+class ConfirmationWriter(ExperimentWriter):
+    """Writes confirm/<trial_id>-seed<seed>/... for every confirmation run."""
+
+    folder = CONFIRM
+
+    def __init__(self, experiment: Experiment, fixed: dict, steps: int, params_of: dict, steps_override: Optional[int]):
+        super().__init__(experiment, fixed, steps, baseline_params={})
+        self.params_of, self.steps_override = params_of, steps_override
+
+    def name_and_params(self, trial) -> tuple[str, dict]:
+        run = trial.config["run"]
+        return confirm_name(run["trial"], run["seed"]), confirmation_overrides(self.params_of[run["trial"]], run["seed"],
+                                                                               self.steps_override)

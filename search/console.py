@@ -26,13 +26,17 @@ from search.trial import REPLAYED
 
 
 class Console(Callback):
-    """Prints the evaluation lines and the progress lines of a search."""
+    """Prints the evaluation lines and the progress lines of a search; with `ends_only`, one line
+    per trial when it ends (the confirmation runs)."""
 
-    def __init__(self, trials: int, steps: int, out: Optional[Callable[[str], None]] = None):
-        self.trials, self.steps = trials, steps
+    def __init__(self, trials: int, steps: int, out: Optional[Callable[[str], None]] = None,
+                 name_of: Optional[Callable] = None, ends_only: bool = False):
+        self.trials, self.steps, self.ends_only = trials, steps, ends_only
         self._out = out  # None: print (a reference to print would not pickle with Tune's state)
+        self._name_of = name_of  # what a trial is called on the console (default: its trial id)
         self.t0 = time.monotonic()
         self.latest: dict[str, dict] = {}  # trial id -> its latest row
+        self.names: dict[str, str] = {}  # trial id -> what the console calls it
 
     def setup(self, **info) -> None:
         self.t0 = time.monotonic()  # also when restored from Tune's saved state by --resume
@@ -40,21 +44,28 @@ class Console(Callback):
     def out(self, line: str) -> None:
         (self._out or _print)(line)
 
+    def name(self, trial) -> str:
+        return self._name_of(trial) if self._name_of else trial.trial_id
+
     def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
         self.latest[trial.trial_id] = result
-        if not result.get(REPLAYED):  # a resumed trial that had ended: printed before
-            self.out(evaluation_line(trial.trial_id, result, self.steps))
+        self.names[trial.trial_id] = self.name(trial)
+        if not (result.get(REPLAYED) or self.ends_only):  # a resumed trial that had ended: printed before
+            self.out(evaluation_line(self.name(trial), result, self.steps))
 
     def on_trial_complete(self, iteration, trials, trial, **info) -> None:
-        self.out(self.progress_line(trials, {trial.trial_id: Trial.TERMINATED}))
+        if self.ends_only:
+            self.out(evaluation_line(self.name(trial), self.latest.get(trial.trial_id, {}), self.steps))
+        else:
+            self.out(self.progress_line(trials, {trial.trial_id: Trial.TERMINATED}))
 
     def on_trial_recover(self, iteration, trials, trial, **info) -> None:
         step = int(self.latest.get(trial.trial_id, {}).get(keys.STEP, 0))
-        self.out(f"{trial.trial_id}  lost after step {step} (its process or node failed); restarting it from its "
+        self.out(f"{self.name(trial)}  lost after step {step} (its process or node failed); restarting it from its "
                  "last checkpoint")
 
     def on_trial_error(self, iteration, trials, trial, **info) -> None:
-        print(f"trial {trial.trial_id} failed: {trial.error_file or 'see the error above'}", file=sys.stderr)
+        print(f"trial {self.name(trial)} failed: {trial.error_file or 'see the error above'}", file=sys.stderr)
         self.out(self.progress_line(trials, {trial.trial_id: Trial.ERROR}))
 
     def progress_line(self, trials: list[Trial], ending: Optional[dict[str, str]] = None) -> str:
@@ -89,7 +100,7 @@ class Console(Callback):
 
     def best(self) -> Optional[tuple[str, float]]:
         fids = [(fid, tid) for tid, r in self.latest.items() if (fid := json_safe(r.get(keys.FID))) is not None]
-        return (min(fids)[1], min(fids)[0]) if fids else None
+        return (self.names.get(min(fids)[1], min(fids)[1]), min(fids)[0]) if fids else None
 
 
 def _print(line: str) -> None:

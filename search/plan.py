@@ -14,6 +14,7 @@ from typing import Any, Optional
 
 from dcgan.config import ConfigError, TrainConfig, parse_overrides
 from experiment.layout import EXPERIMENT_JSON, Experiment, is_uri, join_uri, open_fs, storage_uri
+from search.sampling import DEFAULT_SAMPLER
 from search.trial import Resources
 from spaces import baseline_params, get_space, trial_config, SPACES
 
@@ -24,6 +25,8 @@ DEFAULT_IMAGE_SIZE = 16
 LAPTOP_FIXED = {"ngf": 32, "ndf": 32, "eval_samples": 1000, "keep_checkpoints": 2}
 EVALUATIONS_PER_TRIAL = 4  # eval_every = steps // 4 unless --set eval_every=...
 DEFAULT_STORAGE = "experiments"
+DEFAULT_CONFIRM = 2  # the top 2 trials and the baseline, each trained again...
+DEFAULT_CONFIRM_SEEDS = 2  # ...with 2 other seeds
 
 
 class SearchError(ConfigError):
@@ -48,6 +51,11 @@ class Plan:
     address: Optional[str]
     resume: bool
     verbose: bool = False
+    sampler: str = DEFAULT_SAMPLER
+    startup_trials: Optional[int] = None  # None: searcher.startup_trials(trials)
+    confirm: int = DEFAULT_CONFIRM  # top trials trained again at the end (and the baseline); 0: none
+    confirm_seeds: int = DEFAULT_CONFIRM_SEEDS
+    confirm_steps: Optional[int] = None  # None: the search's steps
 
 
 def plan_search(args: argparse.Namespace) -> Plan:
@@ -65,6 +73,10 @@ def plan_search(args: argparse.Namespace) -> Plan:
     check_gpus(args.gpus_per_worker, args.workers_per_trial)
     if args.resume and not args.name:
         raise SearchError("--resume needs --name NAME, the experiment to continue")
+    for flag, value, low in (("--confirm", args.confirm, 0), ("--confirm-seeds", args.confirm_seeds, 1),
+                             ("--startup-trials", args.startup_trials, 1), ("--confirm-steps", args.confirm_steps, 1)):
+        if value is not None and value < low:
+            raise SearchError(f"{flag} must be >= {low}, got {value}")
 
     name = args.name or f"{args.space}-{time.strftime('%Y%m%d-%H%M%S')}"
     experiment = Experiment(join_uri(storage_uri(args.storage), name))
@@ -87,7 +99,8 @@ def plan_search(args: argparse.Namespace) -> Plan:
     return Plan(name, args.space, experiment, fixed, baseline, args.trials, cfg.steps, args.seed,
                 args.scheduler, args.concurrency,
                 Resources(args.workers_per_trial, args.cpus_per_worker, args.gpus_per_worker),
-                address, resume=False, verbose=args.verbose)
+                address, resume=False, verbose=args.verbose, sampler=args.sampler, startup_trials=args.startup_trials,
+                confirm=args.confirm, confirm_seeds=args.confirm_seeds, confirm_steps=args.confirm_steps)
 
 
 def _fixed_overrides(args: argparse.Namespace) -> dict[str, Any]:
@@ -115,10 +128,13 @@ def _plan_resume(args: argparse.Namespace, experiment: Experiment, name: str) ->
     fixed = info["fixed"]
     cfg = TrainConfig.from_dict(fixed)
     check_dataset(cfg)
+    confirm = info.get("confirm") or {"top": 0, "seeds": 1, "steps": None}
     return Plan(name, info["space"], experiment, fixed, info["baseline_params"], info["trials_requested"],
                 cfg.steps, info["seed"], info["scheduler"], args.concurrency,
                 Resources(info["workers_per_trial"], info["cpus_per_worker"], info["gpus_per_worker"]),
-                args.address or os.environ.get("RAY_ADDRESS"), resume=True, verbose=args.verbose)
+                args.address or os.environ.get("RAY_ADDRESS"), resume=True, verbose=args.verbose,
+                sampler=info.get("sampler", DEFAULT_SAMPLER), startup_trials=info.get("startup_trials"),
+                confirm=confirm["top"], confirm_seeds=confirm["seeds"], confirm_steps=confirm["steps"])
 
 
 def check_gpus(gpus_per_worker: float, workers: int) -> None:

@@ -17,7 +17,9 @@ import sys
 from typing import Optional
 
 from dcgan.config import ConfigError
-from search.plan import DEFAULT_IMAGE_SIZE, DEFAULT_STEPS, DEFAULT_STORAGE, DEFAULT_TRIALS, plan_search
+from search.plan import (DEFAULT_CONFIRM, DEFAULT_CONFIRM_SEEDS, DEFAULT_IMAGE_SIZE, DEFAULT_STEPS, DEFAULT_STORAGE,
+                         DEFAULT_TRIALS, plan_search)
+from search.sampling import DEFAULT_SAMPLER, SAMPLERS
 from spaces import SPACES, describe
 
 
@@ -41,6 +43,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers-per-trial", type=int, default=1, help="DDP workers per trial (default 1)")
     p.add_argument("--cpus-per-worker", type=float, default=1.0, help="(default 1)")
     p.add_argument("--gpus-per-worker", type=float, default=0.0, help="fractions share a GPU (default 0)")
+    p.add_argument("--sampler", choices=SAMPLERS, default=DEFAULT_SAMPLER,
+                   help=f"Optuna sampler (default {DEFAULT_SAMPLER}; random for a baseline)")
+    p.add_argument("--startup-trials", type=int, help="random trials before the sampler proposes (default: a quarter "
+                                                      "of --trials, at least 2)")
+    p.add_argument("--confirm", type=int, default=DEFAULT_CONFIRM, metavar="K",
+                   help=f"train the top K trials and the baseline again with other seeds, and name the winner by "
+                        f"their mean FID (default {DEFAULT_CONFIRM}; 0: no confirmation)")
+    p.add_argument("--confirm-seeds", type=int, default=DEFAULT_CONFIRM_SEEDS,
+                   help=f"seeds of each confirmation (default {DEFAULT_CONFIRM_SEEDS})")
+    p.add_argument("--confirm-steps", type=int, help="steps of each confirmation run (default: --steps)")
     p.add_argument("--verbose", action="store_true", help="Ray's own output too: its INFO lines, its status "
                                                           "table, every worker's lines")
     return p

@@ -27,8 +27,6 @@ from search.trial import REPLAYED
 
 
 TRIAL_ID_ATTR = "trial_id"  # the Optuna trial's user attribute: the experiment's trial id
-
-
 class ExperimentSearch(OptunaSearch):
     """OptunaSearch for trials of `steps` generator updates that report `keys.STEP` and the metric."""
 
@@ -45,14 +43,21 @@ class ExperimentSearch(OptunaSearch):
     def on_trial_result(self, trial_id: str, result: dict) -> None:
         if result.get(REPLAYED) or trial_id not in self._ot_trials or self._told(trial_id):
             return
-        value, step = result.get(self.metric), result.get(keys.STEP)
-        if _finite(value) and step is not None:
+        self._report(trial_id, result)
+
+    def _report(self, trial_id: str, result: Optional[dict]) -> None:
+        """`result`'s FID as the trial's intermediate value at its step (Tune gives the searcher the
+        result that ends a trial only in on_trial_complete)."""
+        value, step = (result or {}).get(self.metric), (result or {}).get(keys.STEP)
+        if _finite(value) and step is not None and int(step) not in self._frozen(trial_id).intermediate_values:
             self._ot_trials[trial_id].report(float(value), int(step))
 
     def on_trial_complete(self, trial_id: str, result: Optional[dict] = None, error: bool = False) -> None:
         if trial_id not in self._ot_trials or trial_id in self._completed_trials:
             return
         if not self._told(trial_id):
+            if not (result or {}).get(REPLAYED):
+                self._report(trial_id, result)
             value = (result or {}).get(self.metric)
             if error or not _finite(value):
                 state, value = TrialState.FAIL, None
@@ -65,8 +70,11 @@ class ExperimentSearch(OptunaSearch):
 
     def _told(self, trial_id: str) -> bool:
         """The study holds the trial as finished already."""
-        ot_trial = self._ot_trials[trial_id]
-        return self._ot_study._storage.get_trial(ot_trial._trial_id).state.is_finished()
+        return self._frozen(trial_id).state.is_finished()
+
+    def _frozen(self, trial_id: str):
+        """The trial as the study's storage holds it now."""
+        return self._ot_study._storage.get_trial(self._ot_trials[trial_id]._trial_id)
 
 
 def _finite(value) -> bool:

@@ -26,13 +26,15 @@ from typing import Callable, Iterator, Optional
 
 from dcgan import keys
 from dcgan.config import TrainConfig
-from experiment.layout import RESULTS_JSONL, TRAINER_RUN, TRIALS, Experiment, join_uri, ray_trial_dir
+from experiment.layout import (CONFIRM, RESULTS_JSONL, TRAINER_RUN, TRIALS, Experiment, confirm_name, join_uri,
+                               ray_trial_dir)
 from experiment.schema import ENDED
 from spaces import trial_config
 
 METRIC = keys.FID
 MAX_WORKER_FAILURES = 2  # restarts of a trial (Tune) or of its workers (Ray Train), each from its last checkpoint
 MARKS_ENV = "DCGAN_TRIAL_MARKS"  # bench/trial_overhead.py: a file that start-up events are appended to
+DRIVER_MEMORY = 64 * 1024 * 1024
 REPLAYED = "replayed"  # a result that a resumed trial reports again from its files (see replay_if_ended)
 
 
@@ -48,6 +50,11 @@ class Resources:
     def inline(self) -> bool:
         """One worker: the loop runs in the Tune trial's own process."""
         return self.workers == 1
+
+    def tune_resources(self) -> dict[str, float]:
+        """What the Tune trial itself holds: the worker's share when it runs the loop, else (a
+        multi-worker trial only waits on its trainer) no CPU and a little memory."""
+        return self.per_worker() if self.inline else {"CPU": 0, "memory": DRIVER_MEMORY}
 
     def per_worker(self) -> dict[str, float]:
         return {"CPU": self.cpus_per_worker, **({"GPU": self.gpus_per_worker} if self.gpus_per_worker else {})}
@@ -76,11 +83,20 @@ def tune_metrics(metrics: dict) -> dict:
     return out
 
 
-def run_loop(cfg: TrainConfig, trial_id: str, experiment_uri: Optional[str], out_dir: Optional[str],
+@dataclass(frozen=True)
+class Place:
+    """Where a run's files go in the experiment: trials/<tune trial id>, or confirm/<trial>-seed<s>."""
+
+    folder: str
+    name: str
+
+
+def run_loop(cfg: TrainConfig, place: Place, experiment_uri: Optional[str], out_dir: Optional[str],
              report_to_ray: Callable[[dict, Optional[str]], None], checkpoint, is_rank0: bool) -> None:
     """dcgan's loop on this process: its evaluator from this process's memo, every evaluation
     reported (`report_to_ray(metrics, checkpoint dir or None)`), the grid put in the experiment by
     rank 0, and `checkpoint` (Ray's, or None) resumed from."""
+    trial_id = place.name
     from dcgan.data import load_splits
     from dcgan.distributed import check_device
     from dcgan.metrics import build_evaluator
@@ -96,7 +112,8 @@ def run_loop(cfg: TrainConfig, trial_id: str, experiment_uri: Optional[str], out
     def report(metrics: dict, checkpoint_dir: Optional[str]) -> None:
         mark(trial_id, "report")
         if experiment is not None and checkpoint_dir and os.path.exists(f"{checkpoint_dir}/samples.png"):
-            experiment.upload(f"{checkpoint_dir}/samples.png", *experiment.sample_parts(trial_id, metrics[keys.STEP]))
+            experiment.upload(f"{checkpoint_dir}/samples.png",
+                              *experiment.sample_parts(place.name, metrics[keys.STEP], place.folder))
         report_to_ray(tune_metrics(metrics), checkpoint_dir)
 
     scratch = out_dir is None  # rank 0's run folder: scratch, since Ray persists the checkpoints
@@ -197,52 +214,71 @@ def train_worker(loop_config: dict) -> None:
         ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(checkpoint_dir) if checkpoint_dir
                          else None)
 
-    trial_id = loop_config.get("trial_id", "")
+    place = Place(*loop_config.get("place", (TRIALS, "")))
     if os.environ.get(MARKS_ENV):
         import psutil
 
-        mark(trial_id, "worker_process", psutil.Process().create_time())
-    mark(trial_id, "worker")
-    run_loop(TrainConfig.from_dict(loop_config["config"]), trial_id, loop_config.get("experiment_uri"),
+        mark(place.name, "worker_process", psutil.Process().create_time())
+    mark(place.name, "worker")
+    run_loop(TrainConfig.from_dict(loop_config["config"]), place, loop_config.get("experiment_uri"),
              loop_config.get("out_dir"), report, ray.train.get_checkpoint(), ray.train.get_context().get_world_rank() == 0)
 
 
 def run_trial(params: dict, *, fixed: dict, resources: Resources, experiment_uri: str) -> None:
-    """The Tune function trainable: `fixed | params` -> TrainConfig -> the loop, here or on a TorchTrainer."""
+    """The Tune function trainable of a search: `fixed | params` -> TrainConfig -> the loop."""
     import ray.tune
 
-    cfg = trial_config(fixed, params)
-    trial_id = ray.tune.get_context().get_trial_id()
-    mark(trial_id, "trial")
-    if ray.tune.get_checkpoint() is not None and replay_if_ended(trial_id, experiment_uri):
+    run(trial_config(fixed, params), Place(TRIALS, ray.tune.get_context().get_trial_id()), resources, experiment_uri)
+
+
+def run_confirmation(config: dict, *, params_of: dict, fixed: dict, resources: Resources, experiment_uri: str,
+                     steps: Optional[int] = None) -> None:
+    """The Tune function trainable of a confirmation run: search trial `config["run"]["trial"]`'s
+    params, trained again with seed `config["run"]["seed"]` (for `steps`, if given)."""
+    trial_id, seed = config["run"]["trial"], int(config["run"]["seed"])
+    overrides = confirmation_overrides(params_of[trial_id], seed, steps)
+    run(trial_config(fixed, overrides), Place(CONFIRM, confirm_name(trial_id, seed)), resources, experiment_uri)
+
+
+def confirmation_overrides(params: dict, seed: int, steps: Optional[int]) -> dict:
+    """A confirmation run's overrides: the search trial's params, another seed, maybe more steps."""
+    return {**params, "seed": int(seed), **({"steps": int(steps)} if steps else {})}
+
+
+def run(cfg: TrainConfig, place: Place, resources: Resources, experiment_uri: str) -> None:
+    """The loop for `cfg`, in this Tune trial's process or on a TorchTrainer; its files at `place`."""
+    import ray.tune
+
+    mark(place.name, "trial")
+    if ray.tune.get_checkpoint() is not None and replay_if_ended(place, experiment_uri):
         return
     if resources.inline:
         def report(metrics: dict, checkpoint_dir: Optional[str]) -> None:
             ray.tune.report(metrics, checkpoint=ray.tune.Checkpoint.from_directory(checkpoint_dir) if checkpoint_dir
                             else None)
 
-        run_loop(cfg, trial_id, experiment_uri, None, report, ray.tune.get_checkpoint(), True)
+        run_loop(cfg, place, experiment_uri, None, report, ray.tune.get_checkpoint(), True)
     else:
-        run_trainer(cfg, trial_id, resources, experiment_uri)
+        run_trainer(cfg, place, ray.tune.get_context().get_trial_id(), resources, experiment_uri)
 
 
-def replay_if_ended(trial_id: str, experiment_uri: str) -> bool:
+def replay_if_ended(place: Place, experiment_uri: str) -> bool:
     """A trial restored by `search.run --resume` that had already ended before the driver was killed
     (Tune saves its state every second, so it may not know): its files say so. Report its last row
     again, marked REPLAYED (the experiment's files are not written again), and train no more."""
     import ray.tune
 
     experiment = Experiment(experiment_uri)
-    if experiment.trial_status(trial_id) not in ENDED:
+    if experiment.trial_status(place.name, place.folder) not in ENDED:
         return False
-    rows, _ = experiment.read_jsonl(TRIALS, trial_id, RESULTS_JSONL)
+    rows, _ = experiment.read_jsonl(place.folder, place.name, RESULTS_JSONL)
     if not rows:
         return False
     ray.tune.report(tune_metrics({**rows[-1], REPLAYED: True}))
     return True
 
 
-def run_trainer(cfg: TrainConfig, trial_id: str, resources: Resources, experiment_uri: str) -> None:
+def run_trainer(cfg: TrainConfig, place: Place, tune_id: str, resources: Resources, experiment_uri: str) -> None:
     """A TorchTrainer of `resources.workers` workers, stored in the trial's own folder of the
     experiment, so that a restarted trial finds its own checkpoints."""
     from ray.train import CheckpointConfig, FailureConfig, RunConfig
@@ -251,14 +287,14 @@ def run_trainer(cfg: TrainConfig, trial_id: str, resources: Resources, experimen
 
     callbacks = [TuneReportCallback()]
     if os.environ.get(MARKS_ENV):
-        callbacks.append(_startup_marks(trial_id))
+        callbacks.append(_startup_marks(place.name))
     TorchTrainer(
         train_worker,
-        train_loop_config={"config": cfg.to_dict(), "trial_id": trial_id, "experiment_uri": experiment_uri},
+        train_loop_config={"config": cfg.to_dict(), "place": (place.folder, place.name), "experiment_uri": experiment_uri},
         scaling_config=resources.scaling_config(),
         run_config=RunConfig(
             name=TRAINER_RUN,
-            storage_path=join_uri(experiment_uri, ray_trial_dir(trial_id)),
+            storage_path=join_uri(experiment_uri, ray_trial_dir(tune_id)),
             failure_config=FailureConfig(max_failures=MAX_WORKER_FAILURES),
             checkpoint_config=CheckpointConfig(num_to_keep=cfg.keep_checkpoints),
             callbacks=callbacks,

@@ -16,19 +16,22 @@ import platform
 import subprocess
 import sys
 import time
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Optional
 
 from experiment.layout import BEST_CONFIG_JSON, OPTUNA_DB, Experiment, is_uri, parent_uri, ray_trial_dir
-from experiment.ranking import best_config_json, rank_trials, winner
+from experiment.confirmation import confirmation
+from experiment.ranking import rank_trials
+from experiment.winner import best_config_json, winner
 from experiment.schema import FAILED, PENDING, RUNNING
 from search.cluster import connect_ray, default_concurrency
 from search.plan import Plan
+from search.sampling import make_sampler, startup_trials
 from search.trial import MAX_WORKER_FAILURES, METRIC
 from spaces import get_space, trial_config
 
 ASHA_REDUCTION_FACTOR = 2
 ASHA_GRACE_EVALUATIONS = 2  # FID after one evaluation (a quarter of the run) is too noisy to stop on
-DRIVER_MEMORY = 64 * 1024 * 1024  # a multi-worker trial only waits on its trainer: no CPU, a little memory
 
 
 def experiment_info(plan: Plan, concurrency: int, started_at: str) -> dict[str, Any]:
@@ -39,7 +42,10 @@ def experiment_info(plan: Plan, concurrency: int, started_at: str) -> dict[str, 
     cfg = trial_config(plan.fixed, plan.baseline)
     return {
         "name": plan.name, "space": plan.space, "dataset": cfg.dataset, "image_size": cfg.image_size,
-        "metric": METRIC, "mode": "min", "scheduler": plan.scheduler, "trials_requested": plan.trials,
+        "metric": METRIC, "mode": "min", "scheduler": plan.scheduler, "sampler": plan.sampler,
+        "startup_trials": plan.startup_trials if plan.startup_trials is not None else startup_trials(plan.trials),
+        "confirm": {"top": plan.confirm, "seeds": plan.confirm_seeds, "steps": plan.confirm_steps or plan.steps},
+        "trials_requested": plan.trials,
         "steps": plan.steps, "seed": plan.seed, "concurrency": concurrency,
         "workers_per_trial": plan.resources.workers, "cpus_per_worker": plan.resources.cpus_per_worker,
         "gpus_per_worker": plan.resources.gpus_per_worker,
@@ -102,8 +108,7 @@ def close_lost_study_trials(plan: Plan) -> None:
         plan.experiment.upload(path, OPTUNA_DB)
 
 
-def build_tuner(plan: Plan, concurrency: int, callbacks: tuple = ()):
-    from optuna.samplers import TPESampler
+def build_tuner(plan: Plan, concurrency: int, extra: Optional["Extra"] = None):
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
@@ -115,8 +120,7 @@ def build_tuner(plan: Plan, concurrency: int, callbacks: tuple = ()):
     trial_fn = tune.with_parameters(run_trial, fixed=plan.fixed, resources=plan.resources,
                                     experiment_uri=plan.experiment.uri)
     trial_fn.__mixins__ = (RestoreFromWhatExists,)  # Tune's own hook for mixing into a function's trainable
-    trainable = tune.with_resources(
-        trial_fn, plan.resources.per_worker() if plan.resources.inline else {"CPU": 0, "memory": DRIVER_MEMORY})
+    trainable = tune.with_resources(trial_fn, plan.resources.tune_resources())
     if plan.resume:  # Tune restores its searcher, scheduler and callbacks from the experiment
         if is_uri(plan.experiment.uri):
             optuna_storage(plan)  # fetch the study's local copy back first
@@ -127,9 +131,11 @@ def build_tuner(plan: Plan, concurrency: int, callbacks: tuple = ()):
         optuna.logging.set_verbosity(optuna.logging.WARNING)  # "A new study created ..." and the like
     storage, local_db = optuna_storage(plan)
     writer = ExperimentWriter(plan.experiment, plan.fixed, plan.steps, plan.baseline, optuna_db=local_db)
-    searcher = ExperimentSearch(space=get_space(plan.space), metric=METRIC, mode="min", steps=plan.steps,
-                                points_to_evaluate=[plan.baseline], study_name=plan.name, storage=storage,
-                                sampler=TPESampler(multivariate=True, seed=plan.seed))
+    extra = extra or Extra()
+    searcher_cls = extra.searcher_cls or ExperimentSearch
+    searcher = searcher_cls(space=get_space(plan.space), metric=METRIC, mode="min", steps=plan.steps,
+                            points_to_evaluate=[plan.baseline], study_name=plan.name, storage=storage,
+                            sampler=make_sampler(plan.sampler, plan.trials, plan.seed, plan.startup_trials))
     eval_every = plan.fixed["eval_every"]
     scheduler = (ASHAScheduler(time_attr="step", metric=METRIC, mode="min", max_t=plan.steps,
                                grace_period=min(ASHA_GRACE_EVALUATIONS * eval_every, plan.steps),
@@ -150,7 +156,8 @@ def build_tuner(plan: Plan, concurrency: int, callbacks: tuple = ()):
                                     max_concurrent_trials=concurrency, trial_dirname_creator=tune_dirname,
                                     reuse_actors=plan.resources.inline),
         run_config=tune.RunConfig(name=name, storage_path=storage_path,
-                                  callbacks=[writer, Console(plan.trials, plan.steps), *callbacks],
+                                  callbacks=[writer, Console(plan.trials, plan.steps), *extra.callbacks],
+                                  stop=extra.stopper,
                                   progress_reporter=reporter, verbose=1 if plan.verbose else 0,
                                   # a trial whose process or node is lost restarts from its last checkpoint
                                   failure_config=tune.FailureConfig(max_failures=MAX_WORKER_FAILURES),
@@ -175,17 +182,20 @@ def finish(plan: Plan, t0: float) -> int:
     close_lost_study_trials(plan)
     done = Experiment(exp.uri)  # read afresh, now that every status is final
     ranking = rank_trials(done)
-    best = winner(ranking)
+    confirmed = confirmation(done, ranking)
+    best = winner(ranking, confirmed)
     changes: dict[str, Any] = {"finished_at": _now(), "wall_time_s": round(time.time() - t0, 1)}
     if best is not None:
-        best_json = best_config_json(done, best)
+        best_json = best_config_json(done, best, confirmed)
         changes |= {"extractor": best_json["diagnostics"]["extractor"], "reference": best_json["diagnostics"]["reference"]}
         exp.write_json(best_json, BEST_CONFIG_JSON)
     exp.update_info(**changes)
     print(format_table(ranking))
+    if confirmed is not None:
+        print(confirmed.note)
     if best is not None:
-        print(f"best: trial {best.trial_id}, fid {best.fid:.3f}; config in {exp.uri}/{BEST_CONFIG_JSON}")
-        if ranking.gain_over_baseline_pct is not None:
+        print(f"best: trial {best.trial_id}, fid {best.fid:.3f} in the search; config in {exp.uri}/{BEST_CONFIG_JSON}")
+        if ranking.gain_over_baseline_pct is not None and confirmed is None:
             print(ranking.gain_note)
     else:
         print("no trial produced a finite FID; no best_config.json written", file=sys.stderr)
@@ -215,8 +225,28 @@ def _environ(**values: str):
                 os.environ[k] = v
 
 
-def run_search(plan: Plan, callbacks: tuple = ()) -> int:
-    """Run the planned search to its end; `callbacks`: more Tune callbacks (the benchmarks')."""
+def quiet_environment(plan: Plan) -> dict[str, str]:
+    """Tune's settings while a search runs: its own state saved every second (default: every 10 s
+    or more), so a killed driver loses little and --resume repeats little; the classic output engine,
+    for --verbose; and no warning when short evaluations force a save of that state (num_to_keep
+    does: cheap here)."""
+    quiet = {} if plan.verbose else {"TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S": "0"}
+    return {"RAY_AIR_NEW_OUTPUT": "0", "TUNE_GLOBAL_CHECKPOINT_S": os.environ.get("TUNE_GLOBAL_CHECKPOINT_S", "1"),
+            **quiet}
+
+
+@dataclass(frozen=True)
+class Extra:
+    """What benchmarks add to a search: Tune callbacks, a Tune stopper (a budget of trial-steps),
+    another searcher class (taking ExperimentSearch's arguments)."""
+
+    callbacks: tuple = ()
+    stopper: Any = None
+    searcher_cls: Any = None
+
+
+def run_search(plan: Plan, extra: Optional[Extra] = None) -> int:
+    """Run the planned search to its end."""
     import ray
 
     started_ray = connect_ray(plan.address, plan.verbose)
@@ -230,14 +260,13 @@ def run_search(plan: Plan, callbacks: tuple = ()) -> int:
         cfg = trial_config(plan.fixed, plan.baseline)
         print(f"search {plan.name}: {plan.trials} trials of {plan.steps} steps on {cfg.dataset} {cfg.image_size}px, "
               f"{concurrency} at a time -> {plan.experiment.uri}" + (" (resumed)" if plan.resume else ""))
-        tuner = build_tuner(plan, concurrency, callbacks)
-        # Tune's own state saved every second (default: every 10 s or more), so a killed driver
-        # loses little and --resume repeats little; the classic output engine, for --verbose; and
-        # no warning when short evaluations force a save of that state (num_to_keep does: cheap here).
-        quiet = {} if plan.verbose else {"TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S": "0"}
-        with _environ(RAY_AIR_NEW_OUTPUT="0", TUNE_GLOBAL_CHECKPOINT_S=os.environ.get("TUNE_GLOBAL_CHECKPOINT_S", "1"),
-                      **quiet):
+        tuner = build_tuner(plan, concurrency, extra)
+        with _environ(**quiet_environment(plan)):
             tuner.fit()
+            if plan.confirm:
+                from search.confirm import confirm
+
+                confirm(plan, concurrency)
         return finish(plan, t0)
     finally:
         if started_ray:

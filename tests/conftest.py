@@ -54,7 +54,8 @@ class TrialSpec:
 
 def default_trials() -> list[TrialSpec]:
     """A small search: a baseline, a clear winner, a collapsed trial with the lowest FID,
-    a diverged one, two stopped early by ASHA, one running and one not started."""
+    a diverged one, two stopped early by ASHA, one running, one not started, and one whose
+    generator never learned."""
     return [
         TrialSpec("t000_base", dict(BASELINE_PARAMS, loss="bce", latent_dim=100), [80.0, 60.0, 50.0]),
         TrialSpec("t001_best", {"lr_g": 4e-4, "lr_d": 1e-4, "d_steps_per_g": 2, "loss": "hinge", "latent_dim": 64},
@@ -73,6 +74,8 @@ def default_trials() -> list[TrialSpec]:
                   [85.0], status="running"),
         TrialSpec("t008_pending", {"lr_g": 6e-4, "lr_d": 1e-4, "d_steps_per_g": 4, "loss": "lsgan", "latent_dim": 128},
                   [], status="pending", samples=False),
+        TrialSpec("t009_not_learned", {"lr_g": 1.2e-5, "lr_d": 7e-4, "d_steps_per_g": 2, "loss": "bce", "latent_dim": 64},
+                  [2200.0, 2300.0], status="stopped", collapse=["not_learned", "not_learned"]),
     ]
 
 
@@ -85,7 +88,7 @@ def write_experiment(root: Path, trials: list[TrialSpec] | None = None, *, name:
     last FID, collapsed or not, so that tests can see a pick that differs from the leaderboard's."""
     from experiment import Experiment, rank_trials
     from experiment.layout import BEST_CONFIG_JSON
-    from experiment.ranking import best_config_json
+    from experiment.winner import best_config_json
 
     trials = default_trials() if trials is None else trials
     exp = Experiment(str(root / name))
@@ -94,7 +97,8 @@ def write_experiment(root: Path, trials: list[TrialSpec] | None = None, *, name:
                     None)
     exp.write_info({
         "name": name, "space": space, "dataset": "digits", "image_size": 16, "metric": "fid", "mode": "min",
-        "scheduler": "asha", "trials_requested": len(trials), "steps": steps, "seed": 0, "concurrency": 2,
+        "scheduler": "asha", "sampler": "tpe", "startup_trials": 3, "confirm": {"top": 2, "seeds": 2, "steps": steps},
+        "trials_requested": len(trials), "steps": steps, "seed": 0, "concurrency": 2,
         "workers_per_trial": 2, "cpus_per_worker": 1, "gpus_per_worker": 0.5,
         "extractor": EXTRACTOR, "eval_samples": EVAL_SAMPLES, "reference": REFERENCE,
         "baseline_trial_id": baseline, "baseline_params": BASELINE_PARAMS,
@@ -108,7 +112,7 @@ def write_experiment(root: Path, trials: list[TrialSpec] | None = None, *, name:
     for spec in trials:
         _write_trial(exp, spec, steps, eval_every, grid_px, rng)
     if optuna_db:
-        _write_study(Path(exp.path("optuna.db")), name, trials)
+        _write_study(Path(exp.path("optuna.db")), name, trials, eval_every)
     done = [t for t in trials if t.fids and t.fids[-1] is not None]
     if finished and done and best_config_trial is not None:
         wanted = min(done, key=lambda t: t.fids[-1]).trial_id if best_config_trial == "lowest" else best_config_trial
@@ -170,8 +174,9 @@ def _grid_png(px: int, rng: random.Random) -> bytes:
     return buf.getvalue()
 
 
-def _write_study(path: Path, name: str, trials: list[TrialSpec]) -> None:
-    """The study Ray's OptunaSearch leaves: stopped-early trials are COMPLETE with their last FID."""
+def _write_study(path: Path, name: str, trials: list[TrialSpec], eval_every: int = 200) -> None:
+    """The study search.searcher.ExperimentSearch leaves: every FID an intermediate value at its step;
+    completed trials COMPLETE, stopped-early ones PRUNED, diverged ones FAIL."""
     import optuna
     from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
@@ -183,13 +188,14 @@ def _write_study(path: Path, name: str, trials: list[TrialSpec]) -> None:
         "beta1": FloatDistribution(0.0, 0.9), "beta2": FloatDistribution(0.9, 0.999),
     }
     study = optuna.create_study(storage=f"sqlite:///{path}", study_name=name, direction="minimize")
+    states = {"completed": optuna.trial.TrialState.COMPLETE, "stopped": optuna.trial.TrialState.PRUNED,
+              "diverged": optuna.trial.TrialState.FAIL, "failed": optuna.trial.TrialState.FAIL}
     for spec in trials:
-        dists = {k: distributions[k] for k in spec.params}
-        finished = spec.fids and spec.fids[-1] is not None and spec.status not in ("running", "pending")
-        state = (optuna.trial.TrialState.COMPLETE if finished else
-                 optuna.trial.TrialState.FAIL if spec.status == "diverged" else optuna.trial.TrialState.RUNNING)
-        study.add_trial(optuna.trial.create_trial(state=state, params=spec.params, distributions=dists,
-                                                  value=spec.fids[-1] if finished else None))
+        state = states.get(spec.status, optuna.trial.TrialState.RUNNING)
+        study.add_trial(optuna.trial.create_trial(
+            state=state, params=spec.params, distributions={k: distributions[k] for k in spec.params},
+            value=spec.fids[-1] if state == optuna.trial.TrialState.COMPLETE else None,
+            intermediate_values={(i + 1) * eval_every: f for i, f in enumerate(spec.fids) if f is not None}))
     del study  # release the SQLite engine before the report opens a copy
 
 

@@ -126,13 +126,16 @@ def test_duplicates_memorization_and_class_metrics_on_constructed_sets():
 
 
 def test_collapse_verdict_rule():
-    ok = {"class_coverage": 1.0, "class_kl": 0.01, "duplicate_rate": 0.01, "recall": 0.8}
+    ok = {"class_coverage": 1.0, "class_kl": 0.01, "duplicate_rate": 0.01, "recall": 0.8, "density": 0.9}
     assert diagnostics.collapse_verdict(ok, True) == "ok"
     assert diagnostics.collapse_verdict({**ok, "class_coverage": 0.1}, True) == "collapsed"
     assert diagnostics.collapse_verdict({**ok, "class_coverage": 0.1}, False) == "ok"  # classes not trusted
     assert diagnostics.collapse_verdict({**ok, "class_coverage": 0.6}, True) == "partial"
     assert diagnostics.collapse_verdict({**ok, "duplicate_rate": 0.6}, False) == "collapsed"
     assert diagnostics.collapse_verdict({**ok, "recall": 0.2}, False) == "partial"
+    # nothing near the data: never learned, even where the classes would also say collapsed
+    assert diagnostics.collapse_verdict({**ok, "recall": 0.01, "density": 0.1, "class_coverage": 0.1}, True) == "not_learned"
+    assert diagnostics.collapse_verdict({**ok, "recall": 0.01, "density": 0.9}, True) == "collapsed"  # few, real modes
 
 
 # --- Inception weights ------------------------------------------------------------------------------

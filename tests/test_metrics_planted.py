@@ -69,13 +69,31 @@ def test_training_images_are_flagged_as_memorised(planted):
     assert m["fid"] < 5.0, m
 
 
-def test_uniform_noise_has_a_very_high_fid(planted):
+def test_uniform_noise_has_a_very_high_fid_and_never_learned(planted):
     cfg, splits, ref = planted
     noise = torch.randint(0, 256, (1000, 1, cfg.image_size, cfg.image_size), dtype=torch.uint8,
                           generator=torch.Generator().manual_seed(0))
     m = score_images(ref, noise)
     assert m["fid"] > 30 * max(score_images(ref, splits.heldout.images)["fid"], 1.0), m
-    assert m["coverage"] < 0.2 and m["collapse"] != "ok", m
+    assert m["coverage"] < 0.2 and m["collapse"] == "not_learned", m
+
+
+@pytest.mark.parametrize("level", [0, 128, 255])
+def test_a_constant_generator_never_learned(planted, level):
+    """Every sample the same flat image (black, grey, white): nothing like a digit, not a collapse
+    onto one digit."""
+    cfg, _, ref = planted
+    constant = torch.full((1000, 1, cfg.image_size, cfg.image_size), level, dtype=torch.uint8)
+    m = score_images(ref, constant)
+    assert m["density"] < 0.05 and m["recall"] < 0.05 and m["collapse"] == "not_learned", m
+
+
+def test_one_class_is_collapsed_not_unlearned(planted):
+    """A generator of one real digit class is the textbook collapse: its samples are real (high
+    precision), and few."""
+    _, splits, ref = planted
+    m = score_images(ref, splits.train.images[splits.train.labels == 7][:500])
+    assert m["precision"] > 0.5 and m["density"] > 0.5 and m["collapse"] == "collapsed", m
 
 
 def test_classifier_is_accurate_cached_and_not_retrained(planted):

@@ -29,6 +29,8 @@ from typing import Optional
 import numpy as np
 import torch
 
+from dcgan import keys
+
 K_PR = 3  # precision/recall, Kynkäänniemi et al. 2019
 K_DC = 5  # density/coverage, Naeem et al. 2020
 DUPLICATE_QUANTILE = 0.01
@@ -148,6 +150,11 @@ def stacked_modes(fake_labels: torch.Tensor, num_modes: int = 1000) -> dict[str,
 
 # --- the verdict ----------------------------------------------------------------------------------
 
+# Never learned: samples in few real neighbourhoods (density, about 1 for real data; precision is
+# less reliable here: in the small digits feature space uniform noise reaches 0.35), and hardly a
+# real image within reach of a sample (recall).
+NOT_LEARNED_DENSITY = 0.25
+NOT_LEARNED_RECALL = 0.05
 COLLAPSED_CLASS_COVERAGE = 0.3  # at most 3 of 10 classes
 PARTIAL_CLASS_COVERAGE = 0.9
 PARTIAL_CLASS_KL = 0.25
@@ -158,20 +165,28 @@ PARTIAL_RECALL = 0.3
 
 
 def collapse_verdict(m: dict, class_info_reliable: bool) -> str:
-    """ok | partial | collapsed, from the diagnostics in `m`.
+    """ok | partial | collapsed | not_learned, from the diagnostics in `m`.
 
-    collapsed: class_coverage <= 0.3, or duplicate_rate >= 0.5, or recall < 0.05;
+    not_learned: density < 0.25 and recall < 0.05: the samples are nowhere near the data (noise, a
+               blank or a constant image): the generator never learned, which is another failure
+               than collapse, fixed another way (a learning rate that is too low, a discriminator
+               that wins from the start); a collapsed generator's few modes are real-looking, so
+               its density stays high (0.86 to 0.97 for one real class of digits or MNIST);
+    collapsed: class_coverage <= 0.3, or duplicate_rate >= 0.5, or recall < 0.05: real-looking
+               samples of few modes;
     partial:   class_coverage < 0.9, or class_kl > 0.25, or duplicate_rate >= 0.1, or recall < 0.3;
     ok otherwise. Class terms count only when the classes are reliable (labelled data and at least
     MIN_SAMPLES_PER_CLASS generated samples per class). The thresholds are checked by the planted
     cases in tests/test_metrics_planted.py (held-out real: ok; one class: collapsed; half the
-    classes: partial)."""
-    cc = m.get("class_coverage") if class_info_reliable else None
-    kl = m.get("class_kl") if class_info_reliable else None
-    dup, recall = m["duplicate_rate"], m["recall"]
+    classes: partial; noise and a constant image: not_learned)."""
+    cc = m.get(keys.CLASS_COVERAGE) if class_info_reliable else None
+    kl = m.get(keys.CLASS_KL) if class_info_reliable else None
+    dup, recall, density = m[keys.DUPLICATE_RATE], m[keys.RECALL], m[keys.DENSITY]
+    if density < NOT_LEARNED_DENSITY and recall < NOT_LEARNED_RECALL:
+        return keys.NOT_LEARNED
     if (cc is not None and cc <= COLLAPSED_CLASS_COVERAGE) or dup >= COLLAPSED_DUPLICATES or recall < COLLAPSED_RECALL:
-        return "collapsed"
+        return keys.COLLAPSED
     if (cc is not None and cc < PARTIAL_CLASS_COVERAGE) or (kl is not None and kl > PARTIAL_CLASS_KL) \
             or dup >= PARTIAL_DUPLICATES or recall < PARTIAL_RECALL:
-        return "partial"
-    return "ok"
+        return keys.PARTIAL
+    return keys.OK

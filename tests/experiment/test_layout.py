@@ -10,7 +10,7 @@ import pytest
 from dcgan.config import TrainConfig
 from experiment import Experiment, rank_trials, winner
 from experiment.layout import join_uri, parent_uri
-from experiment.ranking import best_config_json
+from experiment.winner import best_config_json
 from experiment.schema import EXPERIMENT_FIELDS, final_status, result_row
 from search.console import format_table
 

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from experiment import Experiment
-from experiment.ranking import COLLAPSED, DIVERGED, RANKED, UNRANKED, rank_trials
+from experiment.ranking import COLLAPSED, DIVERGED, NOT_LEARNED, RANKED, UNRANKED, rank_trials
 
 
 def _rank(synthetic, tmp_path, trials=None, **kwargs):
@@ -68,6 +68,15 @@ def test_collapsed_trial_with_the_lowest_fid_is_never_on_top(experiment_dir):
     assert ranking.best.trial_id != "t002_collapsed"  # ...and still is not the best
     groups = [r.group for r in ranking.leaderboard]
     assert groups.index(COLLAPSED) > max(i for i, g in enumerate(groups) if g == RANKED)
+
+
+def test_a_generator_that_never_learned_is_apart_from_collapse(experiment_dir):
+    ranking = rank_trials(Experiment.open(str(experiment_dir)))
+    groups = [r.group for r in ranking.leaderboard]
+    assert groups == sorted(groups, key=[RANKED, COLLAPSED, NOT_LEARNED, DIVERGED].index)
+    (unlearned,) = [r for r in ranking.leaderboard if r.group == NOT_LEARNED]
+    assert unlearned.trial_id == "t009_not_learned" and "never learned" in unlearned.marks
+    assert "collapsed" not in unlearned.marks and any("nowhere near the data" in n for n in unlearned.notes)
 
 
 def test_partial_collapse_stays_ranked_but_marked(experiment_dir):

@@ -39,10 +39,12 @@ def test_report_sections_in_order(built_report):
 def test_leaderboard_marks_baseline_collapsed_and_diverged(built_report):
     rows = built_report[built_report.index('<table id="leaderboard">'):built_report.index("</table>")]
     order = [line.split('data-trial="')[1].split('"')[0] for line in rows.split("<tr ")[1:]]
-    assert order[0] == "t001_best" and order[-2:] == ["t002_collapsed", "t003_diverged"]
+    assert order[0] == "t001_best" and order[-3:] == ["t002_collapsed", "t009_not_learned", "t003_diverged"]
     assert '<tr class="baseline" data-trial="t000_base">' in rows
     assert '<tr class="collapsed" data-trial="t002_collapsed">' in rows
     assert '<span class="mark collapsed">collapsed</span>' in rows
+    assert '<tr class="not-learned" data-trial="t009_not_learned">' in rows  # apart from collapse
+    assert '<span class="mark never-learned">never learned</span>' in rows
     assert "40.0% lower FID than the baseline" in built_report
 
 

@@ -31,7 +31,7 @@ def test_plot_info_does_not_import_plotly():
 def test_header_counts_trials_and_gpu_hours(loaded):
     experiment, _ = loaded
     info = _get_header_info(experiment)
-    assert info.status_counts == {"completed": 4, "stopped": 2, "diverged": 1, "running": 1, "pending": 1,
+    assert info.status_counts == {"completed": 4, "stopped": 3, "diverged": 1, "running": 1, "pending": 1,
                                   "failed": 0}
     assert (info.extractor, info.eval_samples, info.reference) == ("digits-classifier", 2000, "digits/train")
     trial_time = sum(30.0 * len(t.evaluations) for t in experiment.trials)
@@ -85,7 +85,7 @@ def test_params_info_only_has_sampled_params(tmp_path, synthetic):
 def test_importance_from_the_persisted_study(loaded):
     experiment, _ = loaded
     info = _get_importance_info(experiment)
-    assert info.n_complete == 6  # stopped-early trials are COMPLETE in the study, as Ray leaves them
+    assert info.n_complete == 4  # the completed trials; those stopped early are PRUNED in the study
     assert set(info.importances) <= {"lr_g", "lr_d", "d_steps_per_g", "loss", "latent_dim"}
     assert info.importances and sum(info.importances.values()) == pytest.approx(1.0)
 
@@ -105,7 +105,7 @@ def test_importance_without_a_study_says_so(tmp_path, synthetic):
 
 def test_importance_reads_a_study_through_a_uri(experiment_dir):
     info = _get_importance_info(Experiment.open(experiment_dir.as_uri()))
-    assert info.n_complete == 6 and info.importances
+    assert info.n_complete == 4 and info.importances
 
 
 def test_diagnostics_cover_every_trial_and_top_class_coverage(loaded):

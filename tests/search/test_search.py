@@ -42,30 +42,65 @@ def trials_of(exp: Path) -> dict[str, dict]:
     return out
 
 
+# Small enough for seconds of compute, large enough that some trials learn at 100 steps.
+LEARNS = ["--image-size", "8", "--set", "ngf=16", "--set", "ndf=16", "--set", "eval_samples=200",
+          "--set", "batch_size=32", "--steps", "100", "--set", "eval_every=25"]
+
+
 def test_smoke_search(ray_session, tmp_path):
-    exp = search(tmp_path, "smoke", "--space", "smoke", "--trials", "4", "--steps", "40", "--set", "eval_every=5")
+    """A whole search: the paper's setting first, ASHA, Optuna told what became of each trial, the
+    top trials and the baseline confirmed with new seeds, best_config.json by that confirmation,
+    the report, and the winner re-run from its file."""
+    import optuna
+
+    argv = ["--storage", str(tmp_path), "--name", "smoke", "--space", "smoke", "--trials", "6", *LEARNS]
+    assert search_run.main(argv) == 0
+    exp = tmp_path / "smoke"
     trials = trials_of(exp)
     info = json.loads((exp / "experiment.json").read_text())
-    assert len(trials) == 4 and info["finished_at"] is not None
+    assert len(trials) == 6 and info["finished_at"] is not None and info["sampler"] == "tpe"
     assert trials[info["baseline_trial_id"]]["params"] == {"lr_d": 2e-4, "lr_g": 2e-4}  # the paper first
     statuses = [t["status"]["status"] for t in trials.values()]
-    assert "stopped" in statuses, statuses  # ASHA stopped at least one
+    assert "stopped" in statuses and "completed" in statuses, statuses  # ASHA stopped at least one
     for t in trials.values():
         assert math.isfinite(t["results"][-1]["fid"])
         assert sorted(p.name for p in (exp / "trials").glob("*/samples/*.png"))
-    best = json.loads((exp / "best_config.json").read_text())
-    cfg = TrainConfig.from_json(exp / "best_config.json")
-    assert cfg == trials[best["trial_id"]]["config"]
-    assert (exp / "optuna.db").exists()
-    # search.run built the report, from the same ranking that chose best_config.json
+
+    # Optuna was told: completed trials COMPLETE with their last FID, those ASHA stopped PRUNED at
+    # their step with every FID as an intermediate value, each trial once and under its id
+    study = optuna.load_study(study_name="smoke", storage=f"sqlite:///{exp / 'optuna.db'}")
+    told = {t.user_attrs["trial_id"]: t for t in study.trials}
+    assert sorted(told) == sorted(trials) and len(study.trials) == 6
+    for tid, t in trials.items():
+        fids = {r["step"]: r["fid"] for r in t["results"]}
+        assert told[tid].intermediate_values == pytest.approx(fids)
+        if t["status"]["status"] == "completed":
+            assert told[tid].state.name == "COMPLETE" and told[tid].value == pytest.approx(t["results"][-1]["fid"])
+        else:
+            assert told[tid].state.name == "PRUNED" and max(fids) < 100
+
+    # confirmation: the top 2 and the baseline, seeds 1 and 2; best_config.json names them
     from experiment import Experiment
+    from experiment.confirmation import confirmation
     from experiment.ranking import rank_trials
 
-    assert (exp / "report.html").stat().st_size < 10 * 2**20
-    ranking = rank_trials(Experiment.open(str(exp)))
-    assert ranking.best is None or ranking.best.trial_id == best["trial_id"]
+    done = Experiment.open(str(exp))
+    ranking = rank_trials(done)
+    expected = [t.trial_id for t in ranking.ranked[:2]] + [info["baseline_trial_id"]]
+    assert sorted(p.name for p in (exp / "confirm").iterdir()) == sorted(f"{t}-seed{s}" for t in set(expected)
+                                                                         for s in (1, 2))
+    confirmed = confirmation(done, ranking)
+    best = json.loads((exp / "best_config.json").read_text())
+    assert confirmed.best is not None, confirmed  # some config held up over both seeds
+    assert best["trial_id"] == confirmed.best.trial_id and best["chosen_by"].startswith("confirmation")
+    assert best["confirmation"]["seeds"] == [1, 2]
+    assert best["confirmation"]["mean"] == pytest.approx(sum(best["confirmation"]["fids"]) / 2)
+    report = (exp / "report.html").read_text()
+    assert 'id="confirmation-table"' in report and "Confirmed: confirmed best" in report
 
-    # the winner re-runs from best_config.json alone, to the same FID
+    # the winner re-runs from best_config.json alone, to its FID in the search
+    cfg = TrainConfig.from_json(exp / "best_config.json")
+    assert cfg == trials[best["trial_id"]]["config"]
     from dcgan.train import train
 
     result = train(cfg, tmp_path / "rerun")
@@ -88,6 +123,7 @@ def test_diverging_trial_is_recorded_not_raised(ray_session, tmp_path, monkeypat
     monkeypatch.setitem(SPACES, "diverge", diverge)  # registered for this test only
     # storage given as a URI: the pyarrow path that s3:// takes too, and optuna.db uploaded
     assert search_run.main(["--storage", f"file://{tmp_path}", "--name", "diverge", *TINY, "--space", "diverge",
+                            "--confirm", "0",
                             "--trials", "2", "--steps", "50", "--set", "eval_every=25", "--set", "loss=lsgan",
                             "--set", "beta1=0"]) == 0
     exp = tmp_path / "diverge"
@@ -106,7 +142,7 @@ def test_diverging_trial_is_recorded_not_raised(ray_session, tmp_path, monkeypat
 
 def test_two_ddp_workers_in_a_trial(ray_session, tmp_path):
     exp = search(tmp_path, "ddp", "--space", "smoke", "--trials", "1", "--steps", "20", "--set", "eval_every=10",
-                 "--workers-per-trial", "2", "--scheduler", "fifo")
+                 "--workers-per-trial", "2", "--scheduler", "fifo", "--confirm", "0")
     (trial,) = trials_of(exp).values()
     assert trial["status"]["status"] == "completed" and trial["status"]["step"] == 20
     assert [r["step"] for r in trial["results"]] == [10, 20]
@@ -139,7 +175,7 @@ def test_resume_in_a_bucket_after_the_driver_is_killed(ray_session, s3_storage, 
     from reports import build
 
     args = ["--space", "smoke", "--trials", "3", "--steps", "30", "--set", "eval_every=10", "--concurrency", "1",
-            "--scheduler", "fifo", "--storage", s3_storage, "--name", "resumed", *TINY]
+            "--scheduler", "fifo", "--confirm", "0", "--storage", s3_storage, "--name", "resumed", *TINY]
     env = {**os.environ, "RAY_ADDRESS": ray_session.get_runtime_context().gcs_address}
     driver = subprocess.Popen([sys.executable, "-m", "search.run", *args], env=env,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
@@ -231,7 +267,7 @@ MNIST_DIR = Path(__file__).resolve().parents[3] / "shared" / "data" / "mnist"  #
 @pytest.mark.skipif(not MNIST_DIR.is_dir(), reason="the shared MNIST test set is not on this machine")
 def test_stacked_mnist_modes_reach_results_and_report(ray_session, tmp_path):
     exp = search(tmp_path, "stacked", "--space", "smoke", "--trials", "1", "--steps", "10", "--set", "eval_every=10",
-                 "--scheduler", "fifo", "--dataset", f"stacked-mnist:{MNIST_DIR}")
+                 "--scheduler", "fifo", "--confirm", "0", "--dataset", f"stacked-mnist:{MNIST_DIR}")
     (trial,) = trials_of(exp).values()
     row = trial["results"][-1]
     assert 1 <= row["modes"] <= 1000 and row["modes_kl"] >= 0, row

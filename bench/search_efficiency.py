@@ -1,0 +1,238 @@
+"""Search efficiency: the best FID each search strategy reaches for the trial-steps it spends.
+
+Strategies, each run as a real search (search.run's own code, 2 trials at a time) with the same
+budget of trial-steps (generator steps summed over trials, the baseline trial's included):
+
+    random      random sampling, FIFO (every trial runs to the end)
+    before      TPE + ASHA as the search was before: Optuna's 10 random start-up trials, both learning
+                rates in [1e-5, 1e-2], and a trial stopped by ASHA told to Optuna as a finished one
+    default     search.run's defaults now (the sampler, its start-up, the space's bounds, pruning)
+
+Data: digits at 16 px (the laptop search's model: ngf=ndf=32) and the MNIST test set from
+../shared/data/mnist at 28 px; --seeds seeds each. Every search starts with the paper's setting
+(the baseline); its FID at the full steps is the bar, and the baseline's own results are left out
+of the best-so-far. Prints, per dataset and strategy, the median trial-steps to reach the baseline's
+FID (and the spread over seeds), and writes a CSV of the best-so-far curves and a plotly HTML.
+
+    python bench/search_efficiency.py [--seeds 3] [--out bench-results] [--datasets digits mnist]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import math
+import os
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Optional
+
+from ray.tune import Callback
+from ray.tune.search.optuna import OptunaSearch
+from ray.tune.stopper import Stopper
+
+from dcgan import keys
+from experiment.schema import same_params
+from spaces import baseline_params, get_space, register_space
+
+MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
+DATASETS = {  # name -> (search.run flags, trial steps, trials' worth of budget)
+    "digits": (["--dataset", "digits", "--image-size", "16"], 800, 8),
+    "mnist": (["--dataset", f"idx:{MNIST}", "--image-size", "28"], 500, 8),
+}
+QUICK = False  # --quick: 3 trials' worth of 100 steps, to see that the script runs
+COMMON = ["--set", "ngf=32", "--set", "ndf=32", "--set", "eval_samples=1000", "--concurrency", "2", "--confirm", "0"]
+
+
+@register_space("ratio_lr_before")
+def ratio_lr_before(trial) -> dict[str, Any]:
+    """ratio_lr as it was: D updates per G update in {1,2,3,5}; lr_g and lr_d in [1e-5, 1e-2]."""
+    return {
+        "d_steps_per_g": trial.suggest_categorical("d_steps_per_g", [1, 2, 3, 5]),
+        "lr_g": trial.suggest_float("lr_g", 1e-5, 1e-2, log=True),
+        "lr_d": trial.suggest_float("lr_d", 1e-5, 1e-2, log=True),
+    }
+
+
+class SearchAsBefore(OptunaSearch):
+    """Ray's OptunaSearch as the search used it: a stopped trial is told COMPLETE with its last FID."""
+
+    def __init__(self, *args, steps: Optional[int] = None, **kwargs):
+        super().__init__(*args, **kwargs)
+
+
+STRATEGIES = {  # name -> (search.run flags, searcher class or None for search.run's own)
+    "random": (["--space", "ratio_lr", "--sampler", "random", "--scheduler", "fifo"], None),
+    "before": (["--space", "ratio_lr_before", "--sampler", "tpe", "--startup-trials", "10", "--scheduler", "asha"],
+               SearchAsBefore),
+    "default": (["--space", "ratio_lr"], None),
+    "gp": (["--space", "ratio_lr", "--sampler", "gp"], None),  # not run by default: a candidate for the default
+}
+DEFAULT_STRATEGIES = ("random", "before", "default")
+
+
+class Budget(Stopper):
+    """Stops the whole search once its trials have spent `steps` generator steps in all."""
+
+    def __init__(self, steps: int):
+        self.steps, self.spent = steps, {}
+
+    def __call__(self, trial_id: str, result: dict) -> bool:
+        self.spent[trial_id] = max(self.spent.get(trial_id, 0), int(result.get(keys.STEP, 0)))
+        return False
+
+    def stop_all(self) -> bool:
+        return sum(self.spent.values()) >= self.steps
+
+
+class Recorder(Callback):
+    """Every evaluation, in the order the driver received them, with the trial-steps spent so far."""
+
+    def __init__(self):
+        self.rows, self.steps_of = [], {}
+
+    def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
+        self.steps_of[trial.trial_id] = int(result.get(keys.STEP, 0))
+        self.rows.append({"trial": trial.trial_id, "step": int(result.get(keys.STEP, 0)),
+                          "fid": result.get(keys.FID), "verdict": result.get(keys.COLLAPSE),
+                          "spent": sum(self.steps_of.values()), "params": dict(trial.config)})
+
+
+def run_one(strategy: str, dataset: str, seed: int, storage: str) -> list[dict]:
+    from search.plan import plan_search
+    from search.run import build_parser
+    from search.tuner import Extra, run_search
+
+    flags, steps, n = DATASETS[dataset]
+    strategy_flags, searcher_cls = STRATEGIES[strategy]
+    budget = n * steps
+    trials = n if strategy == "random" else 4 * n  # ASHA's trials stop early: the budget ends the search
+    args = build_parser().parse_args([*flags, *COMMON, *strategy_flags, "--trials", str(trials), "--steps", str(steps),
+                                      "--seed", str(seed), "--storage", storage, "--name", f"{dataset}-{strategy}-{seed}"])
+    recorder = Recorder()
+    run_search(plan_search(args), Extra(callbacks=(recorder,), stopper=Budget(budget), searcher_cls=searcher_cls))
+    return recorder.rows
+
+
+def baseline_of(rows: list[dict], steps: int) -> tuple[Optional[str], Optional[float]]:
+    """The paper-setting trial and its FID at the full steps (None if it did not get there)."""
+    paper = baseline_params(get_space("ratio_lr"))
+    trial = next((r["trial"] for r in rows if same_params(r["params"], paper)), None)
+    final = [r for r in rows if r["trial"] == trial and r["step"] >= steps and _finite(r["fid"])]
+    return trial, (final[-1]["fid"] if final else None)
+
+
+def best_so_far(rows: list[dict], leave_out: Optional[str]) -> list[tuple[int, float]]:
+    """(trial-steps spent, the lowest FID so far among the other trials' good evaluations)."""
+    best, curve = math.inf, []
+    for r in rows:
+        if r["trial"] != leave_out and _finite(r["fid"]) and r["verdict"] not in (keys.COLLAPSED, keys.NOT_LEARNED):
+            best = min(best, r["fid"])
+        curve.append((r["spent"], best))
+    return curve
+
+
+def steps_to_reach(curve: list[tuple[int, float]], bar: Optional[float]) -> float:
+    return next((spent for spent, best in curve if bar is not None and best <= bar), math.inf)
+
+
+def _finite(x) -> bool:
+    return isinstance(x, (int, float)) and math.isfinite(x)
+
+
+def write_outputs(out: Path, results: dict) -> None:
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / "search_efficiency.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["dataset", "strategy", "seed", "trial_steps", "best_fid", "baseline_fid"])
+        for (dataset, strategy, seed), r in results.items():
+            for spent, best in r["curve"]:
+                w.writerow([dataset, strategy, seed, spent, best if math.isfinite(best) else "", r["bar"]])
+    datasets = sorted({k[0] for k in results})
+    fig = make_subplots(rows=1, cols=len(datasets), subplot_titles=[f"{d}: best FID vs trial-steps" for d in datasets])
+    colours = {"random": "#7f7f7f", "before": "#ff7f0e", "default": "#1f77b4", "gp": "#2ca02c"}
+    for col, dataset in enumerate(datasets, 1):
+        budget = DATASETS[dataset][1] * DATASETS[dataset][2]
+        grid = list(range(0, budget + 1, max(1, budget // 100)))
+        for strategy in STRATEGIES:
+            curves = [r["curve"] for (d, s, _), r in results.items() if d == dataset and s == strategy]
+            if not curves:
+                continue
+            at = [[_value_at(c, x) for c in curves] for x in grid]
+            med = [statistics.median(v) if all(map(math.isfinite, v)) else None for v in at]
+            lo = [min(v) if all(map(math.isfinite, v)) else None for v in at]
+            hi = [max(v) if all(map(math.isfinite, v)) else None for v in at]
+            fig.add_trace(go.Scatter(x=grid + grid[::-1], y=hi + lo[::-1], fill="toself", line=dict(width=0),
+                                     fillcolor=colours[strategy], opacity=0.15, showlegend=False, hoverinfo="skip"),
+                          row=1, col=col)
+            fig.add_trace(go.Scatter(x=grid, y=med, name=f"{strategy} (median, min-max over seeds)",
+                                     line=dict(color=colours[strategy]), showlegend=col == 1), row=1, col=col)
+        bars = [r["bar"] for (d, _, _), r in results.items() if d == dataset and r["bar"] is not None]
+        if bars:
+            fig.add_hline(y=statistics.median(bars), line=dict(dash="dash", color="#333"), row=1, col=col,
+                          annotation_text="paper baseline (median)")
+        fig.update_yaxes(type="log", title_text="best FID so far", row=1, col=col)
+        fig.update_xaxes(title_text="trial-steps spent", row=1, col=col)
+    fig.update_layout(template="plotly_white", height=460, title="Search efficiency at an equal budget of trial-steps")
+    fig.write_html(out / "search_efficiency.html", include_plotlyjs=True)
+
+
+def _value_at(curve: list[tuple[int, float]], x: int) -> float:
+    value = math.inf
+    for spent, best in curve:
+        if spent > x:
+            break
+        value = best
+    return value
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--seeds", type=int, default=3)
+    p.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=list(DATASETS))
+    p.add_argument("--strategies", nargs="+", default=list(DEFAULT_STRATEGIES), choices=list(STRATEGIES))
+    p.add_argument("--out", default="bench-results", help="folder for the CSV and the HTML (default bench-results)")
+    p.add_argument("--quick", action="store_true", help="tiny budgets: only to see that the script runs")
+    args = p.parse_args()
+    global QUICK
+    QUICK = args.quick
+    if QUICK:
+        for name, (flags, _, _) in DATASETS.items():
+            DATASETS[name] = (flags, 100, 3)
+    os.environ.setdefault("DCGAN_NO_DOWNLOAD", "1")
+    import ray
+
+    ray.init(include_dashboard=True, log_to_driver=False, logging_level="WARNING")  # one Ray for every search
+    results, t0 = {}, time.time()
+    with tempfile.TemporaryDirectory(prefix="search-efficiency-") as storage:
+        for dataset in args.datasets:
+            for seed in range(args.seeds):
+                bar = None
+                for strategy in args.strategies:  # random first: its baseline trial always runs to the end
+                    rows = run_one(strategy, dataset, seed, storage)
+                    baseline, fid = baseline_of(rows, DATASETS[dataset][1])
+                    bar = bar if bar is not None else fid
+                    results[(dataset, strategy, seed)] = {"curve": best_so_far(rows, baseline), "bar": bar}
+    write_outputs(Path(args.out), results)
+    print(f"\nsearch efficiency: {args.seeds} seeds, budgets of trial-steps " + ", ".join(
+        f"{d} {DATASETS[d][1] * DATASETS[d][2]} ({DATASETS[d][2]} trials of {DATASETS[d][1]})" for d in args.datasets)
+        + f"; {time.time() - t0:.0f} s in all")
+    print(f"{'dataset':<8} {'strategy':<9} {'to reach the baseline FID (median, min-max)':<46} {'best FID at the end':<22}")
+    for dataset in args.datasets:
+        for strategy in args.strategies:
+            runs = [r for (d, s, _), r in results.items() if d == dataset and s == strategy]
+            reach = sorted(steps_to_reach(r["curve"], r["bar"]) for r in runs)
+            ends = sorted(r["curve"][-1][1] for r in runs if r["curve"])
+            fmt = lambda x: f"{x:.0f}" if math.isfinite(x) else "never"  # noqa: E731
+            print(f"{dataset:<8} {strategy:<9} {fmt(statistics.median(reach)):>8} ({fmt(reach[0])}-{fmt(reach[-1])})"
+                  f"{'':<26} {statistics.median(ends):8.2f} ({ends[0]:.2f}-{ends[-1]:.2f})")
+    print(f"wrote {args.out}/search_efficiency.csv and {args.out}/search_efficiency.html")
+
+
+if __name__ == "__main__":
+    main()
