@@ -229,8 +229,7 @@ def reuse_html(info: ReuseInfo) -> str:
         return f'<p class="note">{escape(info.note)}</p>'
     winner = info.best_trial_id or info.best_config_trial_id or ""
     return (f"<p>Winner: <b>{escape(winner)}</b>. {escape(info.note)}</p>"
-            "<p>Long DDP run on the cluster:</p>" f"<pre>{escape(info.commands[0])}</pre>"
-            "<p>On one device:</p>" f"<pre>{escape(info.commands[1])}</pre>")
+            + "".join(f"<p>{escape(what)}:</p><pre>{escape(command)}</pre>" for what, command in info.commands))
 
 
 def section(anchor: str, title: str, *parts: str) -> str:

@@ -259,7 +259,7 @@ class ReuseInfo(NamedTuple):
     best_trial_id: str | None  # the report's best
     best_config_trial_id: str | None  # whom best_config.json holds (search.run's pick), if written
     config_path: str | None  # best_config.json, or the best trial's config.json while running
-    commands: list[str]
+    commands: list[tuple[str, str]]  # (what it does, the command)
     note: str
 
 
@@ -286,8 +286,15 @@ def _get_reuse_info(experiment: Experiment, ranking: Ranking) -> ReuseInfo:
                 "these commands use the current best trial's config.json.")
     else:
         return ReuseInfo(None, None, None, [], "No trial has a comparable, non-collapsed FID yet: nothing to reuse.")
-    commands = [f"python -m search.train --config {path} --steps 50000 --workers 8",
-                f"python -m dcgan.train --config {path}"]
+    commands = [("A long DDP run on the cluster", f"python -m search.train --config {path} --steps 50000 --workers 8"),
+                ("On one device", f"python -m dcgan.train --config {path}")]
+    if ranking.baseline is not None:  # the paper default on the same budget and a new seed, for comparison
+        baseline = posixpath.join(root, TRIALS, ranking.baseline.trial_id, CONFIG_JSON)
+        commands.append(("Against the paper default, on the same budget and a seed neither has seen",
+                         f"python -m dcgan.train --config {path} --set steps=5000 --set seed=100 --out runs/winner\n"
+                         f"python -m dcgan.train --config {baseline} --set steps=5000 --set seed=100 --out runs/paper\n"
+                         "python -m dcgan.evaluate runs/winner --samples 10000; "
+                         "python -m dcgan.evaluate runs/paper --samples 10000"))
     return ReuseInfo(best.trial_id if best else None, written, path, commands, note)
 
 

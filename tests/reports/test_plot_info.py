@@ -121,8 +121,12 @@ def test_reuse_commands_use_best_config(loaded, experiment_dir):
     experiment, ranking = loaded
     info = _get_reuse_info(experiment, ranking)
     config = f"{experiment_dir}/best_config.json"
-    assert info.commands == [f"python -m search.train --config {config} --steps 50000 --workers 8",
-                             f"python -m dcgan.train --config {config}"]
+    commands = [command for _, command in info.commands]
+    assert commands[:2] == [f"python -m search.train --config {config} --steps 50000 --workers 8",
+                            f"python -m dcgan.train --config {config}"]
+    baseline = f"{experiment_dir}/trials/{ranking.baseline.trial_id}/config.json"  # and the paper default, alike
+    assert f"--config {config} --set steps=5000 --set seed=100" in commands[2]
+    assert f"--config {baseline} --set steps=5000 --set seed=100" in commands[2]
 
 
 def test_reuse_while_running_points_at_the_best_trial_config(tmp_path, synthetic):
