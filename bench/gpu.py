@@ -43,29 +43,36 @@ def synthetic(channels: int, size: int, n: int = 4096) -> Splits:
     return Splits("synthetic", ImageSet(images, None), ImageSet(images[:64], None), channels, 0, size, 0.0)
 
 
-def images_per_s(dry: bool, batch: int, steps: int) -> list[dict]:
+def images_per_s(dry: bool, batch: int, steps: int):
+    """Yields one row per option set, as soon as it is measured (a long run shows what it has)."""
     rows = []
     cases = [("32px grey", 1, 32), ("64px RGB", 3, 64)] if not dry else [("8px grey (dry)", 1, 8)]
     for (label, channels, size), precision, channels_last, compiled in itertools.product(
             cases, ("fp32", "bf16"), (False, True), (False, True)):
         splits = synthetic(channels, size)
+        torch._dynamo.reset()  # each option set compiles afresh (and never meets the recompile limit)
         cfg = TrainConfig(image_size=size, ngf=64 if not dry else 8, ndf=64 if not dry else 8, batch_size=batch,
                           precision=precision, channels_last=channels_last, compile=compiled, device="auto")
-        project_loop(cfg, 3, splits)  # warm-up: compilation, cuDNN autotuning, allocator
+        try:
+            project_loop(cfg, 3, splits)  # warm-up: compilation, cuDNN autotuning, allocator
+        except Exception as e:  # noqa: BLE001 - a failing option set is a finding: print it, go on
+            yield {"data": label, "precision": precision, "channels_last": channels_last, "compile": compiled,
+                   "error": f"{type(e).__name__}: {str(e).splitlines()[0][:120]}"}
+            continue
         if torch.cuda.is_available():
             torch.cuda.reset_peak_memory_stats()
         ours = statistics.median(project_loop(cfg, steps, splits) for _ in range(3))
         memory = torch.cuda.max_memory_allocated() / 2**20 if torch.cuda.is_available() else float("nan")
         bare = statistics.median(bare_loop(cfg.replace(compile=False, channels_last=False), steps, splits)
                                  for _ in range(3)) if not (channels_last or compiled) else None
-        rows.append({"data": label, "precision": precision, "channels_last": channels_last, "compile": compiled,
-                     "images_per_s": ours * batch, "bare_images_per_s": bare * batch if bare else None,
-                     "peak_mib": memory})
-    for row in rows:  # each option set against the plain bare loop of its data and precision
-        ref = next(r for r in rows if r["data"] == row["data"] and r["precision"] == row["precision"]
+        row = {"data": label, "precision": precision, "channels_last": channels_last, "compile": compiled,
+               "images_per_s": ours * batch, "bare_images_per_s": bare * batch if bare else None, "peak_mib": memory}
+        # each option set against the plain bare loop of its data and precision (measured first)
+        ref = next(r for r in [*rows, row] if r["data"] == row["data"] and r["precision"] == row["precision"]
                    and r["bare_images_per_s"])
         row["vs_bare"] = row["images_per_s"] / ref["bare_images_per_s"]
-    return rows
+        rows.append(row)
+        yield row
 
 
 def packing(counts: list[int], steps: int) -> list[dict]:
@@ -98,6 +105,8 @@ def main() -> None:
     p.add_argument("--batch", type=int, default=256)
     p.add_argument("--steps", type=int, default=200)
     p.add_argument("--trials-per-gpu", type=int, nargs="+", default=[1, 2, 4, 8])
+    p.add_argument("--skip-images", action="store_true", help="skip table 1")
+    p.add_argument("--skip-packing", action="store_true", help="skip table 2")
     p.add_argument("--search", action="store_true", help="also a short real search on MNIST, 0.25 GPU per trial")
     args = p.parse_args()
     dry = not torch.cuda.is_available()
@@ -112,13 +121,18 @@ def main() -> None:
     print(f"\n1. images/s, ngf=ndf={8 if dry else 64}, batch {args.batch}, {args.steps} steps (median of 3)")
     print(f"   {'data':<16} {'prec':<5} {'ch_last':<8} {'compile':<8} {'images/s':>10} {'bare loop':>10} "
           f"{'vs bare':>8} {'peak MiB':>9}")
-    for r in images_per_s(dry, args.batch, args.steps):
+    for r in ([] if args.skip_images else images_per_s(dry, args.batch, args.steps)):
+        if "error" in r:
+            print(f"   {r['data']:<16} {r['precision']:<5} {str(r['channels_last']):<8} {str(r['compile']):<8} "
+                  f"failed: {r['error']}", flush=True)
+            continue
         bare = f"{r['bare_images_per_s']:10.0f}" if r["bare_images_per_s"] else f"{'':>10}"
         print(f"   {r['data']:<16} {r['precision']:<5} {str(r['channels_last']):<8} {str(r['compile']):<8} "
-              f"{r['images_per_s']:10.0f} {bare} {r['vs_bare']:8.2f} {r['peak_mib']:9.0f}")
+              f"{r['images_per_s']:10.0f} {bare} {r['vs_bare']:8.2f} {r['peak_mib']:9.0f}", flush=True)
     print("\n2. trials per GPU (search.run, FIFO, all at once, --gpus-per-worker 1/N, MNIST 32 px, ngf=ndf=64)")
-    if dry:
-        print("   skipped: packing trials onto a GPU needs a GPU (Ray places --gpus-per-worker only on one)")
+    if dry or args.skip_packing:
+        print("   skipped: --skip-packing" if args.skip_packing else
+              "   skipped: packing trials onto a GPU needs a GPU (Ray places --gpus-per-worker only on one)")
     else:
         base = None
         for r in packing(args.trials_per_gpu, args.steps * 5):
@@ -128,7 +142,7 @@ def main() -> None:
             base = base or r["per_trial_images_per_s"]
             print(f"   {r['trials']} trials: {r['total_images_per_s']:9.0f} images/s in all, "
                   f"{r['per_trial_images_per_s']:8.0f} per trial ({r['per_trial_images_per_s'] / base:.2f} of one alone), "
-                  f"trial {r['trial_s']:.1f} s, search {r['wall_s']:.0f} s")
+                  f"trial {r['trial_s']:.1f} s, search {r['wall_s']:.0f} s", flush=True)
     if args.search:
         print("\n3. search.run --space ratio_lr --gpus-per-worker 0.25 on MNIST")
         if dry:

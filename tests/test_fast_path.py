@@ -8,7 +8,7 @@ import torch
 
 from dcgan.checkpoint import unwrap
 from dcgan.config import ConfigError, TrainConfig
-from dcgan.distributed import bf16_supported, check_device
+from dcgan.distributed import bf16_supported, check_compile, check_device
 from dcgan.state import setup
 from dcgan.train import main as train_main
 from dcgan.train import train_step
@@ -45,6 +45,15 @@ def test_option_gives_the_plain_results(plain, options, tolerance):
         assert losses[k] == pytest.approx(v, rel=tolerance, abs=tolerance), k
     if options.get("precision") == "bf16":  # and it did run in bf16: not bit-identical
         assert not torch.equal(images, ref_images)
+
+
+def test_compile_with_channels_last_is_refused_on_a_gpu_only():
+    both = BASE.replace(compile=True, channels_last=True)
+    with pytest.raises(ConfigError, match="set one of them"):
+        check_compile(both, torch.device("cuda"))
+    check_compile(both, torch.device("cpu"))  # runs on CPU, and gives the plain results:
+    images, _ = three_steps(compile=True, channels_last=True)
+    assert (images - three_steps()[0]).abs().max().item() <= 1e-5
 
 
 def test_bf16_is_supported_on_cpu():
