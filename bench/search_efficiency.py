@@ -6,7 +6,8 @@ budget of trial-steps (generator steps summed over trials, the baseline trial's 
     random      random sampling, FIFO (every trial runs to the end)
     before      TPE + ASHA as the search was before: Optuna's 10 random start-up trials, both learning
                 rates in [1e-5, 1e-2], and a trial stopped by ASHA told to Optuna as a finished one
-    default     search.run's defaults now (the sampler, its start-up, the space's bounds, pruning)
+    default     search.run's defaults now (the sampler, the space's bounds, pruning), with the start-up
+                a search of the budget's trials gets (a quarter of them, at least 2)
 
 Data: digits at 16 px (the laptop search's model: ngf=ndf=32) and the MNIST test set from
 ../shared/data/mnist at 28 px; --seeds seeds each. Every search starts with the paper's setting
@@ -15,6 +16,7 @@ of the best-so-far. Prints, per dataset and strategy, the median trial-steps to 
 FID (and the spread over seeds), and writes a CSV of the best-so-far curves and a plotly HTML.
 
     python bench/search_efficiency.py [--seeds 3] [--out bench-results] [--datasets digits mnist]
+    python bench/search_efficiency.py --strategies default --reuse bench-results/search_efficiency.csv
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from ray.tune.stopper import Stopper
 
 from dcgan import keys
 from experiment.schema import same_params
+from search.sampling import startup_trials
 from spaces import baseline_params, get_space, register_space
 
 MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
@@ -109,6 +112,8 @@ def run_one(strategy: str, dataset: str, seed: int, storage: str) -> list[dict]:
     strategy_flags, searcher_cls = STRATEGIES[strategy]
     budget = n * steps
     trials = n if strategy == "random" else 4 * n  # ASHA's trials stop early: the budget ends the search
+    if "--startup-trials" not in strategy_flags:  # the start-up of a search of the budget's n trials, as
+        strategy_flags = [*strategy_flags, "--startup-trials", str(startup_trials(n))]  # a user would run it
     args = build_parser().parse_args([*flags, *COMMON, *strategy_flags, "--trials", str(trials), "--steps", str(steps),
                                       "--seed", str(seed), "--storage", storage, "--name", f"{dataset}-{strategy}-{seed}"])
     recorder = Recorder()
@@ -182,6 +187,19 @@ def write_outputs(out: Path, results: dict) -> None:
     fig.write_html(out / "search_efficiency.html", include_plotlyjs=True)
 
 
+def read_results(path: Path, rerun: list[str]) -> dict:
+    """The curves and bars of a former run's CSV, but those of the strategies run again."""
+    results: dict = {}
+    with open(path, newline="") as f:
+        for row in csv.DictReader(f):
+            key = (row["dataset"], row["strategy"], int(row["seed"]))
+            if row["strategy"] in rerun:
+                continue
+            r = results.setdefault(key, {"curve": [], "bar": float(row["baseline_fid"]) if row["baseline_fid"] else None})
+            r["curve"].append((int(row["trial_steps"]), float(row["best_fid"]) if row["best_fid"] else math.inf))
+    return results
+
+
 def _value_at(curve: list[tuple[int, float]], x: int) -> float:
     value = math.inf
     for spent, best in curve:
@@ -198,6 +216,8 @@ def main() -> None:
     p.add_argument("--strategies", nargs="+", default=list(DEFAULT_STRATEGIES), choices=list(STRATEGIES))
     p.add_argument("--out", default="bench-results", help="folder for the CSV and the HTML (default bench-results)")
     p.add_argument("--quick", action="store_true", help="tiny budgets: only to see that the script runs")
+    p.add_argument("--reuse", metavar="CSV", help="a former run's search_efficiency.csv: its curves of the strategies "
+                   "not run now, and its baseline FIDs, join the table and the plot (to run one strategy again)")
     args = p.parse_args()
     global QUICK
     QUICK = args.quick
@@ -208,11 +228,11 @@ def main() -> None:
     import ray
 
     ray.init(include_dashboard=True, log_to_driver=False, logging_level="WARNING")  # one Ray for every search
-    results, t0 = {}, time.time()
+    results, t0 = (read_results(Path(args.reuse), args.strategies) if args.reuse else {}), time.time()
     with tempfile.TemporaryDirectory(prefix="search-efficiency-") as storage:
         for dataset in args.datasets:
             for seed in range(args.seeds):
-                bar = None
+                bar = next((r["bar"] for (d, _, s), r in results.items() if (d, s) == (dataset, seed)), None)
                 for strategy in args.strategies:  # random first: its baseline trial always runs to the end
                     rows = run_one(strategy, dataset, seed, storage)
                     baseline, fid = baseline_of(rows, DATASETS[dataset][1])
@@ -224,7 +244,7 @@ def main() -> None:
         + f"; {time.time() - t0:.0f} s in all")
     print(f"{'dataset':<8} {'strategy':<9} {'to reach the baseline FID (median, min-max)':<46} {'best FID at the end':<22}")
     for dataset in args.datasets:
-        for strategy in args.strategies:
+        for strategy in [s for s in STRATEGIES if any(k[:2] == (dataset, s) for k in results)]:
             runs = [r for (d, s, _), r in results.items() if d == dataset and s == strategy]
             reach = sorted(steps_to_reach(r["curve"], r["bar"]) for r in runs)
             ends = sorted(r["curve"][-1][1] for r in runs if r["curve"])

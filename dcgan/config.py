@@ -11,6 +11,7 @@ import dataclasses
 import difflib
 import json
 import math
+import os
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Mapping
@@ -204,3 +205,19 @@ def _atomic_write(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(text)
     tmp.replace(path)
+
+
+LOCAL_PATH_DATASETS = ("idx", "stacked-mnist", "folder")  # the kinds whose argument is a local path
+
+
+def absolute_paths(overrides: dict) -> dict:
+    """`overrides` (TrainConfig keys) with a local dataset path and data_root made absolute, from the
+    current directory (and ~ expanded). For whoever hands a config to another process: a search's
+    trial, and a Ray Train worker, runs in a folder of its own, where a relative path finds nothing."""
+    out = dict(overrides)
+    name, sep, arg = str(out.get("dataset", "")).partition(":")
+    if name in LOCAL_PATH_DATASETS and arg:
+        out["dataset"] = f"{name}{sep}{os.path.abspath(os.path.expanduser(arg))}"
+    if out.get("data_root"):
+        out["data_root"] = os.path.abspath(os.path.expanduser(out["data_root"]))
+    return out

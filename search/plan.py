@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Optional
 
-from dcgan.config import ConfigError, TrainConfig, parse_overrides
+from dcgan.config import ConfigError, TrainConfig, absolute_paths, parse_overrides
 from experiment.layout import EXPERIMENT_JSON, Experiment, is_uri, join_uri, open_fs, storage_uri
 from search.sampling import DEFAULT_SAMPLER
 from search.trial import Resources
@@ -110,7 +110,7 @@ def _fixed_overrides(args: argparse.Namespace) -> dict[str, Any]:
     fixed |= parse_overrides(args.overrides)
     steps = TrainConfig.from_dict(fixed).steps
     fixed.setdefault("eval_every", max(1, steps // EVALUATIONS_PER_TRIAL))
-    coerced = TrainConfig.from_dict(fixed).to_dict()  # types fixed, unknown keys rejected
+    coerced = absolute_paths(TrainConfig.from_dict(fixed).to_dict())  # types fixed, unknown keys rejected
     return {k: coerced[k] for k in sorted(fixed)}
 
 

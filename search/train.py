@@ -15,7 +15,7 @@ import sys
 import time
 from typing import Optional
 
-from dcgan.config import ConfigError, TrainConfig, parse_overrides
+from dcgan.config import ConfigError, TrainConfig, absolute_paths, parse_overrides
 from experiment.layout import Experiment, is_uri, join_uri, parent_uri, storage_uri
 from search.cluster import connect_ray
 from search.plan import SearchError, check_dataset, check_gpus, check_local_machine, check_storage
@@ -42,7 +42,7 @@ def plan_run(args: argparse.Namespace) -> tuple[TrainConfig, Resources, Experime
     overrides = parse_overrides(args.overrides)
     if args.steps is not None:
         overrides["steps"] = args.steps
-    cfg = TrainConfig.from_dict({**base, **overrides})
+    cfg = TrainConfig.from_dict(absolute_paths({**base, **overrides}))  # its workers run in folders of their own
     if cfg.eval_every > cfg.steps:  # a shorter run still evaluates at its end
         cfg = cfg.replace(eval_every=cfg.steps)
     if args.workers < 1 or args.cpus_per_worker <= 0 or args.gpus_per_worker < 0:

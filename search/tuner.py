@@ -204,7 +204,7 @@ def finish(plan: Plan, t0: float) -> int:
     built = subprocess.run([sys.executable, "-m", "reports.build", exp.uri], capture_output=True, text=True)
     print((built.stdout or built.stderr).strip() or f"experiment: {exp.uri}",
           file=sys.stdout if built.returncode == 0 else sys.stderr)
-    return 0
+    return 0 if best is not None else 1  # a search that found nothing fails, for the scripts that run it
 
 
 def _now() -> str:

@@ -140,6 +140,23 @@ def test_diverging_trial_is_recorded_not_raised(ray_session, tmp_path, monkeypat
     assert states[True] == optuna.trial.TrialState.FAIL
 
 
+REPO = Path(__file__).resolve().parents[2]
+MNIST_DIR = REPO.parent / "shared" / "data" / "mnist"  # ../shared beside the repo
+
+
+def test_a_relative_dataset_path_reaches_the_trials(ray_session, tmp_path, monkeypatch):
+    """`--dataset idx:../shared/data/mnist`, typed in the repo: a trial runs in a folder of its own
+    (Tune's trial folder), so the driver hands it the path made absolute."""
+    monkeypatch.chdir(REPO)
+    relative = os.path.relpath(MNIST_DIR, REPO)
+    assert not os.path.isabs(relative)
+    exp = search(tmp_path, "relative", "--space", "smoke", "--trials", "1", "--steps", "20", "--confirm", "0",
+                 "--dataset", f"idx:{relative}")
+    (trial,) = trials_of(exp).values()
+    assert trial["status"]["status"] == "completed" and math.isfinite(trial["results"][-1]["fid"])
+    assert trial["config"].dataset == f"idx:{MNIST_DIR}"
+
+
 def test_two_ddp_workers_in_a_trial(ray_session, tmp_path):
     exp = search(tmp_path, "ddp", "--space", "smoke", "--trials", "1", "--steps", "20", "--set", "eval_every=10",
                  "--workers-per-trial", "2", "--scheduler", "fifo", "--confirm", "0")
