@@ -179,8 +179,9 @@ def write_outputs(out: Path, results: dict) -> None:
                                      line=dict(color=colours[strategy]), showlegend=col == 1), row=1, col=col)
         bars = [r["bar"] for (d, _, _), r in results.items() if d == dataset and r["bar"] is not None]
         if bars:
-            fig.add_hline(y=statistics.median(bars), line=dict(dash="dash", color="#333"), row=1, col=col,
-                          annotation_text="paper baseline (median)")
+            # a trace, not add_hline: on a log axis an hline's annotation is placed at 10**y
+            fig.add_trace(go.Scatter(x=[0, budget], y=[statistics.median(bars)] * 2, name="paper baseline's FID (median)",
+                                     line=dict(dash="dash", color="#333"), showlegend=col == 1), row=1, col=col)
         fig.update_yaxes(type="log", title_text="best FID so far", row=1, col=col)
         fig.update_xaxes(title_text="trial-steps spent", row=1, col=col)
     fig.update_layout(template="plotly_white", height=460, title="Search efficiency at an equal budget of trial-steps")
