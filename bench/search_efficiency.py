@@ -36,27 +36,22 @@ from ray.tune.search.optuna import OptunaSearch
 from ray.tune.stopper import Stopper
 
 from dcgan import keys
-from experiment.schema import same_params
+from experiment.schema import is_finite, same_params
 from search.sampling import startup_trials
-from spaces import baseline_params, get_space, register_space
+from spaces import baseline_params, get_space, ratio_and_rates, register_space
 
 MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
 DATASETS = {  # name -> (search.run flags, trial steps, trials' worth of budget)
     "digits": (["--dataset", "digits", "--image-size", "16"], 800, 8),
     "mnist": (["--dataset", f"idx:{MNIST}", "--image-size", "28"], 500, 8),
 }
-QUICK = False  # --quick: 3 trials' worth of 100 steps, to see that the script runs
 COMMON = ["--set", "ngf=32", "--set", "ndf=32", "--set", "eval_samples=1000", "--concurrency", "2", "--confirm", "0"]
 
 
 @register_space("ratio_lr_before")
 def ratio_lr_before(trial) -> dict[str, Any]:
     """ratio_lr as it was: D updates per G update in {1,2,3,5}; lr_g and lr_d in [1e-5, 1e-2]."""
-    return {
-        "d_steps_per_g": trial.suggest_categorical("d_steps_per_g", [1, 2, 3, 5]),
-        "lr_g": trial.suggest_float("lr_g", 1e-5, 1e-2, log=True),
-        "lr_d": trial.suggest_float("lr_d", 1e-5, 1e-2, log=True),
-    }
+    return ratio_and_rates(trial, lr_g=(1e-5, 1e-2), lr_d=(1e-5, 1e-2))
 
 
 class SearchAsBefore(OptunaSearch):
@@ -125,7 +120,7 @@ def baseline_of(rows: list[dict], steps: int) -> tuple[Optional[str], Optional[f
     """The paper-setting trial and its FID at the full steps (None if it did not get there)."""
     paper = baseline_params(get_space("ratio_lr"))
     trial = next((r["trial"] for r in rows if same_params(r["params"], paper)), None)
-    final = [r for r in rows if r["trial"] == trial and r["step"] >= steps and _finite(r["fid"])]
+    final = [r for r in rows if r["trial"] == trial and r["step"] >= steps and is_finite(r["fid"])]
     return trial, (final[-1]["fid"] if final else None)
 
 
@@ -133,7 +128,7 @@ def best_so_far(rows: list[dict], leave_out: Optional[str]) -> list[tuple[int, f
     """(trial-steps spent, the lowest FID so far among the other trials' good evaluations)."""
     best, curve = math.inf, []
     for r in rows:
-        if r["trial"] != leave_out and _finite(r["fid"]) and r["verdict"] not in (keys.COLLAPSED, keys.NOT_LEARNED):
+        if r["trial"] != leave_out and is_finite(r["fid"]) and r["verdict"] not in keys.FAILED_VERDICTS:
             best = min(best, r["fid"])
         curve.append((r["spent"], best))
     return curve
@@ -141,10 +136,6 @@ def best_so_far(rows: list[dict], leave_out: Optional[str]) -> list[tuple[int, f
 
 def steps_to_reach(curve: list[tuple[int, float]], bar: Optional[float]) -> float:
     return next((spent for spent, best in curve if bar is not None and best <= bar), math.inf)
-
-
-def _finite(x) -> bool:
-    return isinstance(x, (int, float)) and math.isfinite(x)
 
 
 def write_outputs(out: Path, results: dict) -> None:
@@ -220,9 +211,7 @@ def main() -> None:
     p.add_argument("--reuse", metavar="CSV", help="a former run's search_efficiency.csv: its curves of the strategies "
                    "not run now, and its baseline FIDs, join the table and the plot (to run one strategy again)")
     args = p.parse_args()
-    global QUICK
-    QUICK = args.quick
-    if QUICK:
+    if args.quick:  # 3 trials' worth of 100 steps, to see that the script runs
         for name, (flags, _, _) in DATASETS.items():
             DATASETS[name] = (flags, 100, 3)
     os.environ.setdefault("DCGAN_NO_DOWNLOAD", "1")

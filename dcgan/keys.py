@@ -50,3 +50,4 @@ ROW_KEYS = (STEP, STATUS, *LOSS_KEYS, *KEYS, *STACKED_KEYS, REASON)
 # ok | partial (some modes missing) | collapsed (few modes) | not_learned (nothing like the data)
 OK, PARTIAL, COLLAPSED, NOT_LEARNED = "ok", "partial", "collapsed", "not_learned"
 VERDICTS = (OK, PARTIAL, COLLAPSED, NOT_LEARNED)
+FAILED_VERDICTS = (COLLAPSED, NOT_LEARNED)  # the generator failed: never counted as a good result

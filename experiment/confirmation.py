@@ -20,8 +20,6 @@ from experiment.layout import Experiment, parse_confirm_name
 from experiment.ranking import Ranking
 from experiment.schema import COMPLETED
 
-FAILED_VERDICTS = (keys.COLLAPSED, keys.NOT_LEARNED)
-
 
 @dataclass(frozen=True)
 class ConfirmationRun:
@@ -34,7 +32,7 @@ class ConfirmationRun:
     @property
     def counts(self) -> bool:
         return (self.status == COMPLETED and self.fid is not None and math.isfinite(self.fid)
-                and self.verdict not in FAILED_VERDICTS)
+                and self.verdict not in keys.FAILED_VERDICTS)
 
 
 @dataclass(frozen=True)

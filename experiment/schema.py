@@ -67,6 +67,11 @@ def is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
+def is_finite(value: Any) -> bool:
+    """A number, and not NaN or infinite (a diverged run's FID is None or NaN)."""
+    return is_number(value) and math.isfinite(value)
+
+
 def same_params(values: dict, wanted: dict) -> bool:
     """Every key of `wanted` is in `values` with the same value (floats to JSON round-trip precision)."""
     for k, v in wanted.items():

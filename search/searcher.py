@@ -16,13 +16,13 @@ just before a driver was killed, for a trial that never started, stays in the st
 
 from __future__ import annotations
 
-import math
 from typing import Optional
 
 from optuna.trial import TrialState
 from ray.tune.search.optuna import OptunaSearch
 
 from dcgan import keys
+from experiment.schema import is_finite
 from search.trial import REPLAYED
 
 
@@ -49,7 +49,7 @@ class ExperimentSearch(OptunaSearch):
         """`result`'s FID as the trial's intermediate value at its step (Tune gives the searcher the
         result that ends a trial only in on_trial_complete)."""
         value, step = (result or {}).get(self.metric), (result or {}).get(keys.STEP)
-        if _finite(value) and step is not None and int(step) not in self._frozen(trial_id).intermediate_values:
+        if is_finite(value) and step is not None and int(step) not in self._frozen(trial_id).intermediate_values:
             self._ot_trials[trial_id].report(float(value), int(step))
 
     def on_trial_complete(self, trial_id: str, result: Optional[dict] = None, error: bool = False) -> None:
@@ -59,7 +59,7 @@ class ExperimentSearch(OptunaSearch):
             if not (result or {}).get(REPLAYED):
                 self._report(trial_id, result)
             value = (result or {}).get(self.metric)
-            if error or not _finite(value):
+            if error or not is_finite(value):
                 state, value = TrialState.FAIL, None
             elif int((result or {}).get(keys.STEP, 0)) < self.steps:
                 state, value = TrialState.PRUNED, None
@@ -75,7 +75,3 @@ class ExperimentSearch(OptunaSearch):
     def _frozen(self, trial_id: str):
         """The trial as the study's storage holds it now."""
         return self._ot_study._storage.get_trial(self._ot_trials[trial_id]._trial_id)
-
-
-def _finite(value) -> bool:
-    return isinstance(value, (int, float)) and math.isfinite(value)
