@@ -12,8 +12,8 @@ budget of trial-steps (generator steps summed over trials, the baseline trial's 
 
 Data: digits at 16 px (the laptop search's model: ngf=ndf=32) and the MNIST test set from
 ../shared/data/mnist at 28 px; --seeds seeds each. `mnist32` (not run by default) is issue #9's
-MNIST setting, 32 px and 1,500 steps, where the paper default learns within a trial: about 8 minutes
-a seed for three strategies on a GPU, hours here. Every search starts with the paper's setting
+MNIST setting, 32 px and 1,500 steps, where the paper default learns within a trial: about 4 minutes
+a seed for three strategies on an H100 with 4 trials at a time (not run on this CPU). Every search starts with the paper's setting
 (the baseline); its FID at the full steps is the bar, and the baseline's own results are left out
 of the best-so-far. Prints, per dataset and strategy, the median (min-max over seeds) trial-steps to
 reach the baseline's FID and to reach random search's median final FID, and the best FID at the end;
@@ -194,18 +194,18 @@ def print_table(results: dict) -> None:
     FID; those to reach random search's median best FID at the end of its budget (a bar random search
     meets only at the end, where the baseline's is often met by its first trials); the best FID at the end."""
     fmt = lambda x: f"{x:,.0f}" if math.isfinite(x) else "never"  # noqa: E731
+    fid = lambda x: f"{x:.2f}" if math.isfinite(x) else "none"  # noqa: E731
+    spread = lambda v: f"{fmt(statistics.median(v))} ({fmt(v[0])}-{fmt(v[-1])})"  # noqa: E731
     print(f"{'dataset':<8} {'strategy':<9} {'to the baseline FID':>22} {'to random final FID':>26} {'best FID at the end':>24}")
     for dataset in sorted({k[0] for k in results}):
         random_ends = [r["curve"][-1][1] for (d, s, _), r in results.items() if (d, s) == (dataset, "random") and r["curve"]]
-        random_bar = statistics.median(random_ends) if random_ends else None
-        random_bar = random_bar if random_bar is not None and math.isfinite(random_bar) else None
+        random_bar = statistics.median(random_ends) if random_ends else math.inf
+        random_bar = random_bar if math.isfinite(random_bar) else None  # no bar: "never"
         for strategy in [s for s in STRATEGIES if any(k[:2] == (dataset, s) for k in results)]:
             runs = [r for (d, s, _), r in results.items() if d == dataset and s == strategy]
             reach = sorted(steps_to_reach(r["curve"], r["bar"]) for r in runs)
             reach_random = sorted(steps_to_reach(r["curve"], random_bar) for r in runs)
             ends = sorted(r["curve"][-1][1] for r in runs if r["curve"])
-            spread = lambda v: f"{fmt(statistics.median(v))} ({fmt(v[0])}-{fmt(v[-1])})"  # noqa: E731
-            fid = lambda x: f"{x:.2f}" if math.isfinite(x) else "none"  # noqa: E731
             print(f"{dataset:<8} {strategy:<9} {spread(reach):>22} {spread(reach_random):>26} "
                   f"{fid(statistics.median(ends)):>10} ({fid(ends[0])}-{fid(ends[-1])})")
 

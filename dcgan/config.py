@@ -207,7 +207,7 @@ def _atomic_write(path: Path, text: str) -> None:
     tmp.replace(path)
 
 
-LOCAL_PATH_DATASETS = ("idx", "stacked-mnist", "folder")  # the kinds whose argument is a local path
+LOCAL_PATH_DATASETS = ("idx", "stacked-mnist", "folder")  # the kinds that take an argument: a local path
 
 
 def absolute_paths(overrides: dict) -> dict:

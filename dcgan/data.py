@@ -23,7 +23,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from dcgan.config import ConfigError, TrainConfig
+from dcgan.config import LOCAL_PATH_DATASETS, ConfigError, TrainConfig
 
 KNOWN = ("digits", "mnist", "fashion-mnist", "cifar10", "stacked-mnist", "stacked-mnist:IDX_DIR",
          "folder:PATH", "idx:PATH")
@@ -98,7 +98,7 @@ def load_dataset(dataset: str, size: int, holdout_fraction: float = 0.1, data_ro
         "idx": lambda: read_idx_dir(arg),
         "stacked-mnist": lambda: stack_mnist(*(read_idx_dir(arg) if arg else _torchvision("MNIST", data_root))),
     }
-    if name not in loaders or (name == "idx" and not arg) or (name in ("digits", "mnist", "fashion-mnist", "cifar10") and arg):
+    if name not in loaders or (name == "idx" and not arg) or (name not in LOCAL_PATH_DATASETS and arg):
         raise DataError(f"unknown dataset '{dataset}'; known: {', '.join(KNOWN)}")
     images, labels = loaders[name]()
     images = resize(images, size)
