@@ -1,6 +1,5 @@
 import json
 import os
-import socket
 
 import pytest
 import torch
@@ -87,29 +86,26 @@ def test_lr_10_diverges_with_a_record(tmp_path):
     assert seen[-1]["status"] == "diverged"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_two_process_ddp_keeps_g_identical(tmp_path):
-    port = _free_port()
-    mp.start_processes(_ddp_worker_final, args=(port, str(tmp_path)), nprocs=2, start_method="spawn")
-    r0, r1 = (torch.load(tmp_path / f"rank{r}.pt", weights_only=False) for r in (0, 1))
+    out = tmp_path / "run"
+    mp.start_processes(_ddp_worker_final, args=(str(tmp_path / "init"), str(out)), nprocs=2, start_method="spawn")
+    r0, r1 = (torch.load(out / f"rank{r}.pt", weights_only=False) for r in (0, 1))
     assert torch.equal(r0["g"], r1["g"])
     assert len(r0["seen"]) == len(r1["seen"]) == 2  # report is called on every rank, the same number of times
     assert r0["seen"][-1][1] is not None and r1["seen"][-1][1] is None  # only rank 0 has a checkpoint
     assert r0["seen"][-1][0]["d_loss"] == pytest.approx(r1["seen"][-1][0]["d_loss"])  # losses reduced across ranks
-    assert (tmp_path / "metrics.jsonl").exists()
+    assert (out / "metrics.jsonl").exists()
 
 
-def _ddp_worker_final(rank: int, port: int, out: str) -> None:
-    """Train 20 steps on 2 ranks; each saves its final G weights (from its own model, not a file)."""
+def _ddp_worker_final(rank: int, init_file: str, out: str) -> None:
+    """Train 20 steps on 2 ranks; each saves its final G weights (from its own model, not a file).
+
+    A file store, not TCP on a probed port: no port race, and no store served by rank 0 that goes
+    away while rank 1 still tears down (CI once saw rank 1 abort there). A barrier before the
+    teardown, so that neither rank closes its connections while the other has an operation open."""
     import dcgan.train as t
 
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    dist.init_process_group("gloo", rank=rank, world_size=2)
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=2)
     torch.set_num_threads(1)
     captured = {}
     real_setup = t.setup
@@ -124,6 +120,7 @@ def _ddp_worker_final(rank: int, port: int, out: str) -> None:
             report=lambda m, c: seen.append((m, c)), log=_quiet)
     g = torch.cat([p.detach().flatten() for p in captured["gan"].g.parameters()])
     torch.save({"g": g, "seen": seen}, os.path.join(out, f"rank{rank}.pt"))
+    dist.barrier()
     dist.destroy_process_group()
 
 
