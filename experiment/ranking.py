@@ -19,11 +19,11 @@ from __future__ import annotations
 import math
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Optional
 
 from dcgan import keys
 from experiment.layout import Experiment, Trial
-from experiment.schema import json_safe, same_params
+from experiment.schema import json_safe, same_params, warm_runs
 
 # Groups in leaderboard order; `unranked` trials are listed apart from the leaderboard.
 RANKED, COLLAPSED, NOT_LEARNED, DIVERGED, UNRANKED = "ranked", "collapsed", "not learned", "diverged", "unranked"
@@ -118,7 +118,10 @@ def rank_trials(experiment: Experiment) -> Ranking:
     """Place every trial (see the module docstring for the rules)."""
     protocol, protocol_source = experiment_protocol(experiment)
     baseline_id = _baseline_trial_id(experiment)
-    rows = [_summarise(t, protocol, t.trial_id == baseline_id, experiment) for t in experiment.trials]
+    warm = warm_runs(experiment.meta.get("warm_start"))
+    rows = [_summarise(t, protocol, t.trial_id == baseline_id, experiment,
+                       warm_from=next((w["from"] for w in warm if same_params(t.params, w["params"])), None))
+            for t in experiment.trials]
 
     def order(r: RankedTrial) -> tuple:
         fid = r.fid if r.fid is not None else math.inf
@@ -135,11 +138,14 @@ def rank_trials(experiment: Experiment) -> Ranking:
 
 
 def _summarise(trial: Trial, protocol: FidProtocol, is_baseline: bool,
-               experiment: Experiment) -> RankedTrial:
+               experiment: Experiment, warm_from: Optional[str] = None) -> RankedTrial:
     evals = trial.evaluations
     comparable = [e for e in evals if _protocol_of(e) == protocol]
     last = evals[-1] if evals else None
     group, fid, marks, notes = _place(trial, last, protocol)
+    if warm_from is not None:
+        marks.insert(0, "warm start")
+        notes.append(f"warm start: the config of {warm_from}, tried right after the baseline")
     if is_baseline:
         marks.insert(0, "baseline")
     scored = [e for e in comparable if e.get("fid") is not None]

@@ -26,9 +26,15 @@ EXPERIMENT_FIELDS = (
     "trials_requested", "steps",
     "seed", "concurrency", "workers_per_trial", "cpus_per_worker", "gpus_per_worker",
     "extractor", "eval_samples", "reference",  # the FID protocol: null until the first FID
-    "baseline_trial_id", "baseline_params", "fixed",
+    "baseline_trial_id", "baseline_params", "warm_start", "fixed",
     "started_at", "finished_at", "wall_time_s", "versions",
 )
+
+
+def warm_runs(warm_start: Any) -> list[dict[str, Any]]:
+    """The configs of experiment.json's `warm_start` that run: not those marked `same_as` the baseline
+    or an earlier one."""
+    return [w for w in warm_start or () if "same_as" not in w]
 
 
 def json_safe(value: Any) -> Any:

@@ -134,14 +134,17 @@ def format_table(ranking: Ranking, top: int = 5) -> str:
     lines = [f"{'rank':>4}  {'trial':<16} {'status':<9} {'step':>6} {'fid':>9} {'collapse':<9} params"]
     for t in ranking.leaderboard[:top]:
         fid = f"{t.fid:>9.3f}" if t.fid is not None else f"{'-':>9}"
-        params = ", ".join(f"{k}={_short(v)}" for k, v in sorted(t.params.items()))
         lines.append(f"{t.position:>4}  {t.trial_id:<16} {t.status:<9} {t.steps_reached:>6} {fid} "
-                     f"{str(t.collapse or '-'):<9} {params}")
+                     f"{str(t.collapse or '-'):<9} {format_params(t.params)}")
     counts: dict[str, int] = {}
     for t in ranking.trials:
         counts[t.status] = counts.get(t.status, 0) + 1
     lines.append("trials: " + ", ".join(f"{n} {k}" for k, n in sorted(counts.items())))
     return "\n".join(lines)
+
+
+def format_params(params: dict) -> str:
+    return ", ".join(f"{k}={_short(v)}" for k, v in sorted(params.items()))
 
 
 def _short(v) -> str:

@@ -13,10 +13,11 @@ from dataclasses import dataclass
 from typing import Any, Optional
 
 from dcgan.config import ConfigError, TrainConfig, absolute_paths, parse_overrides
-from experiment.layout import EXPERIMENT_JSON, Experiment, is_uri, join_uri, open_fs, storage_uri
+from experiment.layout import EXPERIMENT_JSON, Experiment, is_uri, join_uri, open_fs, parent_uri, storage_uri
+from experiment.schema import same_params, warm_runs
 from search.sampling import DEFAULT_SAMPLER
 from search.trial import Resources
-from spaces import baseline_params, get_space, trial_config, SPACES
+from spaces import baseline_params, fixed_params, get_space, trial_config, SPACES
 
 # Laptop defaults: digits at 16 px, small nets, a budget of about 10 minutes on 2 cores.
 DEFAULT_TRIALS = 12
@@ -56,6 +57,8 @@ class Plan:
     confirm: int = DEFAULT_CONFIRM  # top trials trained again at the end (and the baseline); 0: none
     confirm_seeds: int = DEFAULT_CONFIRM_SEEDS
     confirm_steps: Optional[int] = None  # None: the search's steps
+    # configs tried right after the baseline: [{"from": file, "params": {...}}] (experiment.json's warm_start)
+    warm_start: tuple[dict[str, Any], ...] = ()
 
 
 def plan_search(args: argparse.Namespace) -> Plan:
@@ -73,6 +76,8 @@ def plan_search(args: argparse.Namespace) -> Plan:
     check_gpus(args.gpus_per_worker, args.workers_per_trial)
     if args.resume and not args.name:
         raise SearchError("--resume needs --name NAME, the experiment to continue")
+    if args.resume and args.warm_start:
+        raise SearchError("--warm-start starts a new search; a resumed one keeps its own (drop --warm-start)")
     for flag, value, low in (("--confirm", args.confirm, 0), ("--confirm-seeds", args.confirm_seeds, 1),
                              ("--startup-trials", args.startup_trials, 1), ("--confirm-steps", args.confirm_steps, 1)):
         if value is not None and value < low:
@@ -88,6 +93,10 @@ def plan_search(args: argparse.Namespace) -> Plan:
     searched = sorted(set(baseline) & set(parse_overrides(args.overrides)))
     if searched:
         raise SearchError(f"--set {searched[0]} fixes a parameter that space '{args.space}' searches; drop it")
+    warm = warm_start(args.space, space, args.warm_start or [], baseline)
+    if args.trials < 1 + len(warm_runs(warm)):
+        raise SearchError(f"--trials {args.trials} leaves no trial for the --warm-start configs after the baseline; "
+                          f"pass --trials {1 + len(warm_runs(warm))} or more")
     cfg = trial_config(fixed, baseline)
     check_dataset(cfg)
     address = args.address or os.environ.get("RAY_ADDRESS")
@@ -100,7 +109,43 @@ def plan_search(args: argparse.Namespace) -> Plan:
                 args.scheduler, args.concurrency,
                 Resources(args.workers_per_trial, args.cpus_per_worker, args.gpus_per_worker),
                 address, resume=False, verbose=args.verbose, sampler=args.sampler, startup_trials=args.startup_trials,
-                confirm=args.confirm, confirm_seeds=args.confirm_seeds, confirm_steps=args.confirm_steps)
+                confirm=args.confirm, confirm_seeds=args.confirm_seeds, confirm_steps=args.confirm_steps,
+                warm_start=warm)
+
+
+def warm_start(space_name: str, space, sources: list[str], baseline: dict[str, Any]) -> tuple[dict[str, Any], ...]:
+    """The configs of `sources` (best_config.json files, or any TrainConfig JSON: paths or URIs) as
+    trials of `space`: each one's values of the parameters the space samples. One with the
+    baseline's params, or an earlier one's, says so under "same_as" and is not run again."""
+    out: list[dict[str, Any]] = []
+    for source in sources:
+        try:
+            values = read_config(source, "--warm-start").to_dict()
+        except SearchError:  # a URI that cannot be read: the message names the flag already
+            raise
+        except ConfigError as e:  # not found, not JSON, not a TrainConfig
+            raise SearchError(f"--warm-start {source}: {e}") from None
+        try:
+            params = fixed_params(space, values)
+        except ConfigError as e:
+            raise SearchError(f"--warm-start {source}: {e} of space '{space_name}'; pass a config inside "
+                              f"the space, or a space that holds it") from None
+        same = ("the baseline" if same_params(params, baseline) else
+                next((w["from"] for w in out if same_params(params, w["params"])), None))
+        out.append({"from": source, "params": params, **({"same_as": same} if same else {})})
+    return tuple(out)
+
+
+def read_config(where: str, flag: str = "--config") -> TrainConfig:
+    """A TrainConfig JSON file (best_config.json, a trial's config.json): a local path or a URI."""
+    if not is_uri(where):
+        return TrainConfig.from_json(where)
+    folder, name = parent_uri(where)
+    try:
+        text = Experiment(folder).read_text(name)
+    except (OSError, ValueError) as e:
+        raise SearchError(f"cannot read {flag} {where} ({' '.join(str(e).split())[:200]}); check the URI") from None
+    return TrainConfig.from_json(text)
 
 
 def _fixed_overrides(args: argparse.Namespace) -> dict[str, Any]:
@@ -134,7 +179,8 @@ def _plan_resume(args: argparse.Namespace, experiment: Experiment, name: str) ->
                 Resources(info["workers_per_trial"], info["cpus_per_worker"], info["gpus_per_worker"]),
                 args.address or os.environ.get("RAY_ADDRESS"), resume=True, verbose=args.verbose,
                 sampler=info.get("sampler", DEFAULT_SAMPLER), startup_trials=info.get("startup_trials"),
-                confirm=confirm["top"], confirm_seeds=confirm["seeds"], confirm_steps=confirm["steps"])
+                confirm=confirm["top"], confirm_seeds=confirm["seeds"], confirm_steps=confirm["steps"],
+                warm_start=tuple(info.get("warm_start") or ()))
 
 
 def check_gpus(gpus_per_worker: float, workers: int) -> None:

@@ -47,6 +47,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"Optuna sampler (default {DEFAULT_SAMPLER}; random for a baseline)")
     p.add_argument("--startup-trials", type=int, help="random trials before the sampler proposes (default: a quarter "
                                                       "of --trials, at least 2)")
+    p.add_argument("--warm-start", action="append", metavar="FILE",
+                   help="try this config right after the baseline: an earlier search's best_config.json (or any "
+                        "config JSON; a path or a URI), its values of the parameters the space searches; "
+                        "repeatable")
     p.add_argument("--confirm", type=int, default=DEFAULT_CONFIRM, metavar="K",
                    help=f"train the top K trials and the baseline again with other seeds, and name the winner by "
                         f"their mean FID (default {DEFAULT_CONFIRM}; 0: no confirmation)")

@@ -18,7 +18,7 @@ from typing import Optional
 from dcgan.config import ConfigError, TrainConfig, absolute_paths, parse_overrides
 from experiment.layout import Experiment, is_uri, join_uri, parent_uri, storage_uri
 from search.cluster import connect_ray
-from search.plan import SearchError, check_dataset, check_gpus, check_local_machine, check_storage
+from search.plan import SearchError, check_dataset, check_gpus, check_local_machine, check_storage, read_config
 from search.trial import MAX_WORKER_FAILURES, Resources, train_worker
 
 
@@ -57,18 +57,6 @@ def plan_run(args: argparse.Namespace) -> tuple[TrainConfig, Resources, Experime
     if run.exists("config.json"):
         raise SearchError(f"run '{run.uri}' exists; pass another --name")
     return cfg, Resources(args.workers, args.cpus_per_worker, args.gpus_per_worker), run
-
-
-def read_config(where: str) -> TrainConfig:
-    """A TrainConfig JSON file (best_config.json, a trial's config.json): a local path or a URI."""
-    if not is_uri(where):
-        return TrainConfig.from_json(where)
-    folder, name = parent_uri(where)
-    try:
-        text = Experiment(folder).read_text(name)
-    except (OSError, ValueError) as e:
-        raise SearchError(f"cannot read --config {where} ({' '.join(str(e).split())[:200]}); check the URI") from None
-    return TrainConfig.from_json(text)
 
 
 def train_with_ray(cfg: TrainConfig, resources: Resources, run: Experiment) -> dict:

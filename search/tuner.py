@@ -23,7 +23,7 @@ from experiment.layout import BEST_CONFIG_JSON, OPTUNA_DB, Experiment, is_uri, p
 from experiment.confirmation import confirmation
 from experiment.ranking import rank_trials
 from experiment.winner import best_config_json, winner
-from experiment.schema import FAILED, PENDING, RUNNING
+from experiment.schema import FAILED, PENDING, RUNNING, warm_runs
 from search.cluster import connect_ray, default_concurrency
 from search.plan import Plan
 from search.sampling import make_sampler, startup_trials
@@ -50,7 +50,8 @@ def experiment_info(plan: Plan, concurrency: int, started_at: str) -> dict[str, 
         "workers_per_trial": plan.resources.workers, "cpus_per_worker": plan.resources.cpus_per_worker,
         "gpus_per_worker": plan.resources.gpus_per_worker,
         "extractor": None, "eval_samples": cfg.eval_samples, "reference": None,  # filled from the first FID
-        "baseline_trial_id": None, "baseline_params": plan.baseline, "fixed": plan.fixed,
+        "baseline_trial_id": None, "baseline_params": plan.baseline, "warm_start": list(plan.warm_start),
+        "fixed": plan.fixed,
         "started_at": started_at, "finished_at": None, "wall_time_s": None,
         "versions": {"ray": ray.__version__, "torch": torch.__version__, "optuna": optuna.__version__,
                      "python": platform.python_version(), "dcgan_search": _package_version()},
@@ -133,8 +134,9 @@ def build_tuner(plan: Plan, concurrency: int, extra: Optional["Extra"] = None):
     writer = ExperimentWriter(plan.experiment, plan.fixed, plan.steps, plan.baseline, optuna_db=local_db)
     extra = extra or Extra()
     searcher_cls = extra.searcher_cls or ExperimentSearch
+    first = [plan.baseline, *(w["params"] for w in warm_runs(plan.warm_start))]  # then the sampler's
     searcher = searcher_cls(space=get_space(plan.space), metric=METRIC, mode="min", steps=plan.steps,
-                            points_to_evaluate=[plan.baseline], study_name=plan.name, storage=storage,
+                            points_to_evaluate=first, study_name=plan.name, storage=storage,
                             sampler=make_sampler(plan.sampler, plan.trials, plan.seed, plan.startup_trials))
     eval_every = plan.fixed["eval_every"]
     scheduler = (ASHAScheduler(time_attr="step", metric=METRIC, mode="min", max_t=plan.steps,
@@ -260,6 +262,11 @@ def run_search(plan: Plan, extra: Optional[Extra] = None) -> int:
         cfg = trial_config(plan.fixed, plan.baseline)
         print(f"search {plan.name}: {plan.trials} trials of {plan.steps} steps on {cfg.dataset} {cfg.image_size}px, "
               f"{concurrency} at a time -> {plan.experiment.uri}" + (" (resumed)" if plan.resume else ""))
+        from search.console import format_params
+
+        for w in plan.warm_start if not plan.resume else ():
+            print(f"warm start: {w['from']} ({format_params(w['params'])})" + (
+                f" is the same as {w['same_as']}: not run twice" if "same_as" in w else ", right after the baseline"))
         tuner = build_tuner(plan, concurrency, extra)
         with _environ(**quiet_environment(plan)):
             tuner.fit()

@@ -12,7 +12,7 @@ A space is a function of an `optuna.Trial` that only calls `suggest_*` and retur
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
 from dcgan.config import ConfigError, TrainConfig
 
@@ -112,18 +112,25 @@ def smoke(trial) -> dict[str, Any]:
     }
 
 
-# --- the baseline ------------------------------------------------------------------------------
+# --- the baseline and other fixed trials ---------------------------------------------------------
 
 
-class _PaperDefaultTrial:
-    """Answers every suggest_* with the paper's value, so a space run on it yields exactly the
-    parameters the baseline trial must fix (conditional ones included)."""
+class _FixedTrial:
+    """Answers every suggest_* with a given value, else the paper's, so a space run on it yields exactly
+    the parameters a trial with those values must fix (conditional ones included). A given value
+    outside the space's range is refused; the paper's are taken as they are (a test space may leave
+    the baseline outside on purpose)."""
 
-    def __init__(self) -> None:
+    def __init__(self, given: Optional[dict[str, Any]] = None) -> None:
+        self.given = given or {}
         self.params: dict[str, Any] = {}
 
-    def _pick(self, name: str) -> Any:
-        if name in PAPER_DEFAULTS:
+    def _pick(self, name: str, inside: Callable[[Any], bool], allowed: str) -> Any:
+        if name in self.given:
+            value = self.given[name]
+            if not inside(value):
+                raise ConfigError(f"{name}={value} is outside the {allowed}")
+        elif name in PAPER_DEFAULTS:
             value = PAPER_DEFAULTS[name]
         elif name in TrainConfig.__dataclass_fields__:
             value = getattr(TrainConfig(), name)
@@ -133,13 +140,13 @@ class _PaperDefaultTrial:
         return value
 
     def suggest_float(self, name: str, low: float, high: float, **_: Any) -> float:
-        return self._pick(name)
+        return self._pick(name, lambda v: low <= v <= high, f"range [{low:g}, {high:g}]")
 
     def suggest_int(self, name: str, low: int, high: int, **_: Any) -> int:
-        return self._pick(name)
+        return self._pick(name, lambda v: low <= v <= high, f"range [{low}, {high}]")
 
     def suggest_categorical(self, name: str, choices: Any) -> Any:
-        return self._pick(name)
+        return self._pick(name, lambda v: v in choices, f"choices {list(choices)}")
 
 
 def trial_config(fixed: dict[str, Any], params: dict[str, Any]) -> TrainConfig:
@@ -151,7 +158,13 @@ def trial_config(fixed: dict[str, Any], params: dict[str, Any]) -> TrainConfig:
 def baseline_params(space: Space) -> dict[str, Any]:
     """The DCGAN paper's values (lr 2e-4, betas (0.5, 0.999), 1:1, BCE, z=100) for the
     parameters `space` samples, and only those."""
-    trial = _PaperDefaultTrial()
+    return fixed_params(space, {})
+
+
+def fixed_params(space: Space, values: dict[str, Any]) -> dict[str, Any]:
+    """The parameters `space` samples, each set to its value in `values` (a TrainConfig's fields, say
+    an earlier search's winner), else to the paper's. ConfigError if a value is outside the space."""
+    trial = _FixedTrial(values)
     overrides = space(trial)
     unknown = [k for k in overrides if k not in TrainConfig.__dataclass_fields__]
     if unknown:

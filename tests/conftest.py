@@ -101,7 +101,7 @@ def write_experiment(root: Path, trials: list[TrialSpec] | None = None, *, name:
         "trials_requested": len(trials), "steps": steps, "seed": 0, "concurrency": 2,
         "workers_per_trial": 2, "cpus_per_worker": 1, "gpus_per_worker": 0.5,
         "extractor": EXTRACTOR, "eval_samples": EVAL_SAMPLES, "reference": REFERENCE,
-        "baseline_trial_id": baseline, "baseline_params": BASELINE_PARAMS,
+        "baseline_trial_id": baseline, "baseline_params": BASELINE_PARAMS, "warm_start": [],
         "fixed": {"dataset": "digits", "steps": steps},
         "started_at": "2026-11-22T10:15:00+00:00",
         "finished_at": "2026-11-22T10:45:00+00:00" if finished else None,

@@ -26,6 +26,8 @@ def run_main(main, argv, capsys):
     (["--space", "smoke", "--set", "lr_g=0.1"], "error: --set lr_g fixes a parameter that space 'smoke' searches"),
     (["--space", "smoke", "--set", "lr=0.1"], "error: unknown config key 'lr'"),
     (["--space", "smoke", "--resume"], "error: --resume needs --name"),
+    (["--space", "smoke", "--resume", "--name", "x", "--warm-start", "best_config.json"],
+     "error: --warm-start starts a new search; a resumed one keeps its own (drop --warm-start)"),
 ])
 def test_bad_input_exits_2_with_one_line(tmp_path, capsys, argv, message):
     rc, err = run_main(search_run.main, argv + ["--storage", str(tmp_path / "exps")], capsys)
@@ -97,6 +99,24 @@ def test_search_train_bad_config(tmp_path, capsys):
                        capsys)
     assert rc == 2 and err[0].startswith("error: config file not found")
     assert not (tmp_path / "r").exists()
+
+
+def test_bad_warm_start_exits_2_with_one_line(tmp_path, capsys):
+    outside = tmp_path / "outside.json"
+    outside.write_text(json.dumps({"config": {"lr_g": 0.05, "lr_d": 1e-4}}))  # as in a best_config.json
+    inside = tmp_path / "inside.json"
+    inside.write_text(json.dumps({"lr_g": 1e-3, "lr_d": 1e-4}))
+    for argv, message in [
+        (["--warm-start", str(tmp_path / "missing.json")], f"error: --warm-start {tmp_path}/missing.json: config file "
+                                                           "not found"),
+        (["--warm-start", str(outside)], f"error: --warm-start {outside}: lr_g=0.05 is outside the range [0.0001, "
+                                         "0.01] of space 'smoke'; pass a config inside the space"),
+        (["--warm-start", str(inside), "--trials", "1"], "error: --trials 1 leaves no trial for the --warm-start "
+                                                         "configs after the baseline; pass --trials 2 or more"),
+    ]:
+        rc, err = run_main(search_run.main, ["--space", "smoke", *argv, "--storage", str(tmp_path / "exps")], capsys)
+        assert rc == 2 and len(err) == 1 and err[0].startswith(message), err
+    assert not (tmp_path / "exps").exists()
 
 
 @pytest.mark.parametrize("argv, message", [

@@ -290,3 +290,29 @@ def test_stacked_mnist_modes_reach_results_and_report(ray_session, tmp_path):
     assert 1 <= row["modes"] <= 1000 and row["modes_kl"] >= 0, row
     report = (exp / "report.html").read_text()
     assert "<th>modes</th>" in report and "<th>modes KL</th>" in report
+
+
+def test_warm_start_runs_right_after_the_baseline(ray_session, tmp_path):
+    """--warm-start: an earlier winner's values of the space's parameters are the second trial, as
+    the study and the experiment record it; the rest are sampled."""
+    import optuna
+
+    earlier = tmp_path / "best_config.json"
+    earlier.write_text(json.dumps({"config": TrainConfig(lr_g=1e-3, lr_d=5e-4, beta1=0.3).to_dict(), "fid": 9.0}))
+    exp = search(tmp_path, "warm", "--space", "smoke", "--trials", "3", "--steps", "20", "--set", "eval_every=20",
+                 "--scheduler", "fifo", "--confirm", "0", "--warm-start", str(earlier))
+    warm = {"lr_d": 5e-4, "lr_g": 1e-3}  # smoke searches only the rates: beta1 is not taken
+    info = json.loads((exp / "experiment.json").read_text())
+    assert info["warm_start"] == [{"from": str(earlier), "params": warm}]
+    study = optuna.load_study(study_name="warm", storage=f"sqlite:///{exp / 'optuna.db'}")
+    params = [t.params for t in sorted(study.trials, key=lambda t: t.number)]
+    assert params[:2] == [{"lr_d": 2e-4, "lr_g": 2e-4}, warm] and params[2] not in params[:2]
+    trials = trials_of(exp)
+    (tid,) = [tid for tid, t in trials.items() if t["params"] == warm]
+    assert trials[tid]["status"]["status"] == "completed" and trials[tid]["config"].beta1 == 0.5
+    from experiment import Experiment
+    from experiment.ranking import rank_trials
+
+    marks = {t.trial_id: t.marks for t in rank_trials(Experiment.open(str(exp))).trials}
+    assert marks[tid][0] == "warm start" and not any("warm start" in m for t, m in marks.items() if t != tid)
+    assert ">warm start<" in (exp / "report.html").read_text()  # the leaderboard's mark

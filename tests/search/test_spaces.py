@@ -47,3 +47,20 @@ def test_unknown_space_lists_the_known_ones():
 
 def test_every_space_describes_itself():
     assert all(describe(name) for name in SPACES)
+
+
+def test_fixed_params_take_the_space_s_parameters_from_a_config():
+    """A warm start: an earlier config's values of exactly the parameters the space samples, the
+    conditional ones included; a value outside the space is refused."""
+    from dcgan.config import ConfigError
+    from spaces import fixed_params
+
+    winner = TrainConfig(lr_g=7.5e-4, lr_d=2.2e-5, d_steps_per_g=3, beta1=0.3, loss="wgan-gp", gp_weight=5.0).to_dict()
+    assert fixed_params(get_space("ratio_lr"), winner) == {"d_steps_per_g": 3, "lr_d": 2.2e-5, "lr_g": 7.5e-4}
+    assert fixed_params(get_space("loss"), winner) == {"gp_weight": 5.0, "loss": "wgan-gp"}
+    assert fixed_params(get_space("loss"), {**winner, "loss": "hinge"}) == {"loss": "hinge"}
+    assert fixed_params(get_space("betas"), {"beta1": 0.3}) == {"beta1": 0.3, "beta2": 0.999}  # else the paper's
+    with pytest.raises(ConfigError, match=r"^lr_g=0.05 is outside the range \[0.0001, 0.01\]$"):
+        fixed_params(get_space("ratio_lr"), {**winner, "lr_g": 0.05})
+    with pytest.raises(ConfigError, match=r"^d_steps_per_g=4 is outside the choices \[1, 2, 3, 5\]$"):
+        fixed_params(get_space("ratio_lr"), {**winner, "d_steps_per_g": 4})
