@@ -9,6 +9,9 @@ budget of trial-steps (generator steps summed over trials, the baseline trial's 
     default     search.run's defaults now (the sampler, the space's bounds, pruning), with the start-up
                 a search of the budget's trials gets (a quarter of them, at least 2)
     gp          the default with Optuna's GPSampler (not run by default: measured, not better; README)
+    warm        the default with --warm-start: an earlier search's winner tried right after the baseline
+                (not run by default; --warm-start DATASET=FILE names the file for each dataset, best
+                a search's on other data, else the prior was measured on the data it is scored on)
 
 Data: digits at 16 px (the laptop search's model: ngf=ndf=32) and the MNIST test set from
 ../shared/data/mnist at 28 px; --seeds seeds each. `mnist32` (not run by default) is issue #9's
@@ -43,6 +46,7 @@ from ray.tune.stopper import Stopper
 
 from dcgan import keys
 from experiment.schema import is_finite, same_params
+from search.console import format_params
 from search.sampling import startup_trials
 from spaces import baseline_params, get_space, ratio_and_rates, register_space
 
@@ -77,6 +81,7 @@ STRATEGIES = {  # name -> (search.run flags, searcher class or None for search.r
                SearchAsBefore),
     "default": (["--space", "ratio_lr"], None),
     "gp": (["--space", "ratio_lr", "--sampler", "gp"], None),  # not run by default: a candidate for the default
+    "warm": (["--space", "ratio_lr"], None),  # not run by default: needs --warm-start DATASET=FILE
 }
 DEFAULT_STRATEGIES = ("random", "before", "default")
 
@@ -108,7 +113,8 @@ class Recorder(Callback):
                           "spent": sum(self.steps_of.values()), "params": dict(trial.config)})
 
 
-def run_one(strategy: str, dataset: str, seed: int, storage: str, resources: list[str]) -> list[dict]:
+def run_one(strategy: str, dataset: str, seed: int, storage: str, resources: list[str],
+            warm: Optional[dict[str, str]] = None) -> list[dict]:
     from search.plan import plan_search
     from search.run import build_parser
     from search.tuner import Extra, run_search
@@ -119,6 +125,8 @@ def run_one(strategy: str, dataset: str, seed: int, storage: str, resources: lis
     trials = n if strategy == "random" else 4 * n  # ASHA's trials stop early: the budget ends the search
     if "--startup-trials" not in strategy_flags:  # the start-up of a search of the budget's n trials, as
         strategy_flags = [*strategy_flags, "--startup-trials", str(startup_trials(n))]  # a user would run it
+    if strategy == "warm":
+        strategy_flags = [*strategy_flags, "--warm-start", (warm or {})[dataset]]
     args = build_parser().parse_args([*flags, *COMMON, *resources, *strategy_flags, "--trials", str(trials), "--steps", str(steps),
                                       "--seed", str(seed), "--storage", storage, "--name", f"{dataset}-{strategy}-{seed}"])
     recorder = Recorder()
@@ -144,6 +152,23 @@ def best_so_far(rows: list[dict], leave_out: Optional[str]) -> list[tuple[int, f
     return curve
 
 
+def first_below(rows: list[dict], leave_out: Optional[str], bar: Optional[float], search: str) -> str:
+    """Which trial first reached the bar (trial-steps spent, its step, its params), and which reached
+    it at the fewest of its own steps: the start a sampler would have needed."""
+    good = [r for r in rows if r["trial"] != leave_out and bar is not None and is_finite(r["fid"])
+            and r["fid"] <= bar and r["verdict"] not in keys.FAILED_VERDICTS]
+    if not good:
+        return f"{search}: no trial reached the baseline's FID"
+
+    def describe(r: dict) -> str:
+        return (f"trial {r['trial']} at its step {r['step']} (FID {r['fid']:.2f}, {r['spent']:,} trial-steps spent), "
+                f"{format_params(r['params'])}")
+
+    fastest = min(good, key=lambda r: (r["step"], r["spent"]))
+    return (f"{search}: at the baseline's FID ({bar:.2f}) first {describe(good[0])}"
+            + ("" if fastest is good[0] else f"; fastest {describe(fastest)}"))
+
+
 def steps_to_reach(curve: list[tuple[int, float]], bar: Optional[float]) -> float:
     return next((spent for spent, best in curve if bar is not None and best <= bar), math.inf)
 
@@ -161,7 +186,7 @@ def write_outputs(out: Path, results: dict) -> None:
                 w.writerow([dataset, strategy, seed, spent, best if math.isfinite(best) else "", r["bar"]])
     datasets = sorted({k[0] for k in results})
     fig = make_subplots(rows=1, cols=len(datasets), subplot_titles=[f"{d}: best FID vs trial-steps" for d in datasets])
-    colours = {"random": "#7f7f7f", "before": "#ff7f0e", "default": "#1f77b4", "gp": "#2ca02c"}
+    colours = {"random": "#7f7f7f", "before": "#ff7f0e", "default": "#1f77b4", "gp": "#2ca02c", "warm": "#9467bd"}
     for col, dataset in enumerate(datasets, 1):
         budget = DATASETS[dataset][1] * DATASETS[dataset][2]
         grid = list(range(0, budget + 1, max(1, budget // 100)))
@@ -242,6 +267,8 @@ def main() -> None:
     p.add_argument("--budget-trials", type=int, help="the budget in trials' worth (default 8 for each dataset)")
     p.add_argument("--concurrency", type=int, default=2, help="trials at once (default 2)")
     p.add_argument("--gpus-per-trial", type=float, default=0.0, help="a GPU's share per trial (default 0: CPU)")
+    p.add_argument("--warm-start", action="append", default=[], metavar="DATASET=FILE",
+                   help="the config the warm strategy starts from on DATASET (a best_config.json); repeatable")
     p.add_argument("--quick", action="store_true", help="tiny budgets: only to see that the script runs")
     p.add_argument("--reuse", metavar="CSV", help="a former run's search_efficiency.csv: its curves of the strategies "
                    "not run now, and its baseline FIDs, join the table and the plot (to run one strategy again)")
@@ -249,6 +276,10 @@ def main() -> None:
     args = p.parse_args()
     if args.show:
         return print_table(read_results(Path(args.show), rerun=[]))
+    warm = dict(w.partition("=")[::2] for w in args.warm_start)
+    if "warm" in args.strategies and not all(warm.get(d) for d in args.datasets):
+        p.error("the warm strategy needs --warm-start DATASET=FILE for each of --datasets "
+                + " ".join(args.datasets))
     for name, (flags, steps, n) in DATASETS.items():
         if args.quick:  # 3 trials' worth of 100 steps, to see that the script runs
             steps, n = 100, 3
@@ -264,10 +295,11 @@ def main() -> None:
             for seed in range(args.first_seed, args.first_seed + args.seeds):
                 bar = next((r["bar"] for (d, _, s), r in results.items() if (d, s) == (dataset, seed)), None)
                 for strategy in args.strategies:  # random first: its baseline trial always runs to the end
-                    rows = run_one(strategy, dataset, seed, storage, resources)
+                    rows = run_one(strategy, dataset, seed, storage, resources, warm)
                     baseline, fid = baseline_of(rows, DATASETS[dataset][1])
                     bar = bar if bar is not None else fid
                     results[(dataset, strategy, seed)] = {"curve": best_so_far(rows, baseline), "bar": bar}
+                    print(first_below(rows, baseline, bar, f"{dataset} {strategy} seed {seed}"))
                     write_outputs(Path(args.out), results)  # after each search: a run cut short keeps its figures
     print(f"\nsearch efficiency: {args.seeds} seeds, budgets of trial-steps " + ", ".join(
         f"{d} {DATASETS[d][1] * DATASETS[d][2]} ({DATASETS[d][2]} trials of {DATASETS[d][1]})" for d in args.datasets)
