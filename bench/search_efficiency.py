@@ -142,11 +142,16 @@ def baseline_of(rows: list[dict], steps: int) -> tuple[Optional[str], Optional[f
     return trial, (final[-1]["fid"] if final else None)
 
 
+def good(fid: Optional[float], verdict: Optional[str]) -> bool:
+    """An evaluation that counts: a finite FID from a generator not flagged collapsed or never learned."""
+    return is_finite(fid) and verdict not in keys.FAILED_VERDICTS
+
+
 def best_so_far(rows: list[dict], leave_out: Optional[str]) -> list[tuple[int, float]]:
     """(trial-steps spent, the lowest FID so far among the other trials' good evaluations)."""
     best, curve = math.inf, []
     for r in rows:
-        if r["trial"] != leave_out and is_finite(r["fid"]) and r["verdict"] not in keys.FAILED_VERDICTS:
+        if r["trial"] != leave_out and good(r["fid"], r["verdict"]):
             best = min(best, r["fid"])
         curve.append((r["spent"], best))
     return curve
@@ -155,18 +160,18 @@ def best_so_far(rows: list[dict], leave_out: Optional[str]) -> list[tuple[int, f
 def first_below(rows: list[dict], leave_out: Optional[str], bar: Optional[float], search: str) -> str:
     """Which trial first reached the bar (trial-steps spent, its step, its params), and which reached
     it at the fewest of its own steps: the start a sampler would have needed."""
-    good = [r for r in rows if r["trial"] != leave_out and bar is not None and is_finite(r["fid"])
-            and r["fid"] <= bar and r["verdict"] not in keys.FAILED_VERDICTS]
-    if not good:
+    at_bar = [r for r in rows if r["trial"] != leave_out and bar is not None and good(r["fid"], r["verdict"])
+              and r["fid"] <= bar]
+    if not at_bar:
         return f"{search}: no trial reached the baseline's FID"
 
     def describe(r: dict) -> str:
         return (f"trial {r['trial']} at its step {r['step']} (FID {r['fid']:.2f}, {r['spent']:,} trial-steps spent), "
                 f"{format_params(r['params'])}")
 
-    fastest = min(good, key=lambda r: (r["step"], r["spent"]))
-    return (f"{search}: at the baseline's FID ({bar:.2f}) first {describe(good[0])}"
-            + ("" if fastest is good[0] else f"; fastest {describe(fastest)}"))
+    fastest = min(at_bar, key=lambda r: (r["step"], r["spent"]))
+    return (f"{search}: at the baseline's FID ({bar:.2f}) first {describe(at_bar[0])}"
+            + ("" if fastest is at_bar[0] else f"; fastest {describe(fastest)}"))
 
 
 def steps_to_reach(curve: list[tuple[int, float]], bar: Optional[float]) -> float:
