@@ -147,6 +147,11 @@ def good(fid: Optional[float], verdict: Optional[str]) -> bool:
     return is_finite(fid) and verdict not in keys.FAILED_VERDICTS
 
 
+def beats(fid: Optional[float], verdict: Optional[str], bar: Optional[float]) -> bool:
+    """An evaluation that counts and is at or below the bar (the baseline's FID)."""
+    return bar is not None and good(fid, verdict) and fid <= bar
+
+
 def best_so_far(rows: list[dict], leave_out: Optional[str]) -> list[tuple[int, float]]:
     """(trial-steps spent, the lowest FID so far among the other trials' good evaluations)."""
     best, curve = math.inf, []
@@ -160,8 +165,7 @@ def best_so_far(rows: list[dict], leave_out: Optional[str]) -> list[tuple[int, f
 def first_below(rows: list[dict], leave_out: Optional[str], bar: Optional[float], search: str) -> str:
     """Which trial first reached the bar (trial-steps spent, its step, its params), and which reached
     it at the fewest of its own steps: the start a sampler would have needed."""
-    at_bar = [r for r in rows if r["trial"] != leave_out and bar is not None and good(r["fid"], r["verdict"])
-              and r["fid"] <= bar]
+    at_bar = [r for r in rows if r["trial"] != leave_out and beats(r["fid"], r["verdict"], bar)]
     if not at_bar:
         return f"{search}: no trial reached the baseline's FID"
 
