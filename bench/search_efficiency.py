@@ -4,6 +4,8 @@ Strategies, each run as a real search (search.run's own code, 2 trials at a time
 budget of trial-steps (generator steps summed over trials, the baseline trial's included):
 
     random      random sampling, FIFO (every trial runs to the end)
+    random_before  random sampling, FIFO, over the space as it was (both learning rates in [1e-5, 1e-2]):
+                what the bounds alone buy (not run by default)
     before      TPE + ASHA as the search was before: Optuna's 10 random start-up trials, both learning
                 rates in [1e-5, 1e-2], and a trial stopped by ASHA told to Optuna as a finished one
     default     search.run's defaults now (the sampler, the space's bounds, pruning), with the start-up
@@ -77,6 +79,7 @@ class SearchAsBefore(OptunaSearch):
 
 STRATEGIES = {  # name -> (search.run flags, searcher class or None for search.run's own)
     "random": (["--space", "ratio_lr", "--sampler", "random", "--scheduler", "fifo"], None),
+    "random_before": (["--space", "ratio_lr_before", "--sampler", "random", "--scheduler", "fifo"], None),
     "before": (["--space", "ratio_lr_before", "--sampler", "tpe", "--startup-trials", "10", "--scheduler", "asha"],
                SearchAsBefore),
     "default": (["--space", "ratio_lr"], None),
@@ -122,7 +125,7 @@ def run_one(strategy: str, dataset: str, seed: int, storage: str, resources: lis
     flags, steps, n = DATASETS[dataset]
     strategy_flags, searcher_cls = STRATEGIES[strategy]
     budget = n * steps
-    trials = n if strategy == "random" else 4 * n  # ASHA's trials stop early: the budget ends the search
+    trials = n if "fifo" in strategy_flags else 4 * n  # ASHA's trials stop early: the budget ends the search
     if "--startup-trials" not in strategy_flags:  # the start-up of a search of the budget's n trials, as
         strategy_flags = [*strategy_flags, "--startup-trials", str(startup_trials(n))]  # a user would run it
     if strategy == "warm":
@@ -195,7 +198,8 @@ def write_outputs(out: Path, results: dict) -> None:
                 w.writerow([dataset, strategy, seed, spent, best if math.isfinite(best) else "", r["bar"]])
     datasets = sorted({k[0] for k in results})
     fig = make_subplots(rows=1, cols=len(datasets), subplot_titles=[f"{d}: best FID vs trial-steps" for d in datasets])
-    colours = {"random": "#7f7f7f", "before": "#ff7f0e", "default": "#1f77b4", "gp": "#2ca02c", "warm": "#9467bd"}
+    colours = {"random": "#7f7f7f", "random_before": "#8c564b", "before": "#ff7f0e", "default": "#1f77b4",
+               "gp": "#2ca02c", "warm": "#9467bd"}
     for col, dataset in enumerate(datasets, 1):
         budget = DATASETS[dataset][1] * DATASETS[dataset][2]
         grid = list(range(0, budget + 1, max(1, budget // 100)))
@@ -230,7 +234,7 @@ def print_table(results: dict) -> None:
     fmt = lambda x: f"{x:,.0f}" if math.isfinite(x) else "never"  # noqa: E731
     fid = lambda x: f"{x:.2f}" if math.isfinite(x) else "none"  # noqa: E731
     spread = lambda v: f"{fmt(statistics.median(v))} ({fmt(v[0])}-{fmt(v[-1])})"  # noqa: E731
-    print(f"{'dataset':<8} {'strategy':<9} {'to the baseline FID':>22} {'to random final FID':>26} {'best FID at the end':>24}")
+    print(f"{'dataset':<8} {'strategy':<13} {'to the baseline FID':>22} {'to random final FID':>26} {'best FID at the end':>24}")
     for dataset in sorted({k[0] for k in results}):
         random_ends = [r["curve"][-1][1] for (d, s, _), r in results.items() if (d, s) == (dataset, "random") and r["curve"]]
         random_bar = statistics.median(random_ends) if random_ends else math.inf
@@ -240,7 +244,7 @@ def print_table(results: dict) -> None:
             reach = sorted(steps_to_reach(r["curve"], r["bar"]) for r in runs)
             reach_random = sorted(steps_to_reach(r["curve"], random_bar) for r in runs)
             ends = sorted(r["curve"][-1][1] for r in runs if r["curve"])
-            print(f"{dataset:<8} {strategy:<9} {spread(reach):>22} {spread(reach_random):>26} "
+            print(f"{dataset:<8} {strategy:<13} {spread(reach):>22} {spread(reach_random):>26} "
                   f"{fid(statistics.median(ends)):>10} ({fid(ends[0])}-{fid(ends[-1])})")
 
 
