@@ -234,7 +234,8 @@ def print_table(results: dict) -> None:
     fmt = lambda x: f"{x:,.0f}" if math.isfinite(x) else "never"  # noqa: E731
     fid = lambda x: f"{x:.2f}" if math.isfinite(x) else "none"  # noqa: E731
     spread = lambda v: f"{fmt(statistics.median(v))} ({fmt(v[0])}-{fmt(v[-1])})"  # noqa: E731
-    print(f"{'dataset':<8} {'strategy':<13} {'to the baseline FID':>22} {'to random final FID':>26} {'best FID at the end':>24}")
+    w = max(map(len, STRATEGIES))
+    print(f"{'dataset':<8} {'strategy':<{w}} {'to the baseline FID':>22} {'to random final FID':>26} {'best FID at the end':>24}")
     for dataset in sorted({k[0] for k in results}):
         random_ends = [r["curve"][-1][1] for (d, s, _), r in results.items() if (d, s) == (dataset, "random") and r["curve"]]
         random_bar = statistics.median(random_ends) if random_ends else math.inf
@@ -244,7 +245,7 @@ def print_table(results: dict) -> None:
             reach = sorted(steps_to_reach(r["curve"], r["bar"]) for r in runs)
             reach_random = sorted(steps_to_reach(r["curve"], random_bar) for r in runs)
             ends = sorted(r["curve"][-1][1] for r in runs if r["curve"])
-            print(f"{dataset:<8} {strategy:<13} {spread(reach):>22} {spread(reach_random):>26} "
+            print(f"{dataset:<8} {strategy:<{w}} {spread(reach):>22} {spread(reach_random):>26} "
                   f"{fid(statistics.median(ends)):>10} ({fid(ends[0])}-{fid(ends[-1])})")
 
 
