@@ -40,7 +40,7 @@ import statistics
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, NamedTuple, Optional
 
 from ray.tune import Callback
 from ray.tune.search.optuna import OptunaSearch
@@ -77,14 +77,21 @@ class SearchAsBefore(OptunaSearch):
         super().__init__(*args, **kwargs)
 
 
-STRATEGIES = {  # name -> (search.run flags, searcher class or None for search.run's own)
-    "random": (["--space", "ratio_lr", "--sampler", "random", "--scheduler", "fifo"], None),
-    "random_before": (["--space", "ratio_lr_before", "--sampler", "random", "--scheduler", "fifo"], None),
-    "before": (["--space", "ratio_lr_before", "--sampler", "tpe", "--startup-trials", "10", "--scheduler", "asha"],
-               SearchAsBefore),
-    "default": (["--space", "ratio_lr"], None),
-    "gp": (["--space", "ratio_lr", "--sampler", "gp"], None),  # not run by default: a candidate for the default
-    "warm": (["--space", "ratio_lr"], None),  # not run by default: needs --warm-start DATASET=FILE
+class Strategy(NamedTuple):
+    flags: list[str]  # search.run's flags
+    searcher: Optional[type]  # the searcher class; None: search.run's own
+    colour: str  # its line in the plot
+
+
+STRATEGIES = {
+    "random": Strategy(["--space", "ratio_lr", "--sampler", "random", "--scheduler", "fifo"], None, "#7f7f7f"),
+    "random_before": Strategy(["--space", "ratio_lr_before", "--sampler", "random", "--scheduler", "fifo"], None,
+                              "#8c564b"),
+    "before": Strategy(["--space", "ratio_lr_before", "--sampler", "tpe", "--startup-trials", "10", "--scheduler", "asha"],
+                       SearchAsBefore, "#ff7f0e"),
+    "default": Strategy(["--space", "ratio_lr"], None, "#1f77b4"),
+    "gp": Strategy(["--space", "ratio_lr", "--sampler", "gp"], None, "#2ca02c"),  # not run by default: a candidate
+    "warm": Strategy(["--space", "ratio_lr"], None, "#9467bd"),  # not run by default: needs --warm-start DATASET=FILE
 }
 DEFAULT_STRATEGIES = ("random", "before", "default")
 
@@ -123,7 +130,7 @@ def run_one(strategy: str, dataset: str, seed: int, storage: str, resources: lis
     from search.tuner import Extra, run_search
 
     flags, steps, n = DATASETS[dataset]
-    strategy_flags, searcher_cls = STRATEGIES[strategy]
+    strategy_flags, searcher_cls, _ = STRATEGIES[strategy]
     budget = n * steps
     trials = n if "fifo" in strategy_flags else 4 * n  # ASHA's trials stop early: the budget ends the search
     if "--startup-trials" not in strategy_flags:  # the start-up of a search of the budget's n trials, as
@@ -198,8 +205,6 @@ def write_outputs(out: Path, results: dict) -> None:
                 w.writerow([dataset, strategy, seed, spent, best if math.isfinite(best) else "", r["bar"]])
     datasets = sorted({k[0] for k in results})
     fig = make_subplots(rows=1, cols=len(datasets), subplot_titles=[f"{d}: best FID vs trial-steps" for d in datasets])
-    colours = {"random": "#7f7f7f", "random_before": "#8c564b", "before": "#ff7f0e", "default": "#1f77b4",
-               "gp": "#2ca02c", "warm": "#9467bd"}
     for col, dataset in enumerate(datasets, 1):
         budget = DATASETS[dataset][1] * DATASETS[dataset][2]
         grid = list(range(0, budget + 1, max(1, budget // 100)))
@@ -212,10 +217,10 @@ def write_outputs(out: Path, results: dict) -> None:
             lo = [min(v) if all(map(math.isfinite, v)) else None for v in at]
             hi = [max(v) if all(map(math.isfinite, v)) else None for v in at]
             fig.add_trace(go.Scatter(x=grid + grid[::-1], y=hi + lo[::-1], fill="toself", line=dict(width=0),
-                                     fillcolor=colours[strategy], opacity=0.15, showlegend=False, hoverinfo="skip"),
+                                     fillcolor=STRATEGIES[strategy].colour, opacity=0.15, showlegend=False, hoverinfo="skip"),
                           row=1, col=col)
             fig.add_trace(go.Scatter(x=grid, y=med, name=f"{strategy} (median, min-max over seeds)",
-                                     line=dict(color=colours[strategy]), showlegend=col == 1), row=1, col=col)
+                                     line=dict(color=STRATEGIES[strategy].colour), showlegend=col == 1), row=1, col=col)
         bars = [r["bar"] for (d, _, _), r in results.items() if d == dataset and r["bar"] is not None]
         if bars:
             # a trace, not add_hline: on a log axis an hline's annotation is placed at 10**y
