@@ -19,7 +19,7 @@ LOSS_KEYS = (D_LOSS, G_LOSS, D_REAL, D_FAKE)
 
 # --- an evaluation ------------------------------------------------------------------------------
 FID = "fid"
-EXTRACTOR = "extractor"  # which feature space, e.g. "digits-classifier-v1" or "inception-v3-pool3"
+EXTRACTOR = "extractor"  # which feature space: "inception-v3-pool3", "digits-classifier-v2@<its weights' hash>"
 N = "n"  # generated samples scored
 REFERENCE = "reference"  # the real statistics' split, e.g. "digits/train@16px"
 PRECISION = "precision"  # Kynkaanniemi et al. 2019, k=3

@@ -17,6 +17,7 @@ from dcgan.config import TrainConfig
 from dcgan.data import load_splits
 from dcgan.metrics import KEYS, build_evaluator, classifier, diagnostics
 from dcgan.metrics.evaluator import score_images
+from dcgan.metrics.features import build_extractor, build_reference
 
 MNIST_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"  # ../shared beside the repo
 CASES = [("digits", 16), pytest.param((f"idx:{MNIST_DIR}", 28), marks=pytest.mark.skipif(
@@ -116,3 +117,27 @@ def test_classifier_trains_once_in_a_fresh_cache(tmp_path, monkeypatch):
     assert first["trained_now"] and not second["trained_now"]
     assert first["heldout_accuracy"] >= 0.97, first
     assert Path(first["path"]).is_relative_to(tmp_path)
+
+
+def test_the_extractor_names_its_classifiers_weights(tmp_path, monkeypatch):
+    """Two fresh caches (two nodes of a cluster) train the same classifier, so their FIDs share a
+    yardstick and an extractor name; a classifier trained otherwise (another seed here; another
+    GPU's nondeterministic kernels on a cluster) scores the same images differently, and its name
+    says so, so the ranking never sets its FIDs beside the others'."""
+    cfg = TrainConfig(dataset="digits", image_size=8, eval_samples=300)
+    splits = load_splits(cfg)
+    images = splits.heldout.images
+
+    def node(cache: str) -> tuple[str, float]:
+        monkeypatch.setenv("DCGAN_CACHE", str(tmp_path / cache))
+        ref = build_reference(splits, build_extractor(splits, torch.device("cpu")), cfg.eval_samples)  # no memo
+        return ref.extractor.name, score_images(ref, images)["fid"]
+
+    first, second = node("a"), node("b")
+    assert first == second and first[0].startswith(f"digits-classifier-v{classifier.CLASSIFIER_VERSION}@"), first
+    monkeypatch.setenv("DCGAN_CACHE", str(tmp_path / "elsewhere"))  # asked for another device: trained on the CPU
+    net, meta = classifier.load_or_train(splits, torch.device("meta"))
+    assert next(net.parameters()).device.type == "meta" and first[0].endswith("@" + meta["weights"]), meta
+    monkeypatch.setattr(classifier, "SEED", classifier.SEED + 1)
+    other = node("c")
+    assert other[0] != first[0] and other[1] != first[1], (first, other)

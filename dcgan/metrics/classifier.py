@@ -9,6 +9,14 @@ layer (FEATURE_DIM) is the feature space.
 Trained once per (dataset, split, image size, holdout fraction, CLASSIFIER_VERSION) and cached
 on disk with its held-out accuracy in `meta.json`. Bump CLASSIFIER_VERSION whenever the
 architecture or the training recipe changes: FIDs from different versions are not comparable.
+
+The classifier is the yardstick of every FID on its data, so it is trained on the CPU whatever
+device the evaluation runs on: on CUDA the training is not reproducible (adaptive_avg_pool2d's
+backward has no deterministic kernel), and each GPU node of a cluster would train, and score its
+trials with, a yardstick of its own. Measured (bench/fid_yardstick.py): a change of one part in
+10^6 to one layer's initial weights moves FIDs by up to 15% on digits and 28% on MNIST. On the
+CPU, nodes of one machine type and one torch build train the same weights. The weights' hash (`meta.json`'s "weights") is part of the extractor's
+name recorded with every FID, so FIDs from different yardsticks never rank together.
 """
 
 from __future__ import annotations
@@ -27,7 +35,7 @@ import torch.nn.functional as F
 from dcgan.data import ImageSet, Splits, to_float
 from dcgan.metrics import cache
 
-CLASSIFIER_VERSION = 1
+CLASSIFIER_VERSION = 2  # 2: trained on the CPU whatever the device
 FEATURE_DIM = 128
 MIN_INPUT = 16  # smaller images (8 px digits) are upsized, so that three stride-2 layers fit
 MAX_INPUT = 32  # larger images are downsized first: digits need no more, and it keeps 256 px cheap
@@ -78,22 +86,21 @@ def _jitter(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     return padded[..., dy : dy + s, dx : dx + s]
 
 
-def train_classifier(train: ImageSet, num_classes: int, device: torch.device) -> DigitNet:
-    """Adam with a one-cycle schedule for STEPS steps, deterministic (fixed seed, own RNG)."""
+def train_classifier(train: ImageSet, num_classes: int) -> DigitNet:
+    """Adam with a one-cycle schedule for STEPS steps on the CPU, deterministic (fixed seed, own RNG)."""
     assert train.resident and train.labels is not None, "the classifier needs resident, labelled images"
     images, labels = train.images, train.labels
     assert images.dtype == torch.uint8 and images.dim() == 4 and images.shape[1] == 1, (images.dtype, images.shape)
-    with _one_cpu_thread(device):
-        return _train(images, labels, num_classes, STEPS, device)
+    with _one_cpu_thread():
+        return _train(images, labels, num_classes, STEPS, torch.device("cpu"))
 
 
 @contextlib.contextmanager
-def _one_cpu_thread(device: torch.device) -> Iterator[None]:
+def _one_cpu_thread() -> Iterator[None]:
     """Train on one CPU thread. Why: these convolutions are too small to split, and on a shared
     CPU OpenMP's spin-waiting made 2 threads 20x slower than 1 (0.55 s vs 0.026 s per step)."""
     before = torch.get_num_threads()
-    if device.type == "cpu":
-        torch.set_num_threads(1)
+    torch.set_num_threads(1)
     try:
         yield
     finally:
@@ -129,6 +136,15 @@ def accuracy(net: DigitNet, data: ImageSet, device: torch.device) -> Optional[fl
     return correct / len(data)
 
 
+def weights_hash(net: DigitNet) -> str:
+    """A hash of the trained weights: which yardstick measured a FID."""
+    h = hashlib.sha256()
+    for name, tensor in net.state_dict().items():
+        h.update(name.encode())
+        h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()[:12]
+
+
 def fingerprint() -> str:
     """A hash of the architecture (parameter shapes) and the training recipe. It is part of every
     cache key, so an entry from other code is never read, even if CLASSIFIER_VERSION was not bumped."""
@@ -143,16 +159,18 @@ def classifier_key(dataset: str, image_size: int, holdout_fraction: float, num_c
 
 
 def load_or_train(splits: Splits, device: torch.device) -> tuple[DigitNet, dict]:
-    """The cached classifier for this dataset, trained now if absent. Returns (net, meta);
-    meta["trained_now"] says whether this call trained it."""
+    """The cached classifier for this dataset, trained now (on the CPU) if absent, on `device`.
+    Returns (net, meta); meta["weights"] is the weights' hash, meta["trained_now"] says whether
+    this call trained it."""
     key = classifier_key(splits.name, splits.image_size, splits.holdout_fraction, splits.num_classes)
     path = cache.entry_dir("classifier", key)
 
     def build(tmp: Path) -> None:
         t0 = time.perf_counter()
-        net = train_classifier(splits.train, splits.num_classes, device)
-        meta = {**key, "heldout_accuracy": accuracy(net, splits.heldout, device), "train_images": len(splits.train),
-                "train_seconds": round(time.perf_counter() - t0, 2), "feature_dim": FEATURE_DIM}
+        net = train_classifier(splits.train, splits.num_classes)
+        meta = {**key, "heldout_accuracy": accuracy(net, splits.heldout, torch.device("cpu")),
+                "train_images": len(splits.train), "train_seconds": round(time.perf_counter() - t0, 2),
+                "feature_dim": FEATURE_DIM, "weights": weights_hash(net)}
         torch.save(net.state_dict(), tmp / "model.pt")
         (tmp / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
 

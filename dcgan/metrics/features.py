@@ -39,7 +39,7 @@ Features = tuple[torch.Tensor, Optional[torch.Tensor]]  # (N, D) float32, predic
 
 @dataclass
 class Extractor:
-    name: str  # recorded with every FID, e.g. "digits-classifier-v1"
+    name: str  # recorded with every FID, e.g. "digits-classifier-v2@3f9a0c1d2e4b" (the classifier's weights)
     num_classes: int  # of the predicted classes; 0 when it predicts none
     extract: Callable[[torch.Tensor], Features]
     stacked: bool = False
@@ -75,8 +75,8 @@ def build_extractor(splits: Splits, device: torch.device, kind: str = "auto",
         return Extractor(inception.NAME, 0, lambda x: (inception.inception_features(net, x), None))
     if _is_stacked(splits.name):
         return _stacked_extractor(splits, device)
-    net, _ = classifier.load_or_train(splits, device)
-    name = f"{splits.name}-classifier-v{classifier.CLASSIFIER_VERSION}"
+    net, meta = classifier.load_or_train(splits, device)
+    name = f"{splits.name}-classifier-v{classifier.CLASSIFIER_VERSION}@{meta['weights']}"
     return Extractor(name, splits.num_classes, lambda x: _classify(net, x, device))
 
 
@@ -85,7 +85,7 @@ def _stacked_extractor(splits: Splits, device: torch.device) -> Extractor:
     arg = splits.name.partition(":")[2]
     mnist = load_dataset(f"idx:{arg}" if arg else "mnist", splits.image_size, splits.holdout_fraction,
                          splits.data_root)
-    net, _ = classifier.load_or_train(mnist, device)
+    net, meta = classifier.load_or_train(mnist, device)
 
     def extract(images: torch.Tensor) -> Features:
         n, c, h, w = images.shape
@@ -94,7 +94,8 @@ def _stacked_extractor(splits: Splits, device: torch.device) -> Extractor:
         digits = digits.view(n, 3)
         return feats.view(n, 3 * feats.shape[1]), digits[:, 0] * 100 + digits[:, 1] * 10 + digits[:, 2]
 
-    return Extractor(f"{mnist.name}-channel-classifier-v{classifier.CLASSIFIER_VERSION}", 1000, extract, True)
+    name = f"{mnist.name}-channel-classifier-v{classifier.CLASSIFIER_VERSION}@{meta['weights']}"
+    return Extractor(name, 1000, extract, True)
 
 
 @torch.no_grad()
