@@ -22,6 +22,7 @@ import torch
 from dcgan.data import load_dataset, to_float
 from dcgan.metrics import classifier
 from dcgan.metrics.fid import frechet_distance
+from dcgan.metrics.stats import feature_stats
 
 VARIANTS = (  # name, seed, relative change to the first layer's initial weights
     ("the code's", classifier.SEED, 0.0),
@@ -61,8 +62,8 @@ def train(splits, seed: int, change: float) -> classifier.DigitNet:
 
 @torch.no_grad()
 def stats(net: classifier.DigitNet, images: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
-    f = torch.cat([net.features(x) for x in images.split(512)]).double().numpy()
-    return f.mean(0), np.cov(f, rowvar=False)
+    """The FID statistics (mean, covariance) of the images' features, as the evaluator takes them."""
+    return feature_stats(torch.cat([net.features(x) for x in images.split(512)])).mean_cov()
 
 
 def main() -> None:

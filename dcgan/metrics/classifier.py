@@ -15,8 +15,9 @@ device the evaluation runs on: on CUDA the training is not reproducible (adaptiv
 backward has no deterministic kernel), and each GPU node of a cluster would train, and score its
 trials with, a yardstick of its own. Measured (bench/fid_yardstick.py): a change of one part in
 10^6 to one layer's initial weights moves FIDs by up to 15% on digits and 28% on MNIST. On the
-CPU, nodes of one machine type and one torch build train the same weights. The weights' hash (`meta.json`'s "weights") is part of the extractor's
-name recorded with every FID, so FIDs from different yardsticks never rank together.
+CPU, nodes of one machine type and one torch build train the same weights. The weights' hash
+(`meta.json`'s "weights") is part of the extractor's name recorded with every FID
+(`extractor_name`), so FIDs from different yardsticks never rank together.
 """
 
 from __future__ import annotations
@@ -139,10 +140,16 @@ def accuracy(net: DigitNet, data: ImageSet, device: torch.device) -> Optional[fl
 def weights_hash(net: DigitNet) -> str:
     """A hash of the trained weights: which yardstick measured a FID."""
     h = hashlib.sha256()
-    for name, tensor in net.state_dict().items():
-        h.update(name.encode())
+    for param, tensor in net.state_dict().items():
+        h.update(param.encode())
         h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
     return h.hexdigest()[:12]
+
+
+def extractor_name(dataset: str, meta: dict, kind: str = "classifier") -> str:
+    """The extractor name a classifier's FIDs record: its data, version and weights, e.g.
+    "digits-classifier-v2@f7fab9255b8f"; `meta` is load_or_train's."""
+    return f"{dataset}-{kind}-v{CLASSIFIER_VERSION}@{meta['weights']}"
 
 
 def fingerprint() -> str:

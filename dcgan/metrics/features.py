@@ -76,8 +76,8 @@ def build_extractor(splits: Splits, device: torch.device, kind: str = "auto",
     if _is_stacked(splits.name):
         return _stacked_extractor(splits, device)
     net, meta = classifier.load_or_train(splits, device)
-    name = f"{splits.name}-classifier-v{classifier.CLASSIFIER_VERSION}@{meta['weights']}"
-    return Extractor(name, splits.num_classes, lambda x: _classify(net, x, device))
+    return Extractor(classifier.extractor_name(splits.name, meta), splits.num_classes,
+                     lambda x: _classify(net, x, device))
 
 
 def _stacked_extractor(splits: Splits, device: torch.device) -> Extractor:
@@ -94,8 +94,7 @@ def _stacked_extractor(splits: Splits, device: torch.device) -> Extractor:
         digits = digits.view(n, 3)
         return feats.view(n, 3 * feats.shape[1]), digits[:, 0] * 100 + digits[:, 1] * 10 + digits[:, 2]
 
-    name = f"{mnist.name}-channel-classifier-v{classifier.CLASSIFIER_VERSION}@{meta['weights']}"
-    return Extractor(name, 1000, extract, True)
+    return Extractor(classifier.extractor_name(mnist.name, meta, "channel-classifier"), 1000, extract, True)
 
 
 @torch.no_grad()
