@@ -16,6 +16,8 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Mapping
 
+from dcgan.augment import policy
+
 LOSSES = ("bce", "wgan-gp", "hinge", "lsgan")
 INITS = ("dcgan", "kaiming")
 PRECISIONS = ("fp32", "bf16")
@@ -42,6 +44,7 @@ class TrainConfig:
     loss: str = "bce"  # bce (non-saturating) | wgan-gp | hinge | lsgan
     gp_weight: float = 10.0  # only for wgan-gp
     d_steps_per_g: int = 1
+    augment: str = ""  # D's inputs, real and fake, augmented: "" none | color,translation,cutout (dcgan/augment.py)
     # optimisation (Adam for both networks, as in the paper)
     lr_g: float = 2e-4
     lr_d: float = 2e-4
@@ -171,6 +174,10 @@ def _validate(c: TrainConfig) -> None:
         bad(f"image_size must be a power of two from 8 to 256, or 28; got {c.image_size}")
     if c.loss not in LOSSES:
         bad(f"unknown loss '{c.loss}'; known: {', '.join(LOSSES)}")
+    try:
+        policy(c.augment)
+    except ValueError as e:
+        bad(str(e))
     if c.init not in INITS:
         bad(f"unknown init '{c.init}'; known: {', '.join(INITS)}")
     if c.precision not in PRECISIONS:

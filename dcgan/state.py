@@ -14,6 +14,7 @@ from typing import Any, Optional
 import torch
 import torch.nn as nn
 
+from dcgan.augment import augment
 from dcgan.config import TrainConfig
 from dcgan.data import ImageSet, Splits, load_splits, to_float
 from dcgan.distributed import broadcast_module, check_device, dist_info
@@ -94,7 +95,7 @@ class GAN:
     d: nn.Module
     opt_g: torch.optim.Optimizer
     opt_d: torch.optim.Optimizer
-    noise: torch.Generator  # draws z and the gradient penalty's mixing weights
+    noise: torch.Generator  # draws z, the gradient penalty's mixing weights and the augmentations
     sampler: Any
     device: torch.device
     world: int = 1
@@ -104,6 +105,10 @@ class GAN:
 
     def z(self, n: int) -> torch.Tensor:
         return torch.randn(n, self.cfg.latent_dim, generator=self.noise, device=self.noise.device).to(self.device)
+
+    def d_logits(self, x: torch.Tensor) -> torch.Tensor:
+        """D's logits for images `x`, seen through the run's augmentation (none by default)."""
+        return self.d(augment(x, self.cfg.augment, self.noise) if self.cfg.augment else x)
 
     def autocast(self):
         if self.cfg.precision == "bf16":

@@ -3,9 +3,11 @@
     python -m dcgan.train --config run.json --set loss=hinge --out runs/hinge
 
 Each generator update is `d_steps_per_g` discriminator updates, each on a fresh real batch,
-then one generator update, as in the paper's Algorithm 1. Every `eval_every` updates the loop
-saves a sample grid from fixed noise, scores the generator (FID and diagnostics, when an
-evaluator is given), writes a checkpoint and a line of `metrics.jsonl`, and calls `report`.
+then one generator update, as in the paper's Algorithm 1 (with `augment` set, D sees every
+image, real and generated, through random differentiable transforms: dcgan/augment.py). Every
+`eval_every` updates the loop saves a sample grid from fixed noise, scores the generator (FID and
+diagnostics, when an evaluator is given), writes a checkpoint and a line of `metrics.jsonl`, and
+calls `report`.
 
 Distributed: when a torch.distributed process group exists, each rank trains on its own shard
 with its own noise, gradients are averaged across ranks after every backward (so G and D stay
@@ -54,10 +56,10 @@ def d_step(gan: GAN, real: torch.Tensor, fake: torch.Tensor) -> dict[str, torch.
     loss_fn = LOSSES[gan.cfg.loss]
     gan.opt_d.zero_grad(set_to_none=True)
     with gan.autocast():
-        real_logits, fake_logits = gan.d(real).float(), gan.d(fake.detach()).float()
+        real_logits, fake_logits = gan.d_logits(real).float(), gan.d_logits(fake.detach()).float()
         loss = loss_fn.d_loss(real_logits, fake_logits)
     if loss_fn.needs_gradient_penalty:
-        loss = loss + gan.cfg.gp_weight * gradient_penalty(gan.d, real, fake, gan.noise)
+        loss = loss + gan.cfg.gp_weight * gradient_penalty(gan.d_logits, real, fake, gan.noise)
     loss.backward()
     average_gradients(gan.d, gan.world)
     gan.opt_d.step()
@@ -68,7 +70,7 @@ def g_step(gan: GAN, fake: torch.Tensor) -> dict[str, torch.Tensor]:
     """(2) Update G: maximise log D(G(z)) (non-saturating), or the configured loss's G objective."""
     gan.opt_g.zero_grad(set_to_none=True)
     with gan.autocast():
-        loss = LOSSES[gan.cfg.loss].g_loss(gan.d(fake).float())
+        loss = LOSSES[gan.cfg.loss].g_loss(gan.d_logits(fake).float())
     loss.backward()
     average_gradients(gan.g, gan.world)
     gan.opt_g.step()

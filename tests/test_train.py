@@ -56,14 +56,14 @@ def _weights(run_dir):
     return state["g"], state["d"]
 
 
-@pytest.mark.parametrize("loss", ["bce", "wgan-gp"])
-def test_resume_gives_the_same_weights(tmp_path, loss):
+@pytest.mark.parametrize("loss, augment", [("bce", ""), ("wgan-gp", ""), ("wgan-gp", "color,translation,cutout")])
+def test_resume_gives_the_same_weights(tmp_path, loss, augment):
     straight, split = tmp_path / "straight", tmp_path / "split"
-    train(tiny(loss=loss, steps=100, eval_every=50), straight, evaluator=None, log=_quiet)
+    train(tiny(loss=loss, augment=augment, steps=100, eval_every=50), straight, evaluator=None, log=_quiet)
     # 50 steps, stop; a fresh process would see only the folder: rebuild everything from it
-    train(tiny(loss=loss, steps=50, eval_every=50), split, evaluator=None, log=_quiet)
+    train(tiny(loss=loss, augment=augment, steps=50, eval_every=50), split, evaluator=None, log=_quiet)
     cfg_file = split / "config.json"
-    cfg_file.write_text(tiny(loss=loss, steps=100, eval_every=50).to_json())
+    cfg_file.write_text(tiny(loss=loss, augment=augment, steps=100, eval_every=50).to_json())
     result = train(TrainConfig.from_json(cfg_file), split, resume_from=split, evaluator=None, log=_quiet)
     assert result.step == 100
     (g1, d1), (g2, d2) = _weights(straight), _weights(split)
