@@ -69,6 +69,9 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         _validate(self)
+        # one spelling per set of transforms ("cutout, translation" -> "translation,cutout"), so that
+        # two configs that train alike compare equal (a resumed run checks its config)
+        object.__setattr__(self, "augment", ",".join(policy(self.augment)))
 
     # --- construction -------------------------------------------------------------------------
 

@@ -71,6 +71,8 @@ def test_the_policy_is_parsed_in_one_order_and_unknown_names_are_refused():
         policy("translation,flip")
     with pytest.raises(ConfigError, match="unknown augment 'flip'"):
         TrainConfig(augment="flip")
+    assert TrainConfig(augment="cutout, translation").augment == "translation,cutout"
+    assert TrainConfig(augment="cutout, translation") == TrainConfig(augment="translation,cutout")
 
 
 TINY = dict(dataset="digits", image_size=8, ngf=8, ndf=8, latent_dim=8, batch_size=16, device="cpu")
