@@ -130,7 +130,7 @@ def run_one(strategy: str, dataset: str, seed: int, storage: str, resources: lis
     from search.tuner import Extra, run_search
 
     flags, steps, n = DATASETS[dataset]
-    strategy_flags, searcher_cls, _ = STRATEGIES[strategy]
+    strategy_flags, searcher_cls = STRATEGIES[strategy].flags, STRATEGIES[strategy].searcher
     budget = n * steps
     trials = n if "fifo" in strategy_flags else 4 * n  # ASHA's trials stop early: the budget ends the search
     if "--startup-trials" not in strategy_flags:  # the start-up of a search of the budget's n trials, as

@@ -22,7 +22,7 @@ for two transforms.
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Optional
 
 import torch
 
@@ -93,8 +93,19 @@ def policy(spec: str) -> list[str]:
     return [n for n in AUGMENTS if n in names]  # the reference's order, whatever the spec's
 
 
-def augment(x: Tensor, spec: str, gen: torch.Generator) -> Tensor:
-    """`x` (B, C, H, W) in [-1, 1] through the transforms of `spec`, each image its own draw."""
-    for name in policy(spec):
-        x = AUGMENTS[name](x, gen)
-    return x
+Augment = Callable[[Tensor, torch.Generator], Tensor]
+
+
+def compose(spec: str) -> Optional[Augment]:
+    """The transforms of `spec`, parsed once, as one function of (images (B, C, H, W) in [-1, 1],
+    generator), each image its own draw; None for "" (nothing to apply, nothing drawn)."""
+    steps = [AUGMENTS[name] for name in policy(spec)]
+    if not steps:
+        return None
+
+    def augment(x: Tensor, gen: torch.Generator) -> Tensor:
+        for step in steps:
+            x = step(x, gen)
+        return x
+
+    return augment

@@ -14,7 +14,7 @@ from typing import Any, Optional
 import torch
 import torch.nn as nn
 
-from dcgan.augment import augment
+from dcgan.augment import Augment, compose
 from dcgan.config import TrainConfig
 from dcgan.data import ImageSet, Splits, load_splits, to_float
 from dcgan.distributed import broadcast_module, check_device, dist_info
@@ -102,13 +102,14 @@ class GAN:
     step: int = 0
     sums: dict = field(default_factory=dict)  # running sums of the logged losses since the last evaluation
     n_summed: int = 0  # generator updates in `sums`
+    augment: Optional[Augment] = None  # what D sees real and generated images through (cfg.augment); None: as they are
 
     def z(self, n: int) -> torch.Tensor:
         return torch.randn(n, self.cfg.latent_dim, generator=self.noise, device=self.noise.device).to(self.device)
 
     def d_logits(self, x: torch.Tensor) -> torch.Tensor:
         """D's logits for images `x`, seen through the run's augmentation (none by default)."""
-        return self.d(augment(x, self.cfg.augment, self.noise) if self.cfg.augment else x)
+        return self.d(self.augment(x, self.noise) if self.augment is not None else x)
 
     def autocast(self):
         if self.cfg.precision == "bf16":
@@ -134,4 +135,4 @@ def setup(cfg: TrainConfig, splits: Optional[Splits] = None) -> GAN:
         g, d = torch.compile(g), torch.compile(d)
     noise = torch.Generator(device=device).manual_seed(cfg.seed * 7 + rank)
     sampler = make_sampler(splits.train, cfg, rank, world, device)
-    return GAN(cfg, g, d, opt_g, opt_d, noise, sampler, device, world)
+    return GAN(cfg, g, d, opt_g, opt_d, noise, sampler, device, world, augment=compose(cfg.augment))
