@@ -92,6 +92,7 @@ def facts_html(info: HeaderInfo, ranking: Ranking) -> str:
                                f"reference {protocol.reference or 'not recorded'}"
                                + ("" if source == "experiment.json" else f" (from {source})")),
         ("search space", f"{info.space} · scheduler {info.scheduler}"),
+        ("every trial", " · ".join(f"{k}={v}" for k, v in info.fixed.items()) or "n/a"),  # as --set spells it
         ("trials", f"{sum(counts.values())} of {info.trials_requested} requested: {done}"
                    + (f" ({others})" if others else "")),
         ("wall time", wall),

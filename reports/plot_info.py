@@ -44,6 +44,7 @@ class HeaderInfo(NamedTuple):
     gpu_hours: float  # workers_per_trial * gpus_per_worker * trial time
     cpu_hours: float  # workers_per_trial * cpus_per_worker * trial time
     versions: dict[str, str]
+    fixed: dict[str, Any]  # the config every trial shared (experiment.json's "fixed"), less the dataset line's
 
 
 def _get_header_info(experiment: Experiment) -> HeaderInfo:
@@ -64,6 +65,7 @@ def _get_header_info(experiment: Experiment) -> HeaderInfo:
         gpu_hours=workers * float(meta.get("gpus_per_worker") or 0) * trial_time / 3600,
         cpu_hours=workers * float(meta.get("cpus_per_worker") or 0) * trial_time / 3600,
         versions={k: str(v) for k, v in (meta.get("versions") or {}).items()},
+        fixed={k: v for k, v in (meta.get("fixed") or {}).items() if k not in ("dataset", "image_size")},
     )
 
 

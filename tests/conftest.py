@@ -102,7 +102,7 @@ def write_experiment(root: Path, trials: list[TrialSpec] | None = None, *, name:
         "workers_per_trial": 2, "cpus_per_worker": 1, "gpus_per_worker": 0.5,
         "extractor": EXTRACTOR, "eval_samples": EVAL_SAMPLES, "reference": REFERENCE,
         "baseline_trial_id": baseline, "baseline_params": BASELINE_PARAMS, "warm_start": [],
-        "fixed": {"dataset": "digits", "steps": steps},
+        "fixed": _fixed(steps, eval_every),
         "started_at": "2026-11-22T10:15:00+00:00",
         "finished_at": "2026-11-22T10:45:00+00:00" if finished else None,
         "wall_time_s": 1800.0 if finished else None,
@@ -121,11 +121,14 @@ def write_experiment(root: Path, trials: list[TrialSpec] | None = None, *, name:
     return Path(exp.uri)
 
 
+def _fixed(steps: int, eval_every: int) -> dict[str, Any]:
+    return {"augment": "translation", "dataset": "digits", "eval_every": eval_every, "image_size": 16, "steps": steps}
+
+
 def _config(spec: TrialSpec, steps: int, eval_every: int) -> dict[str, Any]:
     from spaces import trial_config
 
-    return trial_config({"dataset": "digits", "image_size": 16, "steps": steps, "eval_every": eval_every},
-                        spec.params).to_dict()
+    return trial_config(_fixed(steps, eval_every), spec.params).to_dict()
 
 
 def _write_trial(exp, spec: TrialSpec, steps: int, eval_every: int, grid_px: int, rng: random.Random) -> None:

@@ -32,6 +32,7 @@ def test_report_sections_in_order(built_report):
     positions = [built_report.index(a) for a in anchors]
     assert positions == sorted(positions)
     assert built_report.index("digits-classifier, 2000 samples") < positions[0]  # the header comes first
+    assert built_report.index("augment=translation · eval_every=200 · steps=600") < positions[0]  # every trial's
     assert "data:image/png;base64," in built_report
     assert "python -m search.train --config" in built_report and "--steps 50000 --workers 8" in built_report
 

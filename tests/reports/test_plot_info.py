@@ -38,6 +38,7 @@ def test_header_counts_trials_and_gpu_hours(loaded):
     assert info.trial_time_s == trial_time
     assert info.gpu_hours == pytest.approx(2 * 0.5 * trial_time / 3600)  # workers * gpus_per_worker * time
     assert info.versions["ray"] == "2.60.0" and info.finished
+    assert info.fixed == {"augment": "translation", "eval_every": 200, "steps": 600}  # dataset and size: their own line
 
 
 def test_sample_grids_show_top_trials_and_baseline_never_collapsed(loaded):
