@@ -221,6 +221,15 @@ def many_trials(n: int, seed: int = 1) -> list[TrialSpec]:
 
 
 @pytest.fixture(scope="session")
+def mnist_dir() -> Path:
+    """The real MNIST test set (10,000 images, IDX files) in ../shared beside the repo; skips where it is not."""
+    path = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
+    if not path.is_dir():
+        pytest.skip("the shared MNIST test set (../shared/data/mnist) is not on this machine")
+    return path
+
+
+@pytest.fixture(scope="session")
 def experiment_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The default synthetic experiment, written once per session: read it, never write into it
     (copy it with shutil.copytree first)."""

@@ -1,5 +1,4 @@
 import struct
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -9,7 +8,6 @@ from PIL import Image
 from dcgan.config import TrainConfig
 from dcgan.data import DataError, load_splits, read_idx_dir, split_indices, to_float, to_uint8
 
-MNIST = str(Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist")  # ../shared beside the repo
 
 
 def test_digits_embedded_resized_and_split():
@@ -36,16 +34,16 @@ def test_float_uint8_round_trip():
     assert torch.equal(to_uint8(to_float(x)), x)
 
 
-def test_idx_reads_the_shared_mnist():
-    images, labels = read_idx_dir(MNIST)
+def test_idx_reads_the_shared_mnist(mnist_dir):
+    images, labels = read_idx_dir(str(mnist_dir))
     assert images.shape == (10000, 1, 28, 28) and labels.shape == (10000,)
     assert torch.bincount(labels).tolist() == [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
-    s = load_splits(TrainConfig(dataset=f"idx:{MNIST}", image_size=28, holdout_fraction=0.2))
+    s = load_splits(TrainConfig(dataset=f"idx:{mnist_dir}", image_size=28, holdout_fraction=0.2))
     assert len(s.train) == 8000 and len(s.heldout) == 2000 and s.num_classes == 10
 
 
-def test_stacked_mnist_has_1000_modes():
-    s = load_splits(TrainConfig(dataset=f"stacked-mnist:{MNIST}", image_size=28))
+def test_stacked_mnist_has_1000_modes(mnist_dir):
+    s = load_splits(TrainConfig(dataset=f"stacked-mnist:{mnist_dir}", image_size=28))
     assert s.channels == 3 and s.num_classes == 1000
     assert s.train.images.shape[1:] == (3, 28, 28)
     assert len(torch.unique(s.train.labels)) > 990

@@ -1,8 +1,6 @@
 """Stacked MNIST (PacGAN's protocol): modes covered out of 1000 and KL to uniform, from an MNIST
 classifier applied to each channel; one repeated image covers one mode."""
 
-from pathlib import Path
-
 import pytest
 import torch
 
@@ -11,12 +9,8 @@ from dcgan.data import load_splits
 from dcgan.metrics import KEYS, STACKED_KEYS, build_evaluator
 from dcgan.metrics.evaluator import score_images
 
-MNIST_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"  # ../shared beside the repo
-
-
-@pytest.mark.skipif(not MNIST_DIR.is_dir(), reason="the shared MNIST test set is not on this machine")
-def test_stacked_mnist_modes(metrics_cache):
-    cfg = TrainConfig(dataset=f"stacked-mnist:{MNIST_DIR}", image_size=28, eval_samples=1000)
+def test_stacked_mnist_modes(metrics_cache, mnist_dir):
+    cfg = TrainConfig(dataset=f"stacked-mnist:{mnist_dir}", image_size=28, eval_samples=1000)
     splits = load_splits(cfg)
     ref = build_evaluator(splits, "cpu", cfg.eval_samples, seed=cfg.seed).reference
     assert ref.extractor.stacked and ref.extractor.num_classes == 1000

@@ -141,20 +141,19 @@ def test_diverging_trial_is_recorded_not_raised(ray_session, tmp_path, monkeypat
 
 
 REPO = Path(__file__).resolve().parents[2]
-MNIST_DIR = REPO.parent / "shared" / "data" / "mnist"  # ../shared beside the repo
 
 
-def test_a_relative_dataset_path_reaches_the_trials(ray_session, tmp_path, monkeypatch):
+def test_a_relative_dataset_path_reaches_the_trials(ray_session, tmp_path, monkeypatch, mnist_dir):
     """`--dataset idx:../shared/data/mnist`, typed in the repo: a trial runs in a folder of its own
     (Tune's trial folder), so the driver hands it the path made absolute."""
     monkeypatch.chdir(REPO)
-    relative = os.path.relpath(MNIST_DIR, REPO)
+    relative = os.path.relpath(mnist_dir, REPO)
     assert not os.path.isabs(relative)
     exp = search(tmp_path, "relative", "--space", "smoke", "--trials", "1", "--steps", "20", "--confirm", "0",
                  "--dataset", f"idx:{relative}")
     (trial,) = trials_of(exp).values()
     assert trial["status"]["status"] == "completed" and math.isfinite(trial["results"][-1]["fid"])
-    assert trial["config"].dataset == f"idx:{MNIST_DIR}"
+    assert trial["config"].dataset == f"idx:{mnist_dir}"
 
 
 def test_two_ddp_workers_in_a_trial(ray_session, tmp_path):
@@ -278,13 +277,9 @@ def test_console_is_short_and_verbose_brings_ray_back(ray_session, tmp_path):
     assert "== Status ==" in loud and WORKER_LINE.search(loud), loud[-3000:]  # Tune's table, the workers' lines
 
 
-MNIST_DIR = Path(__file__).resolve().parents[3] / "shared" / "data" / "mnist"  # ../shared beside the repo
-
-
-@pytest.mark.skipif(not MNIST_DIR.is_dir(), reason="the shared MNIST test set is not on this machine")
-def test_stacked_mnist_modes_reach_results_and_report(ray_session, tmp_path):
+def test_stacked_mnist_modes_reach_results_and_report(ray_session, tmp_path, mnist_dir):
     exp = search(tmp_path, "stacked", "--space", "smoke", "--trials", "1", "--steps", "10", "--set", "eval_every=10",
-                 "--scheduler", "fifo", "--confirm", "0", "--dataset", f"stacked-mnist:{MNIST_DIR}")
+                 "--scheduler", "fifo", "--confirm", "0", "--dataset", f"stacked-mnist:{mnist_dir}")
     (trial,) = trials_of(exp).values()
     row = trial["results"][-1]
     assert 1 <= row["modes"] <= 1000 and row["modes_kl"] >= 0, row
