@@ -15,7 +15,8 @@ budget of trial-steps (generator steps summed over trials, the baseline trial's 
                 (not run by default; --warm-start DATASET=FILE names the file for each dataset, best
                 a search's on other data, else the prior was measured on the data it is scored on)
 
-Data: digits at 16 px (the laptop search's model: ngf=ndf=32) and the MNIST test set from
+Data: digits at 16 px (the laptop search's model, ngf=ndf=32, and its digits default, augment=translation,
+for every strategy alike) and the MNIST test set from
 ../shared/data/mnist at 28 px; --seeds seeds each. `mnist32` (not run by default) is issue #9's
 MNIST setting, 32 px and 1,500 steps, where the paper default learns within a trial: about 4 minutes
 a seed for three strategies on an H100 with 4 trials at a time (not run on this CPU). Every search starts with the paper's setting
