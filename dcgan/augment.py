@@ -27,6 +27,7 @@ from typing import Callable, Optional
 import torch
 
 Tensor = torch.Tensor
+Augment = Callable[[Tensor, torch.Generator], Tensor]  # (images (B, C, H, W) in [-1, 1], generator) -> images
 
 TRANSLATION_RATIO = 0.125  # the largest shift, as a fraction of the side
 CUTOUT_RATIO = 0.5  # the cut square's side, as a fraction of the image's
@@ -78,7 +79,7 @@ def cutout(x: Tensor, gen: torch.Generator) -> Tensor:
     return x * mask.unsqueeze(1)
 
 
-AUGMENTS: dict[str, Callable[[Tensor, torch.Generator], Tensor]] = {
+AUGMENTS: dict[str, Augment] = {
     "color": color, "translation": translation, "cutout": cutout,
 }
 
@@ -91,9 +92,6 @@ def policy(spec: str) -> list[str]:
         raise ValueError(f"unknown augment '{unknown[0]}'; known: {', '.join(AUGMENTS)} (comma-separated), "
                          f"or '' for none")
     return [n for n in AUGMENTS if n in names]  # the reference's order, whatever the spec's
-
-
-Augment = Callable[[Tensor, torch.Generator], Tensor]
 
 
 def compose(spec: str) -> Optional[Augment]:

@@ -68,10 +68,13 @@ class TrainConfig:
     data_workers: int = 2  # DataLoader workers, for datasets streamed from disk
 
     def __post_init__(self) -> None:
-        _validate(self)
         # one spelling per set of transforms ("cutout, translation" -> "translation,cutout"), so that
         # two configs that train alike compare equal (a resumed run checks its config)
-        object.__setattr__(self, "augment", ",".join(policy(self.augment)))
+        try:
+            object.__setattr__(self, "augment", ",".join(policy(self.augment)))
+        except ValueError as e:  # an unknown transform: the message names the known ones
+            raise ConfigError(str(e)) from None
+        _validate(self)
 
     # --- construction -------------------------------------------------------------------------
 
@@ -177,10 +180,6 @@ def _validate(c: TrainConfig) -> None:
         bad(f"image_size must be a power of two from 8 to 256, or 28; got {c.image_size}")
     if c.loss not in LOSSES:
         bad(f"unknown loss '{c.loss}'; known: {', '.join(LOSSES)}")
-    try:
-        policy(c.augment)
-    except ValueError as e:
-        bad(str(e))
     if c.init not in INITS:
         bad(f"unknown init '{c.init}'; known: {', '.join(INITS)}")
     if c.precision not in PRECISIONS:
