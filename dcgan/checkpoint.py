@@ -1,4 +1,5 @@
-"""Checkpoints: G, D, both optimizers, the step, every rank's RNG and sampler state, and the config.
+"""Checkpoints: G (and its average, with `ema`), D, both optimizers, the step, every rank's RNG and
+sampler state, and the config.
 
 A checkpoint is a folder `step_XXXXXXX/` holding `state.pt`, `config.json` and `samples.png`,
 written whole or not at all, so a run (or a Ray trial) resumes from any of them.
@@ -20,11 +21,10 @@ from typing import Optional
 
 import torch
 import torch.distributed as dist
-import torch.nn as nn
 
 from dcgan.config import ConfigError, TrainConfig
 from dcgan.models import Generator
-from dcgan.state import GAN
+from dcgan.state import GAN, unwrap
 
 STATE_FILE = "state.pt"
 
@@ -44,7 +44,7 @@ def gather_rng(gan: GAN) -> list:
 
 
 def save_checkpoint(gan: GAN, ckpt_dir: Path, rng: list, grid_png: Optional[Path]) -> None:
-    """G, D, both optimizers, the step, every rank's RNG and sampler state, and the config.
+    """G (and its average), D, both optimizers, the step, every rank's RNG and sampler state, and the config.
     Written to a temporary folder, then renamed: a checkpoint is whole or absent."""
     tmp = ckpt_dir.with_name(ckpt_dir.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
@@ -52,6 +52,7 @@ def save_checkpoint(gan: GAN, ckpt_dir: Path, rng: list, grid_png: Optional[Path
     torch.save({
         "step": gan.step,
         "g": unwrap(gan.g).state_dict(),
+        **({"g_ema": gan.g_ema.module.state_dict(), "ema_n": int(gan.g_ema.n_averaged)} if gan.g_ema is not None else {}),
         "d": unwrap(gan.d).state_dict(),
         "opt_g": gan.opt_g.state_dict(),
         "opt_d": gan.opt_d.state_dict(),
@@ -92,6 +93,9 @@ def load_checkpoint(gan: GAN, ckpt_dir: Path, rank: int) -> None:
     unwrap(gan.d).load_state_dict(state["d"])
     gan.opt_g.load_state_dict(state["opt_g"])
     gan.opt_d.load_state_dict(state["opt_d"])
+    if gan.g_ema is not None and "g_ema" in state:  # else the average starts again from the resumed G
+        gan.g_ema.module.load_state_dict(state["g_ema"])
+        gan.g_ema.n_averaged.fill_(state["ema_n"])
     gan.step = state["step"]
     if state["world"] == gan.world:  # the same world size continues every rank's streams exactly
         gan.noise.set_state(state["rng"][rank]["noise"])
@@ -99,10 +103,6 @@ def load_checkpoint(gan: GAN, ckpt_dir: Path, rank: int) -> None:
     else:  # a different world size: fresh streams, seeded by the step, so the run still continues
         gan.noise.manual_seed(gan.cfg.seed * 7 + gan.step * 1000 + rank)
     torch.set_rng_state(state["torch_rng"])
-
-
-def unwrap(m: nn.Module) -> nn.Module:
-    return getattr(m, "_orig_mod", m)  # torch.compile wraps the module
 
 
 def run_checkpoints(out_dir: Optional[Path]) -> list[Path]:
@@ -147,17 +147,19 @@ def find_checkpoint(path: str | Path) -> Path:
 
 
 def load_generator(ckpt_dir: str | Path, device: str | torch.device = "cpu") -> tuple[Generator, TrainConfig, int]:
-    """(G with the checkpoint's weights in eval mode, the run's config, the step) of a checkpoint folder."""
+    """(G with the checkpoint's weights in eval mode, the run's config, the step) of a checkpoint folder.
+    With `ema`, G is the average of its weights: what the run sampled and scored."""
     ckpt = Path(ckpt_dir)
     cfg = TrainConfig.from_json(ckpt / "config.json")
-    weights = read_state(ckpt)["g"]
+    state = read_state(ckpt)
+    weights = state.get("g_ema", state["g"])  # the averaged G, where the run kept one (cfg.ema)
     out_layer = [v for k, v in weights.items() if k.endswith("weight") and v.dim() == 4][-1]  # (ngf, C, 4, 4)
     g = Generator(cfg.latent_dim, out_layer.shape[1], cfg.image_size, cfg.ngf)
     try:
         g.load_state_dict(weights)
     except RuntimeError as e:
         raise CheckpointError(f"checkpoint {ckpt / STATE_FILE} does not match its config.json ({_one_line(e)})") from None
-    return g.to(device).eval(), cfg, int(read_state(ckpt, mmap=True)["step"])
+    return g.to(device).eval(), cfg, int(state["step"])
 
 
 def _one_line(error: BaseException) -> str:

@@ -52,6 +52,10 @@ class TrainConfig:
     beta2: float = 0.999
     batch_size: int = 64  # per process
     steps: int = 2000  # generator updates
+    # G's weights averaged over training (an exponential moving average, Yazici et al. 2019), and the
+    # average is what is sampled, scored and retrained from: 0 = off (the paper), else the decay,
+    # ramped up as min(ema, (1 + t) / (10 + t)) at update t (dcgan/state.py). Training is unchanged.
+    ema: float = 0.0
     # evaluation and checkpoints
     eval_every: int = 500  # generator updates between evaluations (and checkpoints)
     eval_samples: int = 2000  # generated images scored at each evaluation (fixed noise)
@@ -192,6 +196,8 @@ def _validate(c: TrainConfig) -> None:
         v = getattr(c, name)
         if not 0 <= v < 1:
             bad(f"{name} must be in [0, 1), got {v}")
+    if not 0 <= c.ema < 1:
+        bad(f"ema must be in [0, 1) (0 = off; 0.999 is usual), got {c.ema}")
     if not c.max_abs_loss > 0:
         bad(f"max_abs_loss must be > 0, got {c.max_abs_loss}")
     if not (math.isfinite(c.gp_weight) and c.gp_weight >= 0):

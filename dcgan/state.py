@@ -13,6 +13,7 @@ from typing import Any, Optional
 
 import torch
 import torch.nn as nn
+from torch.optim.swa_utils import AveragedModel
 
 from dcgan.augment import Augment, compose
 from dcgan.config import TrainConfig
@@ -103,6 +104,11 @@ class GAN:
     sums: dict = field(default_factory=dict)  # running sums of the logged losses since the last evaluation
     n_summed: int = 0  # generator updates in `sums`
     augment: Optional[Augment] = None  # what D sees real and generated images through (cfg.augment); None: as they are
+    g_ema: Optional[AveragedModel] = None  # G's weights averaged over the updates (cfg.ema); None: off
+
+    def g_eval(self) -> nn.Module:
+        """The generator that is sampled, scored and saved for retraining: the average when cfg.ema is set."""
+        return self.g_ema.module if self.g_ema is not None else unwrap(self.g)
 
     def z(self, n: int) -> torch.Tensor:
         return torch.randn(n, self.cfg.latent_dim, generator=self.noise, device=self.noise.device).to(self.device)
@@ -117,6 +123,24 @@ class GAN:
         return contextlib.nullcontext()
 
 
+def ema_average(decay: float):
+    """AveragedModel's avg_fn for `decay`, ramped up over the first updates (as in Karras et al.'s
+    code): at update t the weight on the running average is min(decay, (1 + t) / (10 + t)), so the
+    average spans about the last tenth of a short run and not the random initial weights. Buffers
+    (BatchNorm's running statistics) are averaged alike."""
+
+    def average(avg: torch.Tensor, new: torch.Tensor, n: torch.Tensor) -> torch.Tensor:
+        t = float(n)
+        keep = min(decay, (1 + t) / (10 + t))
+        return avg + (new - avg) * (1 - keep)  # not lerp: BatchNorm's num_batches_tracked is an int
+
+    return average
+
+
+def unwrap(m: nn.Module) -> nn.Module:
+    return getattr(m, "_orig_mod", m)  # torch.compile wraps the module
+
+
 def setup(cfg: TrainConfig, splits: Optional[Splits] = None) -> GAN:
     """Models, optimizers, samplers and RNGs for `cfg` on this process's device and rank."""
     rank, world = dist_info()
@@ -129,10 +153,11 @@ def setup(cfg: TrainConfig, splits: Optional[Splits] = None) -> GAN:
         g, d = g.to(memory_format=torch.channels_last), d.to(memory_format=torch.channels_last)
     broadcast_module(g, world)
     broadcast_module(d, world)
+    g_ema = AveragedModel(g, avg_fn=ema_average(cfg.ema), use_buffers=True) if cfg.ema else None
     opt_g = torch.optim.Adam(g.parameters(), lr=cfg.lr_g, betas=(cfg.beta1, cfg.beta2))
     opt_d = torch.optim.Adam(d.parameters(), lr=cfg.lr_d, betas=(cfg.beta1, cfg.beta2))
     if cfg.compile:
         g, d = torch.compile(g), torch.compile(d)
     noise = torch.Generator(device=device).manual_seed(cfg.seed * 7 + rank)
     sampler = make_sampler(splits.train, cfg, rank, world, device)
-    return GAN(cfg, g, d, opt_g, opt_d, noise, sampler, device, world, augment=compose(cfg.augment))
+    return GAN(cfg, g, d, opt_g, opt_d, noise, sampler, device, world, augment=compose(cfg.augment), g_ema=g_ema)

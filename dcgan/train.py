@@ -7,7 +7,8 @@ then one generator update, as in the paper's Algorithm 1 (with `augment` set, D 
 image, real and generated, through random differentiable transforms: dcgan/augment.py). Every
 `eval_every` updates the loop saves a sample grid from fixed noise, scores the generator (FID and
 diagnostics, when an evaluator is given), writes a checkpoint and a line of `metrics.jsonl`, and
-calls `report`.
+calls `report`. With `ema` set, the generator sampled and scored is the moving average of G's
+weights (`GAN.g_eval`), which the checkpoint holds beside G.
 
 Distributed: when a torch.distributed process group exists, each rank trains on its own shard
 with its own noise, gradients are averaged across ranks after every backward (so G and D stay
@@ -36,12 +37,12 @@ import torch.distributed as dist
 import torch.nn as nn
 
 from dcgan.checkpoint import (CheckpointError, gather_rng, latest_checkpoint, load_checkpoint, prune_checkpoints,
-                              resume_candidates, save_checkpoint, unwrap)
+                              resume_candidates, save_checkpoint)
 from dcgan.config import ConfigError, TrainConfig, parse_overrides
 from dcgan.data import Splits, load_splits
 from dcgan.distributed import any_rank, average_gradients, broadcast_module, check_device, dist_info
 from dcgan.losses import LOSSES, gradient_penalty
-from dcgan.state import GAN, setup
+from dcgan.state import GAN, setup, unwrap
 
 Report = Callable[[dict, Optional[str]], None]  # (metrics, checkpoint dir on rank 0 else None)
 CHECK_EVERY = 25  # updates between checks for NaN/inf (each check syncs with the device)
@@ -88,6 +89,8 @@ def train_step(gan: GAN) -> torch.Tensor:
             fake = gan.g(gan.z(b))  # (B, C, H, W)
         logged = d_step(gan, real, fake)
     logged |= g_step(gan, fake)
+    if gan.g_ema is not None:
+        gan.g_ema.update_parameters(unwrap(gan.g))
     for key, value in logged.items():  # device tensors: no sync with the device here
         gan.sums[key] = gan.sums.get(key, 0.0) + value.float()
     gan.n_summed += 1
@@ -222,14 +225,16 @@ def evaluate_and_save(gan: GAN, out: Optional[Path], evaluator, grid_z: torch.Te
     rank, _ = dist_info()
     metrics: dict[str, Any] = {"step": gan.step, "status": status, **_take_sums(gan)}
     broadcast_module(unwrap(gan.g), gan.world)  # ranks' BatchNorm running stats differ; use rank 0's
+    if gan.g_ema is not None:
+        broadcast_module(gan.g_ema, gan.world)  # so do their averages
     if evaluator is not None:
-        metrics |= evaluator(unwrap(gan.g))
+        metrics |= evaluator(gan.g_eval())
     rng = gather_rng(gan)
     metrics = _finite_or_none(metrics)
     ckpt = None
     if out is not None:
         grid = out / "samples" / f"step_{gan.step:07d}.png"
-        sample_grid(unwrap(gan.g), grid_z, grid)
+        sample_grid(gan.g_eval(), grid_z, grid)
         ckpt = out / "checkpoints" / f"step_{gan.step:07d}"
         save_checkpoint(gan, ckpt, rng, grid)
         prune_checkpoints(out, gan.cfg.keep_checkpoints)

@@ -45,6 +45,8 @@ def test_unknown_key_names_the_closest_field():
     ("loss", "wgan", "unknown loss"),
     ("init", "xavier", "unknown init"),
     ("steps", "many", "steps"),
+    ("ema", 1.0, r"ema must be in \[0, 1\)"),
+    ("ema", -0.5, r"ema must be in \[0, 1\)"),
 ])
 def test_invalid_values_fail(key, value, match):
     with pytest.raises(ConfigError, match=match):

@@ -6,10 +6,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from dcgan.checkpoint import unwrap
 from dcgan.config import ConfigError, TrainConfig
 from dcgan.distributed import bf16_supported, check_compile, check_device
-from dcgan.state import setup
+from dcgan.state import setup, unwrap
 from dcgan.train import main as train_main
 from dcgan.train import train_step
 
