@@ -124,15 +124,22 @@ class GAN:
 
 
 def ema_average(decay: float):
-    """AveragedModel's avg_fn for `decay`, ramped up over the first updates (as in Karras et al.'s
-    code): at update t the weight on the running average is min(decay, (1 + t) / (10 + t)), so the
-    average spans about the last tenth of a short run and not the random initial weights. Buffers
-    (BatchNorm's running statistics) are averaged alike."""
+    """AveragedModel's multi_avg_fn for `decay`, ramped up over the first updates (as in Karras et
+    al.'s code): the update after t others keeps min(decay, (1 + t) / (10 + t)) of the average, so
+    that a short run averages about its last tenth and not its random initial weights. Float
+    buffers (BatchNorm's running statistics) are averaged alike; the int count of batches is G's.
+    Foreach ops, and the weight kept on the device (no sync with it): one update costs a few
+    kernels, not four per tensor."""
 
-    def average(avg: torch.Tensor, new: torch.Tensor, n: torch.Tensor) -> torch.Tensor:
-        t = float(n)
-        keep = min(decay, (1 + t) / (10 + t))
-        return avg + (new - avg) * (1 - keep)  # not lerp: BatchNorm's num_batches_tracked is an int
+    def average(avgs: list[torch.Tensor], news: list[torch.Tensor], n: torch.Tensor) -> None:
+        if not avgs[0].is_floating_point():
+            for avg, new in zip(avgs, news):
+                avg.copy_(new)
+            return
+        weight = 1 - torch.clamp((1 + n) / (10 + n), max=decay)  # (1 + t) / (10 + t): t = n, on n's device
+        diffs = torch._foreach_sub(news, avgs)
+        torch._foreach_mul_(diffs, weight.to(avgs[0].dtype))
+        torch._foreach_add_(avgs, diffs)
 
     return average
 
@@ -153,7 +160,7 @@ def setup(cfg: TrainConfig, splits: Optional[Splits] = None) -> GAN:
         g, d = g.to(memory_format=torch.channels_last), d.to(memory_format=torch.channels_last)
     broadcast_module(g, world)
     broadcast_module(d, world)
-    g_ema = AveragedModel(g, avg_fn=ema_average(cfg.ema), use_buffers=True) if cfg.ema else None
+    g_ema = AveragedModel(g, multi_avg_fn=ema_average(cfg.ema), use_buffers=True) if cfg.ema else None
     opt_g = torch.optim.Adam(g.parameters(), lr=cfg.lr_g, betas=(cfg.beta1, cfg.beta2))
     opt_d = torch.optim.Adam(d.parameters(), lr=cfg.lr_d, betas=(cfg.beta1, cfg.beta2))
     if cfg.compile:
