@@ -32,3 +32,14 @@ def test_digits_trials_and_their_baseline_see_augmented_images_by_default(tmp_pa
 
 def test_mnist_trials_are_not_augmented_by_default(tmp_path, mnist_dir):
     assert augment_of(plan_of(tmp_path, "--dataset", f"idx:{mnist_dir}", "--image-size", "28")) == ("", "")
+
+
+@pytest.mark.parametrize("flags, ema", [([], 0.999), (["--set", "ema=0"], 0.0), (["--set", "ema=0.99"], 0.99)])
+def test_every_search_scores_and_hands_on_the_average_of_g(tmp_path, flags, ema):
+    plan = plan_of(tmp_path, *flags)
+    assert TrainConfig.from_dict(plan.fixed).ema == trial_config(plan.fixed, plan.baseline).ema == ema
+
+
+def test_mnist_searches_average_g_too(tmp_path, mnist_dir):
+    plan = plan_of(tmp_path, "--dataset", f"idx:{mnist_dir}", "--image-size", "28")
+    assert trial_config(plan.fixed, plan.baseline).ema == 0.999
