@@ -54,7 +54,7 @@ class TrainConfig:
     steps: int = 2000  # generator updates
     # G's weights averaged over training (an exponential moving average, Yazici et al. 2019), and the
     # average is what is sampled, scored and retrained from: 0 = off (the paper), else the decay,
-    # ramped up as min(ema, (1 + t) / (10 + t)) at update t (dcgan/state.py). Training is unchanged.
+    # ramped up over the first updates (dcgan/state.py, ema_average). Training is unchanged.
     ema: float = 0.0
     # evaluation and checkpoints
     eval_every: int = 500  # generator updates between evaluations (and checkpoints)

@@ -6,9 +6,10 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from dcgan.checkpoint import read_state
+import dcgan.train
+from dcgan.checkpoint import load_generator, read_state
 from dcgan.config import TrainConfig
-from dcgan.train import latest_checkpoint, setup, train, train_step
+from dcgan.train import _fixed_grid_noise, latest_checkpoint, sample_grid, setup, train, train_step
 
 TINY = dict(dataset="digits", image_size=8, ngf=8, ndf=8, latent_dim=8, batch_size=16, eval_every=25, steps=50, device="cpu")
 
@@ -91,6 +92,8 @@ def test_two_process_ddp_keeps_g_identical(tmp_path):
     mp.start_processes(_ddp_worker_final, args=(str(tmp_path / "init"), str(out)), nprocs=2, start_method="spawn")
     r0, r1 = (torch.load(out / f"rank{r}.pt", weights_only=False) for r in (0, 1))
     assert torch.equal(r0["g"], r1["g"])
+    # one average of G too: parameters and (after the evaluation's broadcast) BatchNorm statistics
+    assert torch.equal(r0["ema"], r1["ema"]) and not torch.equal(r0["ema"], r0["g_and_stats"])
     assert len(r0["seen"]) == len(r1["seen"]) == 2  # report is called on every rank, the same number of times
     assert r0["seen"][-1][1] is not None and r1["seen"][-1][1] is None  # only rank 0 has a checkpoint
     assert r0["seen"][-1][0]["d_loss"] == pytest.approx(r1["seen"][-1][0]["d_loss"])  # losses reduced across ranks
@@ -98,7 +101,8 @@ def test_two_process_ddp_keeps_g_identical(tmp_path):
 
 
 def _ddp_worker_final(rank: int, init_file: str, out: str) -> None:
-    """Train 20 steps on 2 ranks; each saves its final G weights (from its own model, not a file).
+    """Train 20 steps on 2 ranks (with `ema`); each saves its final G weights and their average
+    (from its own model, not a file).
 
     A file store, not TCP on a probed port: no port race, and no store served by rank 0 that goes
     away while rank 1 still tears down (CI once saw rank 1 abort there). A barrier before the
@@ -116,10 +120,12 @@ def _ddp_worker_final(rank: int, init_file: str, out: str) -> None:
 
     t.setup = spy_setup
     seen = []
-    t.train(tiny(steps=20, eval_every=10), out if rank == 0 else None, evaluator=None,
+    t.train(tiny(steps=20, eval_every=10, ema=0.9), out if rank == 0 else None, evaluator=None,
             report=lambda m, c: seen.append((m, c)), log=_quiet)
-    g = torch.cat([p.detach().flatten() for p in captured["gan"].g.parameters()])
-    torch.save({"g": g, "seen": seen}, os.path.join(out, f"rank{rank}.pt"))
+    gan = captured["gan"]
+    g = torch.cat([p.detach().flatten() for p in gan.g.parameters()])
+    torch.save({"g": g, "g_and_stats": _flat(gan.g), "ema": _flat(gan.g_ema.module), "seen": seen},
+               os.path.join(out, f"rank{rank}.pt"))
     dist.barrier()
     dist.destroy_process_group()
 
@@ -149,3 +155,74 @@ def test_resume_falls_back_past_a_bad_checkpoint(tmp_path, how):
 
 class _Payload:  # any class that pickle would rebuild, and so run code of, when loading
     pass
+
+
+# --- the moving average of G's weights (ema) ------------------------------------------------------
+
+
+def _flat(module: torch.nn.Module) -> torch.Tensor:
+    """Parameters and float buffers (BatchNorm's statistics; not its int count of batches)."""
+    return torch.cat([t.detach().flatten() for t in (*module.parameters(), *module.buffers()) if t.is_floating_point()])
+
+
+def test_the_average_follows_its_recurrence():
+    """The first update copies G; update t after it keeps min(decay, (1 + t) / (10 + t)) of the
+    average. Checked against the recurrence on G's weights and BatchNorm statistics, step by step."""
+    decay = 0.9
+    gan = setup(tiny(ema=decay))
+    expected = None
+    for t in range(40):  # the ramp: (1 + t) / (10 + t) stays below 0.9 until t = 80
+        train_step(gan)
+        new = _flat(gan.g)
+        expected = new.clone() if expected is None else expected + (new - expected) * (1 - min(decay, (1 + t) / (10 + t)))
+        torch.testing.assert_close(_flat(gan.g_eval()), expected, rtol=1e-5, atol=1e-6)
+    assert not torch.allclose(_flat(gan.g_eval()), _flat(gan.g))  # an average, not G
+
+
+def test_the_cap_holds_after_the_ramp():
+    gan = setup(tiny(ema=0.5))  # (1 + t) / (10 + t) > 0.5 from t = 9: the cap rules after that
+    for _ in range(12):
+        train_step(gan)
+    before, g_before = _flat(gan.g_eval()), _flat(gan.g)
+    train_step(gan)
+    torch.testing.assert_close(_flat(gan.g_eval()), before + (_flat(gan.g) - before) * 0.5, rtol=1e-5, atol=1e-6)
+    assert not torch.equal(g_before, _flat(gan.g))
+
+
+def test_without_ema_the_generator_is_g_itself(tmp_path):
+    gan = setup(tiny())
+    assert gan.g_ema is None and gan.g_eval() is gan.g
+    train(tiny(), tmp_path, evaluator=None, log=_quiet)
+    assert "g_ema" not in read_state(latest_checkpoint(tmp_path))
+
+
+def test_the_average_is_scored_sampled_and_saved(tmp_path, monkeypatch):
+    seen, scored = {}, []
+    real_setup = dcgan.train.setup
+    monkeypatch.setattr(dcgan.train, "setup", lambda *a, **k: seen.setdefault("gan", real_setup(*a, **k)))
+    cfg = tiny(ema=0.99)
+    train(cfg, tmp_path, evaluator=lambda g: scored.append(_flat(g)) or {"fid": 1.0}, log=_quiet)
+    gan = seen["gan"]
+    torch.testing.assert_close(scored[-1], _flat(gan.g_ema.module))  # the evaluator got the average
+    assert not torch.allclose(scored[-1], _flat(gan.g))
+    for g, name in ((gan.g_ema.module, "average.png"), (gan.g, "g.png")):  # the grid is the average's
+        sample_grid(g, _fixed_grid_noise(cfg), tmp_path / name)
+    grid = (tmp_path / "samples" / "step_0000050.png").read_bytes()
+    assert grid == (tmp_path / "average.png").read_bytes() != (tmp_path / "g.png").read_bytes()
+    state = read_state(latest_checkpoint(tmp_path))
+    assert state["ema_n"] == 50 and state["g"].keys() == state["g_ema"].keys()
+    g, cfg, step = load_generator(latest_checkpoint(tmp_path))  # what dcgan.sample/evaluate and a retrain read
+    torch.testing.assert_close(_flat(g), _flat(gan.g_ema.module))
+    assert cfg.ema == 0.99 and step == 50
+
+
+def test_resume_continues_the_average(tmp_path):
+    straight, split = tmp_path / "straight", tmp_path / "split"
+    train(tiny(ema=0.99, steps=100), straight, evaluator=None, log=_quiet)
+    train(tiny(ema=0.99, steps=50), split, evaluator=None, log=_quiet)
+    (split / "config.json").write_text(tiny(ema=0.99, steps=100).to_json())
+    train(tiny(ema=0.99, steps=100), split, resume_from=split, evaluator=None, log=_quiet)
+    a, b = (read_state(latest_checkpoint(d)) for d in (straight, split))
+    assert a["ema_n"] == b["ema_n"] == 100
+    for key in a["g_ema"]:
+        assert torch.equal(a["g_ema"][key], b["g_ema"][key]), key
