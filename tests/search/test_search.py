@@ -43,8 +43,8 @@ def trials_of(exp: Path) -> dict[str, dict]:
 
 
 # Small enough for seconds of compute, large enough that some trials learn, and that one of them
-# holds up when the confirmation trains it again with two new seeds (at 100 steps one in a few CI runs
-# had no such config: its best trial, FID 89, scored 121 and 128 "collapsed"). Without digits' default
+# holds up when the confirmation trains it again with two new seeds (at 100 steps a CI run had none:
+# its best trial, FID 89, scored 121 and 128 "collapsed"). Without digits' default
 # augmentation, which at 8 px shifts by 1/8 of the image and slows the first steps (the default
 # itself: test_plan.py).
 LEARNS_STEPS = 200
