@@ -133,8 +133,7 @@ def ema_average(decay: float):
 
     def average(avgs: list[torch.Tensor], news: list[torch.Tensor], n: torch.Tensor) -> None:
         if not avgs[0].is_floating_point():
-            for avg, new in zip(avgs, news):
-                avg.copy_(new)
+            torch._foreach_copy_(avgs, news)
             return
         weight = 1 - torch.clamp((1 + n) / (10 + n), max=decay)  # (1 + t) / (10 + t): t = n, on n's device
         diffs = torch._foreach_sub(news, avgs)

@@ -22,6 +22,11 @@ def _quiet(_msg: str) -> None:
     pass
 
 
+def _flat(module: torch.nn.Module) -> torch.Tensor:
+    """Parameters and float buffers (BatchNorm's statistics; not its int count of batches)."""
+    return torch.cat([t.detach().flatten() for t in (*module.parameters(), *module.buffers()) if t.is_floating_point()])
+
+
 @pytest.mark.parametrize("k", [1, 3])
 def test_d_steps_per_g(k):
     gan = setup(tiny(d_steps_per_g=k))
@@ -91,9 +96,9 @@ def test_two_process_ddp_keeps_g_identical(tmp_path):
     out = tmp_path / "run"
     mp.start_processes(_ddp_worker_final, args=(str(tmp_path / "init"), str(out)), nprocs=2, start_method="spawn")
     r0, r1 = (torch.load(out / f"rank{r}.pt", weights_only=False) for r in (0, 1))
+    # one G and one average of it: parameters and (after the evaluation's broadcast) BatchNorm statistics
     assert torch.equal(r0["g"], r1["g"])
-    # one average of G too: parameters and (after the evaluation's broadcast) BatchNorm statistics
-    assert torch.equal(r0["ema"], r1["ema"]) and not torch.equal(r0["ema"], r0["g_and_stats"])
+    assert torch.equal(r0["ema"], r1["ema"]) and not torch.equal(r0["ema"], r0["g"])
     assert len(r0["seen"]) == len(r1["seen"]) == 2  # report is called on every rank, the same number of times
     assert r0["seen"][-1][1] is not None and r1["seen"][-1][1] is None  # only rank 0 has a checkpoint
     assert r0["seen"][-1][0]["d_loss"] == pytest.approx(r1["seen"][-1][0]["d_loss"])  # losses reduced across ranks
@@ -101,8 +106,8 @@ def test_two_process_ddp_keeps_g_identical(tmp_path):
 
 
 def _ddp_worker_final(rank: int, init_file: str, out: str) -> None:
-    """Train 20 steps on 2 ranks (with `ema`); each saves its final G weights and their average
-    (from its own model, not a file).
+    """Train 20 steps on 2 ranks (with `ema`); each saves its final G (weights and BatchNorm
+    statistics) and its average (from its own model, not a file).
 
     A file store, not TCP on a probed port: no port race, and no store served by rank 0 that goes
     away while rank 1 still tears down (CI once saw rank 1 abort there). A barrier before the
@@ -123,9 +128,7 @@ def _ddp_worker_final(rank: int, init_file: str, out: str) -> None:
     t.train(tiny(steps=20, eval_every=10, ema=0.9), out if rank == 0 else None, evaluator=None,
             report=lambda m, c: seen.append((m, c)), log=_quiet)
     gan = captured["gan"]
-    g = torch.cat([p.detach().flatten() for p in gan.g.parameters()])
-    torch.save({"g": g, "g_and_stats": _flat(gan.g), "ema": _flat(gan.g_ema.module), "seen": seen},
-               os.path.join(out, f"rank{rank}.pt"))
+    torch.save({"g": _flat(gan.g), "ema": _flat(gan.g_ema.module), "seen": seen}, os.path.join(out, f"rank{rank}.pt"))
     dist.barrier()
     dist.destroy_process_group()
 
@@ -158,11 +161,6 @@ class _Payload:  # any class that pickle would rebuild, and so run code of, when
 
 
 # --- the moving average of G's weights (ema) ------------------------------------------------------
-
-
-def _flat(module: torch.nn.Module) -> torch.Tensor:
-    """Parameters and float buffers (BatchNorm's statistics; not its int count of batches)."""
-    return torch.cat([t.detach().flatten() for t in (*module.parameters(), *module.buffers()) if t.is_floating_point()])
 
 
 def test_the_average_follows_its_recurrence():
