@@ -37,9 +37,11 @@ class Console(Callback):
         self.t0 = time.monotonic()
         self.latest: dict[str, dict] = {}  # trial id -> its latest row
         self.names: dict[str, str] = {}  # trial id -> what the console calls it
+        self.restored: set[str] = set()  # trials that had ended before a --resume
 
     def setup(self, **info) -> None:
         self.t0 = time.monotonic()  # also when restored from Tune's saved state by --resume
+        self.restored = set()
 
     def out(self, line: str) -> None:
         (self._out or _print)(line)
@@ -71,12 +73,16 @@ class Console(Callback):
     def progress_line(self, trials: list[Trial], ending: Optional[dict[str, str]] = None) -> str:
         """Trials done, running, the best so far and the time left; `ending`: trials that are
         ending now, whose status Tune sets only after its callbacks ran."""
+        for t in trials:  # a trial that had ended before --resume restored it reports nothing new
+            if t.trial_id not in self.latest and t.last_result and keys.STEP in t.last_result:
+                self.latest[t.trial_id], self.names[t.trial_id] = t.last_result, self.name(t)
+                self.restored.add(t.trial_id)  # its steps were not spent in this run's time
         ended = {COMPLETED: 0, STOPPED: 0, DIVERGED: 0, FAILED: 0}
         running, spent, left = 0, 0, 0
         for t in trials:
             status = (ending or {}).get(t.trial_id, t.status)
             step = int(self.latest.get(t.trial_id, {}).get(keys.STEP, 0))
-            spent += step
+            spent += step if t.trial_id not in self.restored else 0
             if status == Trial.ERROR:
                 ended[FAILED] += 1
             elif status == Trial.TERMINATED:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import tempfile
 import time
 from dataclasses import dataclass
@@ -170,6 +171,15 @@ def _fixed_overrides(args: argparse.Namespace) -> dict[str, Any]:
     fixed.setdefault("eval_every", max(1, steps // EVALUATIONS_PER_TRIAL))
     coerced = absolute_paths(TrainConfig.from_dict(fixed).to_dict())  # types fixed, unknown keys rejected
     return {k: coerced[k] for k in sorted(fixed)}
+
+
+def resume_command(plan: Plan) -> str:
+    """The command that continues `plan`'s search where it stopped (from the same folder)."""
+    storage, _ = parent_uri(plan.experiment.uri)
+    flags = ["--space", plan.space, "--name", plan.name]
+    if storage != storage_uri(DEFAULT_STORAGE):
+        flags += ["--storage", storage]
+    return shlex.join(["python", "-m", "search.run", *flags, "--resume"])
 
 
 def _plan_resume(args: argparse.Namespace, experiment: Experiment, name: str) -> Plan:

@@ -70,12 +70,21 @@ def main(argv: Optional[list[str]] = None) -> int:
         return 0
     try:
         plan = plan_search(args)
-        from search.tuner import run_search
+    except ConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    from search.interrupt import EXIT_INTERRUPTED
+    from search.plan import resume_command
+    from search.tuner import run_search
 
+    try:
         return run_search(plan)
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # a second Ctrl-C: out at once, as if killed
+        print(f"\nquit; what Tune had saved goes on with:\n  {resume_command(plan)}", file=sys.stderr)
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

@@ -25,7 +25,8 @@ from experiment.ranking import rank_trials
 from experiment.winner import best_config_json, winner
 from experiment.schema import FAILED, PENDING, RUNNING, warm_runs
 from search.cluster import connect_ray, default_concurrency
-from search.plan import Plan
+from search.interrupt import EXIT_INTERRUPTED, TUNE_SIGINT_OFF, interruptible
+from search.plan import Plan, resume_command
 from search.sampling import make_sampler, startup_trials
 from search.trial import MAX_WORKER_FAILURES, METRIC
 from spaces import get_space, trial_config
@@ -209,6 +210,20 @@ def finish(plan: Plan, t0: float) -> int:
     return 0 if best is not None else 1  # a search that found nothing fails, for the scripts that run it
 
 
+def stopped(plan: Plan) -> int:
+    """The end of a search stopped by Ctrl-C: what it did, and the command that goes on. Nothing is
+    marked lost and no winner named: the trials that were running are in Tune's saved state, and in
+    the study as RUNNING, and `--resume` restarts them from their last checkpoints."""
+    exp = Experiment(plan.experiment.uri)
+    done = sum(1 for t in exp.trials if t.status not in (PENDING, RUNNING))
+    path, copy = study_db(plan)
+    if copy and os.path.exists(path):
+        plan.experiment.upload(path, OPTUNA_DB)  # with the intermediate FIDs told since the last upload
+    print(f"stopped: {done} of {plan.trials} trials done; no winner named. To go on from here:\n"
+          f"  {resume_command(plan)}", file=sys.stderr)
+    return EXIT_INTERRUPTED
+
+
 def _now() -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
 
@@ -230,11 +245,11 @@ def _environ(**values: str):
 def quiet_environment(plan: Plan) -> dict[str, str]:
     """Tune's settings while a search runs: its own state saved every second (default: every 10 s
     or more), so a killed driver loses little and --resume repeats little; the classic output engine,
-    for --verbose; and no warning when short evaluations force a save of that state (num_to_keep
-    does: cheap here)."""
+    for --verbose; Ctrl-C ours, not Tune's (search/interrupt.py); and no warning when short
+    evaluations force a save of that state (num_to_keep does: cheap here)."""
     quiet = {} if plan.verbose else {"TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S": "0"}
     return {"RAY_AIR_NEW_OUTPUT": "0", "TUNE_GLOBAL_CHECKPOINT_S": os.environ.get("TUNE_GLOBAL_CHECKPOINT_S", "1"),
-            **quiet}
+            **TUNE_SIGINT_OFF, **quiet}
 
 
 @dataclass(frozen=True)
@@ -268,12 +283,14 @@ def run_search(plan: Plan, extra: Optional[Extra] = None) -> int:
             print(f"warm start: {w['from']} ({format_params(w['params'])})" + (
                 f" is the same as {w['same_as']}: not run twice" if "same_as" in w else ", right after the baseline"))
         tuner = build_tuner(plan, concurrency, extra)
-        with _environ(**quiet_environment(plan)):
-            tuner.fit()
+        with _environ(**quiet_environment(plan)), interruptible() as interrupt:
+            interrupt.run(tuner.fit)
             if plan.confirm:
                 from search.confirm import confirm
 
-                confirm(plan, concurrency)
+                interrupt.run(lambda: confirm(plan, concurrency))
+        if interrupt.requested:
+            return stopped(plan)
         return finish(plan, t0)
     finally:
         if started_ray:

@@ -252,6 +252,62 @@ def test_resume_in_a_bucket_after_the_driver_is_killed(ray_session, s3_storage, 
     assert "resumed" in (tmp_path / "report.html").read_text()
 
 
+def test_ctrl_c_stops_the_search_and_resume_ends_it(ray_session, tmp_path, capsys):
+    """Ctrl-C (SIGINT) while a trial runs: the search stops at once with exit 130 and the command
+    that goes on; nothing is marked lost, no winner named, and the running trial stays RUNNING in
+    the study. That command then ends the search: the stopped trial goes on from its checkpoint and
+    is told COMPLETE with all its intermediate FIDs, the study holds each trial once, and the
+    console counts the trials that had ended before as they ended."""
+    import optuna
+
+    args = ["--space", "smoke", "--trials", "3", "--steps", "400", "--set", "eval_every=10", "--concurrency", "1",
+            "--scheduler", "fifo", "--confirm", "0", "--storage", str(tmp_path), "--name", "stopped", *TINY]
+    env = {**os.environ, "RAY_ADDRESS": ray_session.get_runtime_context().gcs_address}
+    driver = subprocess.Popen([sys.executable, "-m", "search.run", *args], env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True, start_new_session=True)
+    exp = tmp_path / "stopped"
+    try:
+        deadline = time.time() + 300
+        while time.time() < deadline and not _one_ended_one_running(exp):
+            time.sleep(0.05)
+        driver.send_signal(signal.SIGINT)  # as Ctrl-C in its terminal
+        out, err = driver.communicate(timeout=120)
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+    assert driver.returncode == 130, err[-3000:]
+    resume = f"python -m search.run --space smoke --name stopped --storage {tmp_path} --resume"
+    assert resume in err and "Tuner.restore" not in out + err, err[-3000:]
+    before = trials_of(exp)
+    (stopped,) = [tid for tid, t in before.items() if t["status"]["status"] == "running"]
+    assert [t["status"]["status"] for tid, t in before.items() if tid != stopped] == ["completed"]
+    assert json.loads((exp / "experiment.json").read_text())["finished_at"] is None
+    assert not (exp / "best_config.json").exists()
+    study = optuna.load_study(study_name="stopped", storage=f"sqlite:///{exp / 'optuna.db'}")
+    assert {t.user_attrs["trial_id"]: t.state.name for t in study.trials}[stopped] == "RUNNING"
+
+    capsys.readouterr()
+    assert search_run.main(resume.split()[3:]) == 0
+    progress = [ln for ln in capsys.readouterr().out.splitlines() if "trials done" in ln]
+    assert progress and all("stopped early" not in ln for ln in progress), progress
+    assert "3 of 3 trials done (3 completed)" in progress[-1], progress
+    after = trials_of(exp)
+    assert all(t["status"]["status"] == "completed" for t in after.values()) and len(after) == 3
+    steps = [r["step"] for r in after[stopped]["results"]]
+    assert steps == list(range(10, 401, 10))  # each evaluation once: it went on, not again
+    study = optuna.load_study(study_name="stopped", storage=f"sqlite:///{exp / 'optuna.db'}")
+    assert sorted(t.user_attrs["trial_id"] for t in study.trials) == sorted(after)
+    told = {t.user_attrs["trial_id"]: t for t in study.trials}[stopped]
+    assert told.state.name == "COMPLETE" and sorted(told.intermediate_values) == steps
+    assert told.value == pytest.approx(after[stopped]["results"][-1]["fid"])
+
+
+def _one_ended_one_running(exp: Path) -> bool:
+    statuses = [json.loads(p.read_text()) for p in exp.glob("trials/*/status.json")]
+    return (any(s["status"] == "completed" for s in statuses)
+            and any(s["status"] == "running" and s["step"] >= 20 for s in statuses))
+
+
 def _any_completed(uri: str) -> bool:
     from experiment import Experiment, ExperimentError
 

@@ -1,0 +1,80 @@
+"""Ctrl-C during a search: stop it so that `--resume` goes on from where it stood.
+
+The first Ctrl-C (SIGINT) sets `Interrupt.requested` and asks Tune to stop the way its own SIGINT
+handler would: Tune saves its state with the running trials in it, then stops them. The search
+then ends there: no confirmation, no winner named, nothing marked lost, and the Optuna study keeps
+those trials RUNNING, so that `search.run --resume` restarts them from their last checkpoints and
+tells the study how they ended. A second Ctrl-C quits at once, as a driver killed outright
+(which `--resume` also survives, losing more).
+
+Tune's own handler would do the stopping but tell nobody that it did (`Tuner.fit` returns as
+after a finished run) and print Tune's resume instructions, not ours; so it is switched off
+(TUNE_DISABLE_SIGINT_HANDLER) and reached through the SIGUSR1 handler that Tune installs beside it
+for each run (ray/tune/tune.py, _setup_signal_catching).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import sys
+import threading
+from typing import Callable, Iterator
+
+TUNE_SIGINT_OFF = {"TUNE_DISABLE_SIGINT_HANDLER": "1"}
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports a command stopped by Ctrl-C
+
+
+class TuneStopWords(logging.Filter):
+    """Drops Tune's own lines on a stop: said here in ours, and its resume advice (`Tuner.restore`)
+    is not how a search goes on."""
+
+    logger = "ray.tune.tune"
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith(("Stop signal received", "Experiment has been interrupted"))
+
+
+class Interrupt:
+    def __init__(self) -> None:
+        self.requested = False
+
+    def run(self, step: Callable[[], object]) -> None:
+        """`step()` unless a stop was asked for (a Ctrl-C between two Tune runs stops the second)."""
+        if not self.requested:
+            step()
+
+
+@contextlib.contextmanager
+def interruptible() -> Iterator[Interrupt]:
+    """Ctrl-C, within the block, stops the current Tune run and sets `requested` (in the main thread
+    only: Python delivers signals there, and Tune installs its handlers there). Tune's SIGUSR1
+    handler sets SIGINT's back to the one it found (ours) when it runs, hence `requested` decides."""
+    interrupt = Interrupt()
+    previous = signal.getsignal(signal.SIGINT)
+    if threading.current_thread() is not threading.main_thread() or previous in (signal.SIG_IGN, None):
+        # SIG_IGN: started in the background (`cmd &` in a script), where Ctrl-C is not for it;
+        # None: a handler set outside Python, left alone
+        yield interrupt
+        return
+
+    def on_sigint(signum, frame) -> None:
+        if interrupt.requested:  # the second Ctrl-C: given to the handler there was before
+            signal.signal(signal.SIGINT, previous)
+            os.kill(os.getpid(), signal.SIGINT)
+            return
+        interrupt.requested = True
+        print("\nstopping: saving the search's state (Ctrl-C again to quit at once)", file=sys.stderr, flush=True)
+        if callable(signal.getsignal(signal.SIGUSR1)):  # Tune's, set by a run; the default would end the process
+            os.kill(os.getpid(), signal.SIGUSR1)
+
+    words = TuneStopWords()
+    logging.getLogger(TuneStopWords.logger).addFilter(words)
+    signal.signal(signal.SIGINT, on_sigint)
+    try:
+        yield interrupt
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        logging.getLogger(TuneStopWords.logger).removeFilter(words)
