@@ -126,6 +126,7 @@ class Recorder(Callback):
 
 def run_one(strategy: str, dataset: str, seed: int, storage: str, resources: list[str],
             warm: Optional[dict[str, str]] = None) -> list[dict]:
+    from search.interrupt import EXIT_INTERRUPTED
     from search.plan import plan_search
     from search.run import build_parser
     from search.tuner import Extra, run_search
@@ -141,7 +142,9 @@ def run_one(strategy: str, dataset: str, seed: int, storage: str, resources: lis
     args = build_parser().parse_args([*flags, *COMMON, *resources, *strategy_flags, "--trials", str(trials), "--steps", str(steps),
                                       "--seed", str(seed), "--storage", storage, "--name", f"{dataset}-{strategy}-{seed}"])
     recorder = Recorder()
-    run_search(plan_search(args), Extra(callbacks=(recorder,), stopper=Budget(budget), searcher_cls=searcher_cls))
+    if run_search(plan_search(args), Extra(callbacks=(recorder,), stopper=Budget(budget),
+                                           searcher_cls=searcher_cls)) == EXIT_INTERRUPTED:
+        raise SystemExit(f"stopped by Ctrl-C in {args.name}, which is left out: the CSV holds the searches that ended")
     return recorder.rows
 
 
