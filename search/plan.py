@@ -173,22 +173,26 @@ def _fixed_overrides(args: argparse.Namespace) -> dict[str, Any]:
     return {k: coerced[k] for k in sorted(fixed)}
 
 
-def resume_command(plan: Plan) -> str:
-    """The command that continues `plan`'s search where it stopped (from the same folder)."""
-    storage, _ = parent_uri(plan.experiment.uri)
-    flags = ["--space", plan.space, "--name", plan.name]
-    if storage != storage_uri(DEFAULT_STORAGE):
-        flags += ["--storage", storage]
-    return shlex.join(["python", "-m", "search.run", *flags, "--resume"])
+def resume_command(module: str, uri: str, default_storage: str, *flags: str) -> str:
+    """The command that goes on with the experiment or run at `uri` (from the same folder):
+    `python -m module FLAGS --name NAME [--storage ...] --resume`."""
+    storage, name = parent_uri(uri)
+    where = ["--storage", storage] if storage != storage_uri(default_storage) else []
+    return shlex.join(["python", "-m", module, *flags, "--name", name, *where, "--resume"])
+
+
+def check_resumable(folder: Experiment, marker: str, storage: str, what: str) -> None:
+    """`folder` (an experiment, a run) holds `marker`, the file it starts with, for --resume."""
+    try:
+        found = folder.exists(marker)
+    except OSError as e:
+        raise SearchError(f"cannot read storage {storage} ({e}); check --storage") from None
+    if not found:
+        raise SearchError(f"no {what} '{parent_uri(folder.uri)[1]}' in {storage} to resume; check --name and --storage")
 
 
 def _plan_resume(args: argparse.Namespace, experiment: Experiment, name: str) -> Plan:
-    try:
-        found = experiment.exists(EXPERIMENT_JSON)
-    except OSError as e:
-        raise SearchError(f"cannot read storage {args.storage} ({e}); check --storage") from None
-    if not found:
-        raise SearchError(f"no experiment '{name}' in {args.storage} to resume; check --name and --storage")
+    check_resumable(experiment, EXPERIMENT_JSON, args.storage, "experiment")
     info = experiment.meta
     if info.get("space") != args.space:
         raise SearchError(f"experiment '{name}' searched space '{info.get('space')}', not '{args.space}'; "

@@ -74,8 +74,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     from search.interrupt import EXIT_INTERRUPTED
-    from search.plan import resume_command
-    from search.tuner import run_search
+    from search.tuner import run_search, search_resume_command
 
     try:
         return run_search(plan)
@@ -83,7 +82,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:  # a second Ctrl-C: out at once, as if killed
-        print(f"\nquit; what Tune had saved goes on with:\n  {resume_command(plan)}", file=sys.stderr)
+        print(f"\nquit; what Tune had saved goes on with:\n  {search_resume_command(plan)}", file=sys.stderr)
         return EXIT_INTERRUPTED
 
 

@@ -3,7 +3,10 @@
     python -m search.train --config experiments/ratio_lr-.../best_config.json --steps 50000 --workers 8
 
 Checkpoints at every evaluation (a restarted worker group continues from the last one), and a
-final evaluation at the last step, written to <storage>/<name>/final_metrics.json.
+final evaluation at the last step, written to <storage>/<name>/final_metrics.json. A run stopped
+before its end (Ctrl-C, a killed driver, a lost head) goes on from its last checkpoint with
+
+    python -m search.train --name NAME [--storage ...] --resume
 """
 
 from __future__ import annotations
@@ -15,29 +18,44 @@ import sys
 import time
 from typing import Optional
 
+from dcgan import keys
 from dcgan.config import ConfigError, TrainConfig, absolute_paths, parse_overrides
-from experiment.layout import Experiment, is_uri, join_uri, parent_uri, storage_uri
+from experiment.layout import CONFIG_JSON, Experiment, is_uri, join_uri, parent_uri, storage_uri
+from experiment.schema import STOPPED, final_status
 from search.cluster import connect_ray
-from search.plan import SearchError, check_dataset, check_gpus, check_local_machine, check_storage, read_config
+from search.interrupt import EXIT_INTERRUPTED
+from search.plan import (SearchError, check_dataset, check_gpus, check_local_machine, check_resumable, check_storage,
+                         read_config, resume_command)
 from search.trial import MAX_WORKER_FAILURES, Resources, train_worker
+
+DEFAULT_RUNS = "runs"  # --storage's default
+FINAL_METRICS_JSON = "final_metrics.json"  # the run's last evaluation, written when it has ended
+
+
+class RunStopped(Exception):
+    """The run ended before its last step without diverging: Ray Train aborted it (Ctrl-C)."""
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m search.train", description=__doc__.split("\n\n")[0])
-    p.add_argument("--config", required=True, help="a TrainConfig JSON file, e.g. <experiment>/best_config.json")
+    p.add_argument("--config", help="a TrainConfig JSON file, e.g. <experiment>/best_config.json")
     p.add_argument("--steps", type=int, help="generator updates (default: the config's)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config field; repeatable")
     p.add_argument("--workers", type=int, default=1, help="DDP workers (default 1)")
     p.add_argument("--cpus-per-worker", type=float, default=1.0, help="(default 1)")
     p.add_argument("--gpus-per-worker", type=float, default=0.0, help="(default 0)")
-    p.add_argument("--storage", default="runs", help="where the run folder goes: a path or a URI (default runs)")
+    p.add_argument("--storage", default=DEFAULT_RUNS,
+                   help=f"where the run folder goes: a path or a URI (default {DEFAULT_RUNS})")
     p.add_argument("--name", help="run name (default: train-<dataset>-<time>)")
     p.add_argument("--address", help="Ray cluster address (default: $RAY_ADDRESS, else a local Ray)")
+    p.add_argument("--resume", action="store_true",
+                   help="go on with the run --name (in --storage) from its last checkpoint, as it was set up")
     return p
 
 
-def plan_run(args: argparse.Namespace) -> tuple[TrainConfig, Resources, Experiment]:
+def config_from_flags(args: argparse.Namespace) -> TrainConfig:
+    """--config's TrainConfig with --steps and --set."""
     base = read_config(args.config).to_dict()
     overrides = parse_overrides(args.overrides)
     if args.steps is not None:
@@ -45,18 +63,56 @@ def plan_run(args: argparse.Namespace) -> tuple[TrainConfig, Resources, Experime
     cfg = TrainConfig.from_dict(absolute_paths({**base, **overrides}))  # its workers run in folders of their own
     if cfg.eval_every > cfg.steps:  # a shorter run still evaluates at its end
         cfg = cfg.replace(eval_every=cfg.steps)
+    return cfg
+
+
+def plan_run(args: argparse.Namespace) -> tuple[TrainConfig, Resources, Experiment]:
+    if args.resume:
+        cfg, run = resumed_run(args)
+    elif not args.config:
+        raise SearchError("--config FILE is needed (a search's best_config.json), or --name NAME --resume to go on "
+                          "with a run")
+    else:
+        cfg = config_from_flags(args)
     if args.workers < 1 or args.cpus_per_worker <= 0 or args.gpus_per_worker < 0:
         raise SearchError("--workers must be >= 1, --cpus-per-worker > 0 and --gpus-per-worker >= 0")
     check_gpus(args.gpus_per_worker, args.workers)
     check_dataset(cfg)
     if not (args.address or os.environ.get("RAY_ADDRESS")):
         check_local_machine(cfg, args.gpus_per_worker)
-    name = args.name or f"train-{cfg.dataset.replace(':', '_').replace('/', '_')}-{time.strftime('%Y%m%d-%H%M%S')}"
-    run = Experiment(join_uri(storage_uri(args.storage), name))
-    check_storage(args.storage, run)
-    if run.exists("config.json"):
-        raise SearchError(f"run '{run.uri}' exists; pass another --name")
+    if not args.resume:
+        name = args.name or f"train-{cfg.dataset.replace(':', '_').replace('/', '_')}-{time.strftime('%Y%m%d-%H%M%S')}"
+        run = Experiment(join_uri(storage_uri(args.storage), name))
+        check_storage(args.storage, run)
+        if run.exists(CONFIG_JSON):
+            raise SearchError(f"run '{run.uri}' exists; pass another --name, or --resume to go on with it")
     return cfg, Resources(args.workers, args.cpus_per_worker, args.gpus_per_worker), run
+
+
+def resumed_run(args: argparse.Namespace) -> tuple[TrainConfig, Experiment]:
+    """The run --resume goes on with, and its config (the flags, if given, must give the same)."""
+    if not args.name:
+        raise SearchError("--resume needs --name NAME, the run to go on with")
+    run = Experiment(join_uri(storage_uri(args.storage), args.name))
+    check_resumable(run, CONFIG_JSON, args.storage, "run")
+    if run.exists(FINAL_METRICS_JSON):
+        raise SearchError(f"run '{run.uri}' has ended (its {FINAL_METRICS_JSON} is written); nothing to resume")
+    cfg = TrainConfig.from_json(run.read_text(CONFIG_JSON))
+    if args.config or args.steps is not None or args.overrides:
+        given, kept = config_from_flags(args).to_dict(), cfg.to_dict()
+        differ = [f"{k} {given[k]!r} (the run's: {kept[k]!r})" for k in kept if given[k] != kept[k]]
+        if differ:
+            raise SearchError(f"--resume goes on with run '{args.name}' as it was set up, and these flags change "
+                              f"{'; '.join(differ)}; drop --config, --steps and --set")
+    return cfg, run
+
+
+def train_resume_command(run: Experiment, resources: Resources) -> str:
+    flags = []
+    for flag, value, default in (("--workers", resources.workers, 1), ("--cpus-per-worker", resources.cpus_per_worker, 1.0),
+                                 ("--gpus-per-worker", resources.gpus_per_worker, 0.0)):
+        flags += [flag, f"{value:g}"] if value != default else []
+    return resume_command("search.train", run.uri, DEFAULT_RUNS, *flags)
 
 
 def train_with_ray(cfg: TrainConfig, resources: Resources, run: Experiment) -> dict:
@@ -64,7 +120,8 @@ def train_with_ray(cfg: TrainConfig, resources: Resources, run: Experiment) -> d
     from ray.train import CheckpointConfig, FailureConfig, RunConfig
     from ray.train.torch import TorchTrainer
 
-    run.write_text(cfg.to_json(), "config.json")
+    if not run.exists(CONFIG_JSON):  # a resumed run keeps its own
+        run.write_text(cfg.to_json(), CONFIG_JSON)
     # rank 0 writes dcgan's own run folder (samples, metrics.jsonl) there when storage is local
     out_dir = None if is_uri(run.uri) else run.path("run")
     storage, name = parent_uri(run.uri)
@@ -78,8 +135,10 @@ def train_with_ray(cfg: TrainConfig, resources: Resources, run: Experiment) -> d
     )
     result = trainer.fit()
     final = dict(result.metrics or {})
+    if final_status(final, cfg.steps) == STOPPED:  # aborted before its end: Ctrl-C, which Ray Train handles
+        raise RunStopped(f"stopped at step {final.get(keys.STEP, 0)} of {cfg.steps}")
     run.write_json({"metrics": final, "checkpoint": result.checkpoint.path if result.checkpoint else None,
-                    "workers": resources.workers}, "final_metrics.json")
+                    "workers": resources.workers}, FINAL_METRICS_JSON)
     return final
 
 
@@ -95,8 +154,12 @@ def main(argv: Optional[list[str]] = None) -> int:
 
     try:
         print(f"training {cfg.dataset} at {cfg.image_size}px for {cfg.steps} steps on "
-              f"{resources.workers} worker(s) -> {run.uri}")
+              f"{resources.workers} worker(s) -> {run.uri}" + (" (resumed from its last checkpoint)" if args.resume else ""))
         final = train_with_ray(cfg, resources, run)
+    except (KeyboardInterrupt, SystemExit, RunStopped):  # Ctrl-C: Ray Train aborts the run, and may exit the process
+        print(f"stopped before step {cfg.steps}; to go on from its last checkpoint:\n  {train_resume_command(run, resources)}",
+              file=sys.stderr)
+        return EXIT_INTERRUPTED
     finally:
         if started_ray:
             ray.shutdown()

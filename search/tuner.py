@@ -26,7 +26,7 @@ from experiment.winner import best_config_json, winner
 from experiment.schema import FAILED, PENDING, RUNNING, warm_runs
 from search.cluster import connect_ray, default_concurrency
 from search.interrupt import EXIT_INTERRUPTED, TUNE_SIGINT_OFF, interruptible
-from search.plan import Plan, resume_command
+from search.plan import DEFAULT_STORAGE, Plan, resume_command
 from search.sampling import make_sampler, startup_trials
 from search.trial import MAX_WORKER_FAILURES, METRIC
 from spaces import get_space, trial_config
@@ -210,6 +210,11 @@ def finish(plan: Plan, t0: float) -> int:
     return 0 if best is not None else 1  # a search that found nothing fails, for the scripts that run it
 
 
+def search_resume_command(plan: Plan) -> str:
+    """`python -m search.run --space S --name N [--storage ...] --resume`."""
+    return resume_command("search.run", plan.experiment.uri, DEFAULT_STORAGE, "--space", plan.space)
+
+
 def stopped(plan: Plan) -> int:
     """The end of a search stopped by Ctrl-C: what it did, and the command that goes on. Nothing is
     marked lost and no winner named: the trials that were running are in Tune's saved state, and in
@@ -220,7 +225,7 @@ def stopped(plan: Plan) -> int:
     if copy and os.path.exists(path):
         plan.experiment.upload(path, OPTUNA_DB)  # with the intermediate FIDs told since the last upload
     print(f"stopped: {done} of {plan.trials} trials done; no winner named. To go on from here:\n"
-          f"  {resume_command(plan)}", file=sys.stderr)
+          f"  {search_resume_command(plan)}", file=sys.stderr)
     return EXIT_INTERRUPTED
 
 

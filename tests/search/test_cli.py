@@ -101,6 +101,37 @@ def test_search_train_bad_config(tmp_path, capsys):
     assert not (tmp_path / "r").exists()
 
 
+def test_search_train_resume_bad_input(tmp_path, capsys):
+    """--resume goes on with an existing, unfinished run as it was set up; anything else is one line,
+    exit 2, and the run's files untouched."""
+    from dcgan.config import TrainConfig
+
+    runs = tmp_path / "r"
+    cfg = TrainConfig(image_size=8, ngf=8, ndf=8, steps=300, eval_every=10)
+    cfg.to_json(tmp_path / "cfg.json")
+    (runs / "half").mkdir(parents=True)
+    cfg.to_json(runs / "half" / "config.json")
+    (runs / "done").mkdir()
+    cfg.to_json(runs / "done" / "config.json")
+    (runs / "done" / "final_metrics.json").write_text("{}")
+    before = {p: p.read_bytes() for p in runs.rglob("*") if p.is_file()}
+    for argv, message in [
+        ([], "error: --config FILE is needed (a search's best_config.json), or --name NAME --resume"),
+        (["--resume"], "error: --resume needs --name NAME"),
+        (["--resume", "--name", "nope"], f"error: no run 'nope' in {runs} to resume; check --name and --storage"),
+        (["--resume", "--name", "done"], f"error: run '{runs}/done' has ended (its final_metrics.json is written); "
+                                         "nothing to resume"),
+        (["--resume", "--name", "half", "--config", str(tmp_path / "cfg.json"), "--steps", "600"],
+         "error: --resume goes on with run 'half' as it was set up, and these flags change steps 600 (the run's: 300); "
+         "drop --config, --steps and --set"),
+        (["--config", str(tmp_path / "cfg.json"), "--name", "half"], f"error: run '{runs}/half' exists; pass another "
+                                                                     "--name, or --resume to go on with it"),
+    ]:
+        rc, err = run_main(search_train.main, [*argv, "--storage", str(runs)], capsys)
+        assert rc == 2 and len(err) == 1 and err[0].startswith(message), (argv, err)
+    assert {p: p.read_bytes() for p in runs.rglob("*") if p.is_file()} == before
+
+
 def test_bad_warm_start_exits_2_with_one_line(tmp_path, capsys):
     outside = tmp_path / "outside.json"
     outside.write_text(json.dumps({"config": {"lr_g": 0.05, "lr_d": 1e-4}}))  # as in a best_config.json

@@ -193,6 +193,43 @@ def test_search_train_with_two_workers_from_and_to_a_bucket(ray_session, s3_stor
     assert final["workers"] == 2 and final["checkpoint"]
 
 
+def test_search_train_stopped_by_ctrl_c_resumes_to_the_same_weights(ray_session, tmp_path):
+    """Ctrl-C in a long run of search.train: exit 130, the command that goes on, no final metrics.
+    `--resume` goes on from the run's last checkpoint (Ray Train keeps it in the run's folder) and
+    ends where an unstopped run ends: the same FID to the last digit, each evaluation once."""
+    steps, every = 120, 20
+    cfg = TrainConfig(image_size=8, ngf=8, ndf=8, eval_samples=200, batch_size=32, steps=steps, eval_every=every)
+    cfg.to_json(tmp_path / "cfg.json")
+    args = ["--config", str(tmp_path / "cfg.json"), "--storage", str(tmp_path / "runs")]
+    run = tmp_path / "runs" / "stopped"
+    rc, err = ctrl_c(ray_session, ["search.train", *args, "--name", "stopped"], lambda: _checkpointed_step(run) >= every)
+    assert rc == 130, err[-3000:]
+    assert f"python -m search.train --name stopped --storage {tmp_path / 'runs'} --resume" in err, err[-3000:]
+    assert not (run / "final_metrics.json").exists()
+    metrics = run / "run" / "metrics.jsonl"
+    rows = [json.loads(line) for line in metrics.read_text().splitlines()]
+    assert rows[0]["step"] == every and rows[-1]["step"] < steps
+    rows[0]["mark"] = "before the stop"  # kept only if the run goes on from a checkpoint, not from step 0
+    metrics.write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+    assert search_train.main([*args, "--name", "stopped", "--resume"]) == 0  # the first command, and --resume
+    assert search_train.main([*args, "--name", "straight"]) == 0
+    resumed, straight = (json.loads((tmp_path / "runs" / n / "final_metrics.json").read_text())["metrics"]
+                         for n in ("stopped", "straight"))
+    assert resumed["step"] == steps and resumed["fid"] == straight["fid"]
+    rows = [json.loads(line) for line in metrics.read_text().splitlines()]
+    assert [r["step"] for r in rows] == list(range(every, steps + 1, every)) and rows[0].get("mark")
+
+
+def _checkpointed_step(run: Path) -> int:
+    """The step of the checkpoint Ray Train would resume `run` from (0: none yet)."""
+    try:
+        snapshot = json.loads((run / "checkpoint_manager_snapshot.json").read_text())
+        return int(((snapshot.get("latest_checkpoint_result") or {}).get("metrics") or {}).get("step", 0))
+    except (OSError, ValueError):  # not there yet, or caught half written
+        return 0
+
+
 def test_resume_in_a_bucket_after_the_driver_is_killed(ray_session, s3_storage, tmp_path):
     """The experiment in S3 (moto on loopback). SIGKILL the search's driver once a trial finished;
     --resume completes it from the bucket, no finished trial runs again, the Optuna study holds each
@@ -252,6 +289,24 @@ def test_resume_in_a_bucket_after_the_driver_is_killed(ray_session, s3_storage, 
     assert "resumed" in (tmp_path / "report.html").read_text()
 
 
+def ctrl_c(ray_session, module_and_args: list[str], ready) -> tuple[int, str]:
+    """`python -m MODULE ARGS` joined to this session's Ray (one Ray instance only), sent SIGINT as
+    Ctrl-C in its terminal would once `ready()`; (its exit code, its output)."""
+    env = {**os.environ, "RAY_ADDRESS": ray_session.get_runtime_context().gcs_address}
+    driver = subprocess.Popen([sys.executable, "-m", *module_and_args], env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    try:
+        deadline = time.time() + 300
+        while time.time() < deadline and not ready():
+            time.sleep(0.05)
+        driver.send_signal(signal.SIGINT)
+        out, _ = driver.communicate(timeout=120)
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+    return driver.returncode, out
+
+
 def test_ctrl_c_stops_the_search_and_resume_ends_it(ray_session, tmp_path, capsys):
     """Ctrl-C (SIGINT) while a trial runs: the search stops at once with exit 130 and the command
     that goes on; nothing is marked lost, no winner named, and the running trial stays RUNNING in
@@ -262,22 +317,11 @@ def test_ctrl_c_stops_the_search_and_resume_ends_it(ray_session, tmp_path, capsy
 
     args = ["--space", "smoke", "--trials", "3", "--steps", "400", "--set", "eval_every=10", "--concurrency", "1",
             "--scheduler", "fifo", "--confirm", "0", "--storage", str(tmp_path), "--name", "stopped", *TINY]
-    env = {**os.environ, "RAY_ADDRESS": ray_session.get_runtime_context().gcs_address}
-    driver = subprocess.Popen([sys.executable, "-m", "search.run", *args], env=env, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True, start_new_session=True)
     exp = tmp_path / "stopped"
-    try:
-        deadline = time.time() + 300
-        while time.time() < deadline and not _one_ended_one_running(exp):
-            time.sleep(0.05)
-        driver.send_signal(signal.SIGINT)  # as Ctrl-C in its terminal
-        out, err = driver.communicate(timeout=120)
-    finally:
-        if driver.poll() is None:
-            driver.kill()
-    assert driver.returncode == 130, err[-3000:]
+    rc, err = ctrl_c(ray_session, ["search.run", *args], lambda: _one_ended_one_running(exp))
+    assert rc == 130, err[-3000:]
     resume = f"python -m search.run --space smoke --name stopped --storage {tmp_path} --resume"
-    assert resume in err and "Tuner.restore" not in out + err, err[-3000:]
+    assert resume in err and "Tuner.restore" not in err, err[-3000:]
     before = trials_of(exp)
     (stopped,) = [tid for tid, t in before.items() if t["status"]["status"] == "running"]
     assert [t["status"]["status"] for tid, t in before.items() if tid != stopped] == ["completed"]
