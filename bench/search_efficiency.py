@@ -126,7 +126,7 @@ class Recorder(Callback):
 
 def run_one(strategy: str, dataset: str, seed: int, storage: str, resources: list[str],
             warm: Optional[dict[str, str]] = None) -> list[dict]:
-    from search.interrupt import EXIT_INTERRUPTED
+    from dcgan.train import EXIT_INTERRUPTED
     from search.plan import plan_search
     from search.run import build_parser
     from search.tuner import Extra, run_search

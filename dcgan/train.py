@@ -26,6 +26,7 @@ import contextlib
 import json
 import math
 import os
+import shlex
 import sys
 import time
 from dataclasses import dataclass
@@ -46,6 +47,7 @@ from dcgan.state import GAN, setup, unwrap
 
 Report = Callable[[dict, Optional[str]], None]  # (metrics, checkpoint dir on rank 0 else None)
 CHECK_EVERY = 25  # updates between checks for NaN/inf (each check syncs with the device)
+EXIT_INTERRUPTED = 130  # a CLI stopped by Ctrl-C: 128 + SIGINT, as a shell reports it
 GRID_SIZE = 64  # images in the sample grid
 
 
@@ -297,7 +299,13 @@ def main(argv: Optional[list[str]] = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(f"training {cfg.dataset} at {cfg.image_size}px, loss {cfg.loss}, {cfg.steps} steps -> {out}")
-    result = train(cfg, out, resume_from=resume, evaluator=None if args.no_eval else "auto")
+    try:
+        result = train(cfg, out, resume_from=resume, evaluator=None if args.no_eval else "auto")
+    except KeyboardInterrupt:  # Ctrl-C: the checkpoints written so far stay, and the run goes on from the last
+        again = [*(sys.argv[1:] if argv is None else argv), *([] if args.out else ["--out", str(out)])]
+        print(f"\nstopped; to go on from its last checkpoint:\n  {shlex.join(['python', '-m', 'dcgan.train', *again])}",
+              file=sys.stderr)
+        return EXIT_INTERRUPTED
     if result.status == "diverged":
         print(f"diverged at step {result.step}; recorded in {out / 'status.json'}", file=sys.stderr)
         return 1

@@ -24,7 +24,6 @@ import threading
 from typing import Callable, Iterator
 
 TUNE_SIGINT_OFF = {"TUNE_DISABLE_SIGINT_HANDLER": "1"}
-EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports a command stopped by Ctrl-C
 
 
 class TuneStopWords(logging.Filter):

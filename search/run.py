@@ -73,7 +73,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    from search.interrupt import EXIT_INTERRUPTED
+    from dcgan.train import EXIT_INTERRUPTED
     from search.tuner import run_search, search_resume_command
 
     try:

@@ -20,10 +20,10 @@ from typing import Optional
 
 from dcgan import keys
 from dcgan.config import ConfigError, TrainConfig, absolute_paths, parse_overrides
+from dcgan.train import EXIT_INTERRUPTED
 from experiment.layout import CONFIG_JSON, Experiment, is_uri, join_uri, parent_uri, storage_uri
 from experiment.schema import STOPPED, final_status
 from search.cluster import connect_ray
-from search.interrupt import EXIT_INTERRUPTED
 from search.plan import (SearchError, check_dataset, check_gpus, check_local_machine, check_resumable, check_storage,
                          read_config, resume_command)
 from search.trial import MAX_WORKER_FAILURES, Resources, train_worker

@@ -19,13 +19,14 @@ import time
 from dataclasses import dataclass
 from typing import Any, Optional
 
+from dcgan.train import EXIT_INTERRUPTED
 from experiment.layout import BEST_CONFIG_JSON, OPTUNA_DB, Experiment, is_uri, parent_uri, ray_trial_dir
 from experiment.confirmation import confirmation
 from experiment.ranking import rank_trials
 from experiment.winner import best_config_json, winner
 from experiment.schema import FAILED, PENDING, RUNNING, warm_runs
 from search.cluster import connect_ray, default_concurrency
-from search.interrupt import EXIT_INTERRUPTED, TUNE_SIGINT_OFF, interruptible
+from search.interrupt import TUNE_SIGINT_OFF, interruptible
 from search.plan import DEFAULT_STORAGE, Plan, resume_command
 from search.sampling import make_sampler, startup_trials
 from search.trial import MAX_WORKER_FAILURES, METRIC

@@ -1,11 +1,14 @@
 import json
+import shlex
+import signal
 import subprocess
 import sys
+import time
 
 import pytest
 
 from dcgan.config import TrainConfig
-from dcgan.train import main
+from dcgan.train import EXIT_INTERRUPTED, main
 
 
 def _bad_inputs(tmp_path):
@@ -58,3 +61,30 @@ def test_module_entry_point(tmp_path):
     r = subprocess.run([sys.executable, "-m", "dcgan.train", "--set", "image_size=300", "--out", str(tmp_path / "x")],
                        capture_output=True, text=True)
     assert r.returncode == 2 and r.stderr.strip().count("\n") == 0 and "image_size" in r.stderr
+
+
+def test_ctrl_c_prints_the_command_that_goes_on(tmp_path):
+    """Ctrl-C: exit 130 and the command that goes on, with the run's --out when it was chosen for
+    the user; that command ends the run from its last checkpoint, each evaluation once."""
+    args = ["--set", "image_size=8", "--set", "ngf=8", "--set", "ndf=8", "--set", "steps=2000", "--set", "eval_every=50",
+            "--set", "batch_size=16", "--no-eval"]
+    run = subprocess.Popen([sys.executable, "-m", "dcgan.train", *args], cwd=tmp_path, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and not list(tmp_path.glob("runs/*/checkpoints/*")):
+        time.sleep(0.02)
+    run.send_signal(signal.SIGINT)
+    _, err = run.communicate(timeout=60)
+    assert run.returncode == EXIT_INTERRUPTED, err[-2000:]
+    (out,) = tmp_path.glob("runs/*")
+    command = shlex.split(err.strip().splitlines()[-1])
+    assert command[:3] == ["python", "-m", "dcgan.train"] and command[-2:] == ["--out", f"runs/{out.name}"], err
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert rows and rows[-1]["step"] < 2000
+    rows[0]["mark"] = "before the stop"  # kept only if the run goes on from a checkpoint, not from step 0
+    (out / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+    assert main([*command[3:-1], str(out)]) == 0  # the --out as the command's, from the folder it was run in
+    assert json.loads((out / "status.json").read_text()) == {"status": "completed", "step": 2000}
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == list(range(50, 2001, 50)) and rows[0].get("mark")
