@@ -124,10 +124,11 @@ def build_tuner(plan: Plan, concurrency: int, extra: Optional["Extra"] = None):
                                     experiment_uri=plan.experiment.uri)
     trial_fn.__mixins__ = (RestoreFromWhatExists,)  # Tune's own hook for mixing into a function's trainable
     trainable = tune.with_resources(trial_fn, plan.resources.tune_resources())
-    if plan.resume:  # Tune restores its searcher, scheduler and callbacks from the experiment
-        if is_uri(plan.experiment.uri):
+    if plan.resume and tune.Tuner.can_restore(plan.experiment.uri):  # Tune restores its searcher, scheduler
+        if is_uri(plan.experiment.uri):                                # and callbacks from the experiment
             optuna_storage(plan)  # fetch the study's local copy back first
         return tune.Tuner.restore(plan.experiment.uri, trainable, resume_unfinished=True, resume_errored=False)
+    # a new search, or one stopped before Tune first saved its state (no trial had started): as planned
     if not plan.verbose:
         import optuna
 

@@ -289,6 +289,21 @@ def test_resume_in_a_bucket_after_the_driver_is_killed(ray_session, s3_storage, 
     assert "resumed" in (tmp_path / "report.html").read_text()
 
 
+def test_resume_of_a_search_stopped_before_its_first_trial(ray_session, tmp_path):
+    """A driver stopped between writing experiment.json and Tune's first save of its state (Ctrl-C
+    in the first seconds): --resume runs the search as it was planned, from its first trial."""
+    from search.plan import plan_search
+    from search.tuner import experiment_info
+
+    args = ["--space", "smoke", "--trials", "2", "--steps", "20", "--set", "eval_every=10", "--scheduler", "fifo",
+            "--confirm", "0", "--storage", str(tmp_path), "--name", "early", *TINY]
+    plan = plan_search(search_run.build_parser().parse_args(args))
+    plan.experiment.write_info(experiment_info(plan, 1, "2026-11-24T00:00:00+00:00"))  # as run_search does first
+    assert search_run.main([*args, "--resume"]) == 0
+    trials = trials_of(tmp_path / "early")
+    assert len(trials) == 2 and all(t["status"]["status"] == "completed" for t in trials.values())
+
+
 def ctrl_c(ray_session, module_and_args: list[str], ready) -> tuple[int, str]:
     """`python -m MODULE ARGS` joined to this session's Ray (one Ray instance only), sent SIGINT as
     Ctrl-C in its terminal would once `ready()`; (its exit code, its output)."""
