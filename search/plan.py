@@ -75,7 +75,9 @@ class Plan:
     warm_start: tuple[dict[str, Any], ...] = ()
 
 
-def plan_search(args: argparse.Namespace) -> Plan:
+def plan_search(args: argparse.Namespace, given: frozenset[str] = frozenset()) -> Plan:
+    """The search `args` ask for; `given`: the flags (argparse dests) on the command line, which a
+    --resume must not change (the defaults of those left out do not count)."""
     if not args.space:
         raise SearchError(f"--space is required; known: {', '.join(sorted(SPACES))}")
     space = get_space(args.space)
@@ -100,7 +102,7 @@ def plan_search(args: argparse.Namespace) -> Plan:
     name = args.name or f"{args.space}-{time.strftime('%Y%m%d-%H%M%S')}"
     experiment = Experiment(join_uri(storage_uri(args.storage), name))
     if args.resume:
-        return _plan_resume(args, experiment, name)
+        return _plan_resume(args, experiment, name, given)
 
     fixed = _fixed_overrides(args)
     baseline = baseline_params(space)
@@ -191,12 +193,48 @@ def check_resumable(folder: Experiment, marker: str, storage: str, what: str) ->
         raise SearchError(f"no {what} '{parent_uri(folder.uri)[1]}' in {storage} to resume; check --name and --storage")
 
 
-def _plan_resume(args: argparse.Namespace, experiment: Experiment, name: str) -> Plan:
+# the flags a search is planned with, and where experiment.json keeps what they gave (search.tuner's
+# experiment_info); --set and the flags of FIXED_FLAGS are kept in its "fixed"
+PLANNED = {"trials": "trials_requested", "scheduler": "scheduler", "sampler": "sampler",
+           "startup_trials": "startup_trials", "workers_per_trial": "workers_per_trial",
+           "cpus_per_worker": "cpus_per_worker", "gpus_per_worker": "gpus_per_worker"}
+CONFIRM_FLAGS = {"confirm": "top", "confirm_seeds": "seeds", "confirm_steps": "steps"}
+FIXED_FLAGS = ("dataset", "image_size", "steps", "seed")
+
+
+def changed_on_resume(args: argparse.Namespace, given: frozenset[str], info: dict[str, Any]) -> list[str]:
+    """The given flags whose values differ from the resumed experiment's, as 'FLAG VALUE (the
+    experiment's: VALUE)'."""
+    changed = []
+
+    def differs(flag: str, value: Any, kept: Any) -> None:
+        if value != kept:
+            changed.append(f"{flag} {value} (the experiment's: {kept})")
+
+    for dest, key in PLANNED.items():
+        if dest in given:
+            differs("--" + dest.replace("_", "-"), getattr(args, dest), info.get(key))
+    for dest, key in CONFIRM_FLAGS.items():
+        if dest in given:
+            differs("--" + dest.replace("_", "-"), getattr(args, dest), (info.get("confirm") or {}).get(key))
+    if given & {*FIXED_FLAGS, "overrides"}:
+        fixed = _fixed_overrides(args)
+        for key in [k for k in FIXED_FLAGS if k in given] + sorted(parse_overrides(args.overrides)):
+            differs("--" + key.replace("_", "-") if key in FIXED_FLAGS else f"--set {key}", fixed[key],
+                    info["fixed"].get(key))
+    return changed
+
+
+def _plan_resume(args: argparse.Namespace, experiment: Experiment, name: str, given: frozenset[str]) -> Plan:
     check_resumable(experiment, EXPERIMENT_JSON, args.storage, "experiment")
     info = experiment.meta
     if info.get("space") != args.space:
         raise SearchError(f"experiment '{name}' searched space '{info.get('space')}', not '{args.space}'; "
                           f"resume it with --space {info.get('space')}")
+    changed = changed_on_resume(args, given, info)
+    if changed:
+        raise SearchError(f"--resume goes on with experiment '{name}' as it was planned, and these flags change it: "
+                          f"{'; '.join(changed)}; drop them (a search with other settings is another --name)")
     fixed = info["fixed"]
     cfg = TrainConfig.from_dict(fixed)
     check_dataset(cfg)

@@ -62,6 +62,14 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def given_flags(argv: Optional[list[str]]) -> frozenset[str]:
+    """The flags (argparse dests) on the command line, not those left to their defaults."""
+    parser = build_parser()
+    for action in parser._actions:  # argparse's documented way to leave an absent flag out of the result
+        action.default = argparse.SUPPRESS
+    return frozenset(vars(parser.parse_args(argv)))
+
+
 def main(argv: Optional[list[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     if args.list_spaces:
@@ -69,7 +77,7 @@ def main(argv: Optional[list[str]] = None) -> int:
             print(f"{name:<10} {describe(name)}")
         return 0
     try:
-        plan = plan_search(args)
+        plan = plan_search(args, given_flags(argv))
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -101,6 +101,35 @@ def test_search_train_bad_config(tmp_path, capsys):
     assert not (tmp_path / "r").exists()
 
 
+def test_resume_refuses_flags_that_change_the_search(tmp_path, capsys):
+    """--resume goes on with the search as it was planned: a flag given with another value than the
+    experiment's (it would be ignored) is one line, exit 2, nothing written. The first command
+    again, with --resume, is accepted; so is --resume with only --space and --name."""
+    from search.plan import plan_search
+    from search.run import given_flags
+    from search.tuner import experiment_info
+
+    first = ["--space", "smoke", "--trials", "2", "--steps", "20", "--image-size", "8", "--set", "ngf=8",
+             "--confirm", "1", "--storage", str(tmp_path), "--name", "e"]
+    plan = plan_search(search_run.build_parser().parse_args(first))
+    plan.experiment.write_info(experiment_info(plan, 1, "2026-11-24T00:00:00+00:00"))  # as run_search does first
+    before = (tmp_path / "e" / "experiment.json").read_bytes()
+    for changed, message in [
+        (["--trials", "6"], "--trials 6 (the experiment's: 2)"),
+        (["--set", "ngf=16", "--steps", "40"], "--steps 40 (the experiment's: 20); --set ngf 16 (the experiment's: 8)"),
+        (["--confirm", "0", "--sampler", "random"], "--sampler random (the experiment's: tpe); --confirm 0 (the "
+                                                    "experiment's: 1)"),
+    ]:
+        rc, err = run_main(search_run.main, [*first, *changed, "--resume"], capsys)
+        assert rc == 2 and len(err) == 1, err
+        assert err[0] == (f"error: --resume goes on with experiment 'e' as it was planned, and these flags change it: "
+                          f"{message}; drop them (a search with other settings is another --name)")
+    assert (tmp_path / "e" / "experiment.json").read_bytes() == before
+    for argv in ([*first, "--resume"], ["--space", "smoke", "--storage", str(tmp_path), "--name", "e", "--resume"]):
+        resumed = plan_search(search_run.build_parser().parse_args(argv), given_flags(argv))
+        assert resumed.resume and (resumed.trials, resumed.steps, resumed.fixed) == (2, 20, plan.fixed)
+
+
 def test_search_train_resume_bad_input(tmp_path, capsys):
     """--resume goes on with an existing, unfinished run as it was set up; anything else is one line,
     exit 2, and the run's files untouched."""
