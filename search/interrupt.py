@@ -1,11 +1,11 @@
 """Ctrl-C during a search: stop it so that `--resume` goes on from where it stood.
 
-The first Ctrl-C (SIGINT) sets `Interrupt.requested` and asks Tune to stop the way its own SIGINT
-handler would: Tune saves its state with the running trials in it, then stops them. The search
-then ends there: no confirmation, no winner named, nothing marked lost, and the Optuna study keeps
-those trials RUNNING, so that `search.run --resume` restarts them from their last checkpoints and
-tells the study how they ended. A second Ctrl-C quits at once, as a driver killed outright
-(which `--resume` also survives, losing more).
+The first Ctrl-C (SIGINT; or SIGTERM, which `ray job stop` sends) sets `Interrupt.requested` and
+asks Tune to stop the way its own SIGINT handler would: Tune saves its state with the running
+trials in it, then stops them. The search then ends there: no confirmation, no winner named,
+nothing marked lost, and the Optuna study keeps those trials RUNNING, so that `search.run
+--resume` restarts them from their last checkpoints and tells the study how they ended. A second
+signal quits at once, as a driver killed outright (which `--resume` also survives, losing more).
 
 Tune's own handler would do the stopping but tell nobody that it did (`Tuner.fit` returns as
 after a finished run) and print Tune's resume instructions, not ours; so it is switched off
@@ -46,34 +46,43 @@ class Interrupt:
             step()
 
 
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)  # Ctrl-C; `ray job stop`, a process manager
+
+
 @contextlib.contextmanager
 def interruptible() -> Iterator[Interrupt]:
-    """Ctrl-C, within the block, stops the current Tune run and sets `requested` (in the main thread
-    only: Python delivers signals there, and Tune installs its handlers there). Tune's SIGUSR1
-    handler sets SIGINT's back to the one it found (ours) when it runs, hence `requested` decides."""
+    """Ctrl-C (or SIGTERM), within the block, stops the current Tune run and sets `requested` (in
+    the main thread only: Python delivers signals there, and Tune installs its handlers there).
+    Tune's SIGUSR1 handler sets SIGINT's back to the one it found (ours) when it runs, hence
+    `requested` decides what a signal does."""
     interrupt = Interrupt()
-    previous = signal.getsignal(signal.SIGINT)
-    if threading.current_thread() is not threading.main_thread() or previous in (signal.SIG_IGN, None):
-        # SIG_IGN: started in the background (`cmd &` in a script), where Ctrl-C is not for it;
-        # None: a handler set outside Python, left alone
+    previous = {signum: signal.getsignal(signum) for signum in STOP_SIGNALS}
+    # SIG_IGN: started in the background (`cmd &` in a script), where Ctrl-C is not for it;
+    # None: a handler set outside Python; both left alone
+    ours = [signum for signum, handler in previous.items() if handler not in (signal.SIG_IGN, None)]
+    if threading.current_thread() is not threading.main_thread() or not ours:
         yield interrupt
         return
 
-    def on_sigint(signum, frame) -> None:
-        if interrupt.requested:  # the second Ctrl-C: given to the handler there was before
-            signal.signal(signal.SIGINT, previous)
-            os.kill(os.getpid(), signal.SIGINT)
+    def on_stop(signum, frame) -> None:
+        if interrupt.requested:  # the second: given to the handlers there were before
+            for s in ours:
+                signal.signal(s, previous[s])
+            os.kill(os.getpid(), signum)
             return
         interrupt.requested = True
-        print("\nstopping: saving the search's state (Ctrl-C again to quit at once)", file=sys.stderr, flush=True)
+        again = "Ctrl-C again" if signum == signal.SIGINT else f"{signal.Signals(signum).name} again"
+        print(f"\nstopping: saving the search's state ({again} to quit at once)", file=sys.stderr, flush=True)
         if callable(signal.getsignal(signal.SIGUSR1)):  # Tune's, set by a run; the default would end the process
             os.kill(os.getpid(), signal.SIGUSR1)
 
     words = TuneStopWords()
     logging.getLogger(TuneStopWords.logger).addFilter(words)
-    signal.signal(signal.SIGINT, on_sigint)
+    for signum in ours:
+        signal.signal(signum, on_stop)
     try:
         yield interrupt
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for signum in ours:
+            signal.signal(signum, previous[signum])
         logging.getLogger(TuneStopWords.logger).removeFilter(words)

@@ -31,6 +31,21 @@ def test_first_ctrl_c_stops_tune_and_the_steps_after_it_the_second_quits(tune_st
             os.kill(os.getpid(), signal.SIGINT)
     assert ran == ["search"] and tune_stop == [signal.SIGUSR1]
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # as it was
+    assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
+
+
+def test_sigterm_stops_tune_as_ctrl_c_does(tune_stop):
+    """`ray job stop` sends SIGTERM: the same stop, and a second one goes to the handler there was."""
+    terms = []
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: terms.append(signum))
+    try:
+        with interruptible() as interrupt:
+            os.kill(os.getpid(), signal.SIGTERM)
+            assert interrupt.requested and tune_stop == [signal.SIGUSR1] and not terms
+            os.kill(os.getpid(), signal.SIGTERM)
+            assert terms == [signal.SIGTERM]
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def test_no_ctrl_c_runs_every_step_and_leaves_the_handler_as_it_was(tune_stop):
