@@ -37,7 +37,7 @@ class Console(Callback):
         self.t0 = time.monotonic()
         self.latest: dict[str, dict] = {}  # trial id -> its latest row
         self.names: dict[str, str] = {}  # trial id -> what the console calls it
-        self.restored: set[str] = set()  # trials that had ended before a --resume
+        self.restored: set[str] = set()  # trials known from before a --resume, not yet trained in this run
 
     def setup(self, **info) -> None:
         self.t0 = time.monotonic()  # also when restored from Tune's saved state by --resume
@@ -51,6 +51,7 @@ class Console(Callback):
 
     def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
         self.latest[trial.trial_id] = result
+        self.restored.discard(trial.trial_id)  # it trains in this run
         self.names[trial.trial_id] = self.name(trial)
         if not (result.get(REPLAYED) or self.ends_only):  # a resumed trial that had ended: printed before
             self.out(evaluation_line(self.name(trial), result, self.steps))

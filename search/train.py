@@ -54,9 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def config_from_flags(args: argparse.Namespace) -> TrainConfig:
-    """--config's TrainConfig with --steps and --set."""
-    base = read_config(args.config).to_dict()
+def config_from_flags(args: argparse.Namespace, default: Optional[TrainConfig] = None) -> TrainConfig:
+    """--config's TrainConfig (without --config, `default`) with --steps and --set."""
+    base = (read_config(args.config) if args.config else default).to_dict()
     overrides = parse_overrides(args.overrides)
     if args.steps is not None:
         overrides["steps"] = args.steps
@@ -99,7 +99,7 @@ def resumed_run(args: argparse.Namespace) -> tuple[TrainConfig, Experiment]:
         raise SearchError(f"run '{run.uri}' has ended (its {FINAL_METRICS_JSON} is written); nothing to resume")
     cfg = TrainConfig.from_json(run.read_text(CONFIG_JSON))
     if args.config or args.steps is not None or args.overrides:
-        given, kept = config_from_flags(args).to_dict(), cfg.to_dict()
+        given, kept = config_from_flags(args, cfg).to_dict(), cfg.to_dict()
         differ = [f"{k} {given[k]!r} (the run's: {kept[k]!r})" for k in kept if given[k] != kept[k]]
         if differ:
             raise SearchError(f"--resume goes on with run '{args.name}' as it was set up, and these flags change "

@@ -218,9 +218,10 @@ def search_resume_command(plan: Plan) -> str:
 
 
 def stopped(plan: Plan) -> int:
-    """The end of a search stopped by Ctrl-C: what it did, and the command that goes on. Nothing is
-    marked lost and no winner named: the trials that were running are in Tune's saved state, and in
-    the study as RUNNING, and `--resume` restarts them from their last checkpoints."""
+    """The end of a search stopped by Ctrl-C (or SIGTERM): what it did, and the command that goes
+    on. Nothing is marked lost and no winner named: the trials that were running are in Tune's
+    saved state, and in the study as RUNNING, and `--resume` restarts them from their last
+    checkpoints."""
     exp = Experiment(plan.experiment.uri)
     done = sum(1 for t in exp.trials if t.status not in (PENDING, RUNNING))
     path, copy = study_db(plan)

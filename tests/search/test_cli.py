@@ -153,6 +153,9 @@ def test_search_train_resume_bad_input(tmp_path, capsys):
         (["--resume", "--name", "half", "--config", str(tmp_path / "cfg.json"), "--steps", "600"],
          "error: --resume goes on with run 'half' as it was set up, and these flags change steps 600 (the run's: 300); "
          "drop --config, --steps and --set"),
+        (["--resume", "--name", "half", "--set", "lr_g=0.001"], "error: --resume goes on with run 'half' as it was "
+                                                                "set up, and these flags change lr_g 0.001 (the run's: "
+                                                                "0.0002); drop --config, --steps and --set"),
         (["--config", str(tmp_path / "cfg.json"), "--name", "half"], f"error: run '{runs}/half' exists; pass another "
                                                                      "--name, or --resume to go on with it"),
     ]:
