@@ -237,10 +237,13 @@ def evaluate_and_save(gan: GAN, out: Optional[Path], evaluator, grid_z: torch.Te
     if out is not None:
         grid = out / "samples" / f"step_{gan.step:07d}.png"
         sample_grid(gan.g_eval(), grid_z, grid)
+        # the metrics line before the checkpoint: a run stopped between the two resumes from the
+        # checkpoint before, drops the line and evaluates that step again; the other way round, the
+        # step's line would be missing for good
+        _append_jsonl(out / "metrics.jsonl", metrics)
         ckpt = out / "checkpoints" / f"step_{gan.step:07d}"
         save_checkpoint(gan, ckpt, rng, grid)
         prune_checkpoints(out, gan.cfg.keep_checkpoints)
-        _append_jsonl(out / "metrics.jsonl", metrics)
     if report is not None:
         report(dict(metrics), str(ckpt) if ckpt is not None and rank == 0 else None)
     return metrics

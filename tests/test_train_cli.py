@@ -71,8 +71,8 @@ def test_ctrl_c_prints_the_command_that_goes_on(tmp_path):
     run = subprocess.Popen([sys.executable, "-m", "dcgan.train", *args], cwd=tmp_path, stdout=subprocess.PIPE,
                            stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 120
-    while time.time() < deadline and not list(tmp_path.glob("runs/*/checkpoints/*")):
-        time.sleep(0.02)
+    while time.time() < deadline and _last_step(tmp_path.glob("runs/*/metrics.jsonl")) < 100:
+        time.sleep(0.02)  # at step 100's line, step 50's checkpoint is written (it comes after its line)
     run.send_signal(signal.SIGINT)
     _, err = run.communicate(timeout=60)
     assert run.returncode == EXIT_INTERRUPTED, err[-2000:]
@@ -88,3 +88,10 @@ def test_ctrl_c_prints_the_command_that_goes_on(tmp_path):
     assert json.loads((out / "status.json").read_text()) == {"status": "completed", "step": 2000}
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == list(range(50, 2001, 50)) and rows[0].get("mark")
+
+
+def _last_step(files) -> int:
+    try:
+        return max((json.loads(line)["step"] for f in files for line in f.read_text().splitlines()), default=0)
+    except ValueError:  # a line caught half written
+        return 0
