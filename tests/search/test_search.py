@@ -273,9 +273,13 @@ def test_resume_in_a_bucket_after_the_driver_is_killed(ray_session, s3_storage, 
     # completed COMPLETE; a trial lost with the driver FAIL, or absent if the driver died before the
     # study reached the bucket; a suggestion asked just before the kill, for a trial that never
     # started, FAIL
-    study = optuna.load_study(study_name="resumed", storage=f"sqlite:///{done.copy_to_local('optuna.db')}")
+    local = done.copy_to_local("optuna.db")
+    try:
+        trials = optuna.load_study(study_name="resumed", storage=f"sqlite:///{local}").trials
+    finally:
+        os.unlink(local)  # a copy in the system's temporary folder: left there, one per run
     by_id = {}
-    for t in study.trials:
+    for t in trials:
         by_id.setdefault(t.user_attrs.get("trial_id"), []).append(t)
     for t in done.trials:
         told = by_id.get(t.trial_id, [])
@@ -283,7 +287,7 @@ def test_resume_in_a_bucket_after_the_driver_is_killed(ray_session, s3_storage, 
         assert all(x.params == t.params and x.state.name == ("COMPLETE" if t.status == "completed" else "FAIL")
                    for x in told)
     ids = {t.trial_id for t in done.trials}
-    assert all(t.state.name == "FAIL" for t in study.trials if t.user_attrs.get("trial_id") not in ids)
+    assert all(t.state.name == "FAIL" for t in trials if t.user_attrs.get("trial_id") not in ids)
 
     assert build.main([uri, "-o", str(tmp_path / "report.html")]) == 0
     assert "resumed" in (tmp_path / "report.html").read_text()
