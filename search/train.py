@@ -108,10 +108,11 @@ def resumed_run(args: argparse.Namespace) -> tuple[TrainConfig, Experiment]:
 
 
 def train_resume_command(run: Experiment, resources: Resources) -> str:
-    flags = []
-    for flag, value, default in (("--workers", resources.workers, 1), ("--cpus-per-worker", resources.cpus_per_worker, 1.0),
-                                 ("--gpus-per-worker", resources.gpus_per_worker, 0.0)):
-        flags += [flag, f"{value:g}"] if value != default else []
+    """The command that goes on with `run`, with the resources it was given where not the defaults."""
+    parser, flags = build_parser(), []
+    for dest, value in (("workers", resources.workers), ("cpus_per_worker", resources.cpus_per_worker),
+                        ("gpus_per_worker", resources.gpus_per_worker)):
+        flags += [f"--{dest.replace('_', '-')}", f"{value:g}"] if value != parser.get_default(dest) else []
     return resume_command("search.train", run.uri, DEFAULT_RUNS, *flags)
 
 

@@ -101,13 +101,20 @@ def close_lost_study_trials(plan: Plan) -> None:
     lost with it (their folders say "lost"): told FAIL, so the study holds each trial once, finished."""
     import optuna
 
-    path, copy = study_db(plan)
+    path, _ = study_db(plan)
     if not os.path.exists(path):
         return
     study = optuna.load_study(study_name=plan.name, storage=f"sqlite:///{path}")
     for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
         study.tell(trial.number, state=optuna.trial.TrialState.FAIL)
-    if copy:
+    upload_study(plan)
+
+
+def upload_study(plan: Plan) -> None:
+    """The study's local copy, for an experiment in remote storage, uploaded to it (a local
+    experiment's study is its own file)."""
+    path, copy = study_db(plan)
+    if copy and os.path.exists(path):
         plan.experiment.upload(path, OPTUNA_DB)
 
 
@@ -224,9 +231,7 @@ def stopped(plan: Plan) -> int:
     checkpoints."""
     exp = Experiment(plan.experiment.uri)
     done = sum(1 for t in exp.trials if t.status not in (PENDING, RUNNING))
-    path, copy = study_db(plan)
-    if copy and os.path.exists(path):
-        plan.experiment.upload(path, OPTUNA_DB)  # with the intermediate FIDs told since the last upload
+    upload_study(plan)  # with the intermediate FIDs told since the writer's last upload
     print(f"stopped: {done} of {plan.trials} trials done; no winner named. To go on from here:\n"
           f"  {search_resume_command(plan)}", file=sys.stderr)
     return EXIT_INTERRUPTED
