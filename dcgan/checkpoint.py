@@ -12,6 +12,7 @@ names the file.
 
 from __future__ import annotations
 
+import json
 import pickle
 import re
 import shutil
@@ -24,9 +25,12 @@ import torch.distributed as dist
 
 from dcgan.config import ConfigError, TrainConfig
 from dcgan.models import Generator
-from dcgan.state import GAN, unwrap
+from dcgan.state import GAN, apply_hyperparameters, unwrap
 
 STATE_FILE = "state.pt"
+# the key of a run file (a search's best_config.json) that names the checkpoint a long run continues
+# from: a local path or a URI (experiment/winner.py writes it)
+CONTINUE_FROM = "checkpoint"
 
 
 class CheckpointError(ConfigError):
@@ -93,6 +97,7 @@ def load_checkpoint(gan: GAN, ckpt_dir: Path, rank: int) -> None:
     unwrap(gan.d).load_state_dict(state["d"])
     gan.opt_g.load_state_dict(state["opt_g"])
     gan.opt_d.load_state_dict(state["opt_d"])
+    apply_hyperparameters(gan)  # this run's rates and betas, not the ones the optimizers were saved with
     if gan.g_ema is not None and "g_ema" in state:  # else the average starts again from the resumed G
         gan.g_ema.module.load_state_dict(state["g_ema"])
         gan.g_ema.n_averaged.fill_(state["ema_n"])
@@ -160,6 +165,27 @@ def load_generator(ckpt_dir: str | Path, device: str | torch.device = "cpu") -> 
     except RuntimeError as e:
         raise CheckpointError(f"checkpoint {ckpt / STATE_FILE} does not match its config.json ({_one_line(e)})") from None
     return g.to(device).eval(), cfg, int(state["step"])
+
+
+def continued_checkpoint(config_file: str | Path, steps: int) -> Path:
+    """The checkpoint that `config_file` (a search's best_config.json) names under CONTINUE_FROM, for
+    a run of `steps` generator updates that goes on from it. ConfigError, naming the fix, if there is
+    none, it is in remote storage, cannot be read, or is at or past `steps`."""
+    try:
+        where = json.loads(Path(config_file).read_text()).get(CONTINUE_FROM)
+    except (OSError, ValueError, AttributeError):
+        where = None
+    if not where:
+        raise ConfigError(f"{config_file} names no checkpoint to continue from; pass a search's best_config.json, "
+                          "or drop --continue to train from step 0")
+    if "://" in str(where):
+        raise ConfigError(f"the checkpoint {where} is in remote storage; continue with python -m search.train "
+                          f"--config {config_file} --continue, which reads it there")
+    ckpt = find_checkpoint(where)
+    step = int(read_state(ckpt, mmap=True)["step"])
+    if step >= steps:
+        raise ConfigError(f"the checkpoint {ckpt} is at step {step}; pass --steps above it to train on")
+    return ckpt
 
 
 def _one_line(error: BaseException) -> str:

@@ -19,6 +19,8 @@ from typing import Any, Mapping
 from dcgan.augment import policy
 
 LOSSES = ("bce", "wgan-gp", "hinge", "lsgan")
+# the fields a run can change while it trains (TrainConfig.schedule; set in place by dcgan.state.apply_hyperparameters)
+SCHEDULABLE = ("lr_g", "lr_d", "beta1", "beta2", "d_steps_per_g")
 INITS = ("dcgan", "kaiming")
 PRECISIONS = ("fp32", "bf16")
 IMAGE_SIZES = (8, 16, 28, 32, 64, 128, 256)
@@ -70,6 +72,10 @@ class TrainConfig:
     channels_last: bool = False
     compile: bool = False  # torch.compile the networks
     data_workers: int = 2  # DataLoader workers, for datasets streamed from disk
+    # hyperparameters that change during the run (population-based training's answer): after generator
+    # update `step`, the run goes on with the values given; JSON [{"step": 400, "lr_g": 1e-3}, ...].
+    # Only the fields of SCHEDULABLE, which the loop can change in place; the fields above are step 0's.
+    schedule: tuple = ()
 
     def __post_init__(self) -> None:
         # one spelling per set of transforms ("cutout, translation" -> "translation,cutout"), so that
@@ -78,6 +84,7 @@ class TrainConfig:
             object.__setattr__(self, "augment", ",".join(policy(self.augment)))
         except ValueError as e:  # an unknown transform: the message names the known ones
             raise ConfigError(str(e)) from None
+        object.__setattr__(self, "schedule", _parse_schedule(self.schedule))
         _validate(self)
 
     # --- construction -------------------------------------------------------------------------
@@ -98,7 +105,22 @@ class TrainConfig:
         return TrainConfig.from_dict({**self.to_dict(), **changes})
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        out = dataclasses.asdict(self)
+        out["schedule"] = [{"step": step, **dict(values)} for step, values in self.schedule]
+        return out
+
+    # --- the schedule ---------------------------------------------------------------------------
+
+    def values_at(self, step: int) -> dict[str, Any]:
+        """The SCHEDULABLE fields' values that the updates after `step` train with."""
+        values = {k: getattr(self, k) for k in SCHEDULABLE}
+        for at, changes in self.schedule:
+            if at <= step:
+                values.update(changes)
+        return values
+
+    def change_steps(self) -> frozenset[int]:
+        return frozenset(step for step, _ in self.schedule)
 
     # --- JSON ---------------------------------------------------------------------------------
 
@@ -176,6 +198,38 @@ def _coerce(field: dataclasses.Field, value: Any) -> Any:
     return value
 
 
+def _parse_schedule(value: Any) -> tuple:
+    """A schedule as JSON gives it ([{"step": 400, "lr_g": 1e-3}, ...]) or as the config holds it
+    (((400, (("lr_g", 1e-3),)), ...)) -> the latter: changes by step, their values coerced and checked."""
+    if isinstance(value, str):  # --set schedule=... on the command line
+        try:
+            value = json.loads(value) if value.strip() else []
+        except json.JSONDecodeError as e:
+            raise ConfigError(f"schedule is not valid JSON ({e.msg}); give a list such as "
+                              '[{"step": 400, "lr_g": 0.001}]') from None
+    if not isinstance(value, (list, tuple)):
+        raise ConfigError(f"schedule must be a list of {{\"step\": N, field: value}}, got {value!r}"[:300])
+    known = {f.name: f for f in fields(TrainConfig)}
+    out, last = [], 0
+    for change in value:
+        if isinstance(change, dict):
+            items = dict(change)
+            step = items.pop("step", None)
+        elif isinstance(change, (list, tuple)) and len(change) == 2 and isinstance(change[1], (list, tuple)):
+            step, items = change[0], dict(change[1])
+        else:
+            raise ConfigError(f"a schedule change must be {{\"step\": N, field: value}}, got {change!r}"[:300])
+        if isinstance(step, bool) or not isinstance(step, int) or step <= last:
+            raise ConfigError(f"schedule steps must be integers >= 1 in increasing order, got {step!r} after {last}")
+        unknown = [k for k in items if k not in SCHEDULABLE]
+        if unknown or not items:
+            raise ConfigError(f"a schedule change sets {', '.join(SCHEDULABLE)}, not {unknown[0] if unknown else 'nothing'}"
+                              f" (at step {step})")
+        out.append((step, tuple(sorted((k, _coerce(known[k], v)) for k, v in items.items()))))
+        last = step
+    return tuple(out)
+
+
 def _validate(c: TrainConfig) -> None:
     def bad(msg: str) -> None:
         raise ConfigError(msg)
@@ -212,6 +266,11 @@ def _validate(c: TrainConfig) -> None:
         bad(f"data_workers must be >= 0, got {c.data_workers}")
     if not c.dataset:
         bad("dataset must not be empty")
+    for step, changes in c.schedule:  # each change's values pass the same checks
+        try:
+            _validate(dataclasses.replace(c, schedule=(), **dict(changes)))
+        except ConfigError as e:
+            bad(f"schedule at step {step}: {e}")
 
 
 def _atomic_write(path: Path, text: str) -> None:

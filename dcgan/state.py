@@ -143,6 +143,20 @@ def ema_average(decay: float):
     return average
 
 
+def apply_hyperparameters(gan: GAN, cfg: Optional[TrainConfig] = None) -> None:
+    """Train on with `cfg` (default: gan.cfg), whose SCHEDULABLE values may differ from those the
+    optimizers hold: Adam's rates and betas set in place (its moments kept), and the D:G ratio read
+    from gan.cfg at the next update. Called after every restore, since an optimizer's state_dict
+    brings back the rates it was saved with (population-based training restores a member from
+    another's checkpoint with new values), and at each change of the config's schedule."""
+    if cfg is not None:
+        gan.cfg = cfg
+    for opt, lr in ((gan.opt_g, gan.cfg.lr_g), (gan.opt_d, gan.cfg.lr_d)):
+        for group in opt.param_groups:
+            group["lr"] = lr
+            group["betas"] = (gan.cfg.beta1, gan.cfg.beta2)
+
+
 def unwrap(m: nn.Module) -> nn.Module:
     return getattr(m, "_orig_mod", m)  # torch.compile wraps the module
 

@@ -37,13 +37,13 @@ import torch
 import torch.distributed as dist
 import torch.nn as nn
 
-from dcgan.checkpoint import (CheckpointError, gather_rng, latest_checkpoint, load_checkpoint, prune_checkpoints,
-                              resume_candidates, save_checkpoint)
+from dcgan.checkpoint import (CheckpointError, continued_checkpoint, gather_rng, latest_checkpoint, load_checkpoint,
+                              prune_checkpoints, resume_candidates, save_checkpoint)
 from dcgan.config import ConfigError, TrainConfig, parse_overrides
 from dcgan.data import Splits, load_splits
 from dcgan.distributed import any_rank, average_gradients, broadcast_module, check_device, dist_info
 from dcgan.losses import LOSSES, gradient_penalty
-from dcgan.state import GAN, setup, unwrap
+from dcgan.state import GAN, apply_hyperparameters, setup, unwrap
 
 Report = Callable[[dict, Optional[str]], None]  # (metrics, checkpoint dir on rank 0 else None)
 CHECK_EVERY = 25  # updates between checks for NaN/inf (each check syncs with the device)
@@ -172,6 +172,8 @@ def train(cfg: TrainConfig, out_dir: Optional[str | Path] = None, *, report: Opt
     out = Path(out_dir) if (out_dir is not None and rank == 0) else None
     if resume_from is not None:  # None: a fresh run
         resume(gan, resume_from, rank, log)
+    follow_schedule(gan, cfg)  # the values in force after the step resumed from (none: cfg's own)
+    changes = cfg.change_steps()
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
         cfg.to_json(out / "config.json")
@@ -191,6 +193,8 @@ def train(cfg: TrainConfig, out_dir: Optional[str | Path] = None, *, report: Opt
             metrics = evaluate_and_save(gan, out, evaluator, grid_z, status, report)
             rate = (gan.step - step0) / (time.perf_counter() - t0)
             log(_progress_line(metrics, cfg.steps, rate))
+        if gan.step in changes:  # after the step's evaluation: it scores the values that trained it
+            follow_schedule(gan, cfg)
     if status == "diverged":
         metrics = {"step": gan.step, "status": "diverged", "reason": f"a loss became NaN, inf or beyond {cfg.max_abs_loss:g}"}
         log(f"step {gan.step}/{cfg.steps}: diverged ({metrics['reason']}); run recorded as diverged")
@@ -201,6 +205,12 @@ def train(cfg: TrainConfig, out_dir: Optional[str | Path] = None, *, report: Opt
     if out is not None:
         (out / "status.json").write_text(json.dumps({"status": status, "step": gan.step}) + "\n")
     return RunResult(status, gan.step, metrics, out, time.perf_counter() - t0)
+
+
+def follow_schedule(gan: GAN, cfg: TrainConfig) -> None:
+    """gan trains on with the values `cfg.schedule` sets after gan.step (cfg's own before any change)."""
+    if cfg.schedule:
+        apply_hyperparameters(gan, cfg.replace(**cfg.values_at(gan.step)))
 
 
 def resume(gan: GAN, resume_from: str | Path, rank: int, log: Callable[[str], None]) -> None:
@@ -277,6 +287,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config field; repeatable")
     p.add_argument("--out", help="run folder (default: runs/<dataset>-<time>); an existing run there resumes")
+    p.add_argument("--steps", type=int, help="generator updates in all (default: the config's; as --set steps=N)")
+    p.add_argument("--continue", dest="continue_run", action="store_true",
+                   help="start from the checkpoint that --config names (a search's best_config.json: its winner's "
+                        "last checkpoint) and train on to --steps with the config's last hyperparameters")
     p.add_argument("--no-eval", action="store_true", help="skip FID and diagnostics (losses and samples only)")
     return p
 
@@ -285,18 +299,23 @@ def main(argv: Optional[list[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         base = TrainConfig.from_json(args.config).to_dict() if args.config else {}
-        cfg = TrainConfig.from_dict({**base, **parse_overrides(args.overrides)})
+        steps = {} if args.steps is None else {"steps": args.steps}
+        cfg = TrainConfig.from_dict({**base, **parse_overrides(args.overrides), **steps})
+        if args.continue_run and not args.config:
+            raise ConfigError("--continue needs --config, a search's best_config.json (it names the checkpoint)")
+        start = continued_checkpoint(args.config, cfg.steps) if args.continue_run else None
         load_splits(cfg)  # a missing or empty dataset fails here, before anything is written
         check_device(cfg)  # so does a device (or bf16) that this machine lacks
         out = Path(args.out) if args.out else Path("runs") / f"{cfg.dataset.replace(':', '_').replace('/', '_')}-{time.strftime('%Y%m%d-%H%M%S')}"
-        resume = None
         if (out / "config.json").exists():
             previous = TrainConfig.from_json(out / "config.json")
             if previous != cfg:
                 raise ConfigError(f"{out} holds a run of a different config; pass another --out")
-            resume = out if latest_checkpoint(out) else None
+            resume = out if latest_checkpoint(out) else start  # a continued run stopped: from its own checkpoints
         elif out.exists() and any(out.iterdir()):
             raise ConfigError(f"{out} exists and is not a run folder; pass another --out")
+        else:
+            resume = start
         _check_writable(out)
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
