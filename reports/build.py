@@ -15,6 +15,7 @@ from experiment import Experiment, ExperimentError, Ranking, is_uri, rank_trials
 from experiment.confirmation import confirmation
 from experiment.layout import REPORT_HTML
 from reports import figures, html
+from reports.lineage_info import _get_lineage_info
 from reports.output import check_writable, write_text
 from reports.plot_info import (_get_diagnostics_info, _get_fid_curves_info, _get_header_info, _get_importance_info,
                                _get_params_info, _get_reuse_info, _get_sample_grids_info)
@@ -52,6 +53,7 @@ def report_body(experiment: Experiment, ranking: Ranking) -> list[str]:
         html.section("curves", "FID vs steps",
                      html.figure_div(figures.fid_curves_figure(curves), "fig-fid-curves") if curves.curves
                      else '<p class="note">No FID yet.</p>'),
+        *_lineage_sections(experiment, ranking),
         html.section("params", "Hyperparameters", *_params_parts(ranking)),
         html.section("importance", "Hyperparameter importance", html.importance_note_html(importance),
                      *([html.figure_div(figures.importance_figure(importance), "fig-importance")]
@@ -60,6 +62,20 @@ def report_body(experiment: Experiment, ranking: Ranking) -> list[str]:
                      html.figure_div(figures.diagnostics_figure(diagnostics), "fig-diagnostics") if diagnostics.points
                      else '<p class="note">No diagnostics yet.</p>'),
         html.section("reuse", "Reuse the winner", html.reuse_html(_get_reuse_info(experiment, ranking))),
+    ]
+
+
+def _lineage_sections(experiment: Experiment, ranking: Ranking) -> list[str]:
+    """A population-based search's: the winner's schedule, and the members with their exploits."""
+    info = _get_lineage_info(experiment, ranking)
+    if not info.curves:
+        return []
+    return [
+        html.section("schedule", "The winner's schedule: its values against steps (they replay it from step 0)",
+                     html.figure_div(figures.schedule_figure(info.schedule), "fig-schedule") if info.schedule
+                     else '<p class="note">The winner has no schedule recorded.</p>'),
+        html.section("lineage", "Population: who went on from whom",
+                     html.figure_div(figures.member_curves_figure(info), "fig-members"), html.exploits_html(info)),
     ]
 
 

@@ -7,6 +7,7 @@ import math
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from reports.lineage_info import LineageInfo, ScheduleInfo
 from reports.plot_info import DiagnosticsInfo, FidCurvesInfo, ImportanceInfo, ParamsInfo
 from experiment.confirmation import Confirmation
 from experiment.ranking import COLLAPSED, DIVERGED, NOT_LEARNED, RANKED
@@ -185,3 +186,39 @@ def _last_finite(steps: list[int], fids: list[float | None]) -> tuple[int, float
         if f is not None:
             return s, f
     return None
+
+
+def schedule_figure(info: ScheduleInfo) -> go.Figure:
+    """The winner's values against steps: the learning rates (log axis) above, the other values below."""
+    rates = [k for k in info.values if k.startswith("lr_")]
+    others = [k for k in info.values if k not in rates]
+    fig = make_subplots(rows=2 if others else 1, cols=1, shared_xaxes=True, vertical_spacing=0.08)
+    for row, names in ((1, rates), (2, others)):
+        for name in names:
+            fig.add_trace(go.Scatter(x=info.steps, y=info.values[name], mode="lines+markers", name=name,
+                                     line=dict(shape="hv"), hovertemplate=f"{name} %{{y:.3g}} from step %{{x}}"
+                                                                          "<extra></extra>"), row=row, col=1)
+    fig.update_yaxes(type="log", title_text="learning rate", row=1, col=1)
+    fig.update_xaxes(title_text="generator step", row=2 if others else 1, col=1)
+    fig.update_layout(template=TEMPLATE, height=420, title=f"The winner's schedule ({info.trial_id})")
+    return fig
+
+
+def member_curves_figure(info: LineageInfo) -> go.Figure:
+    """Each member's FID against steps (log axis); a cross where it had gone on from another member."""
+    fig = go.Figure()
+    for c in info.curves:
+        colour = BEST_COLOUR if c.is_best else BASELINE_COLOUR if c.is_control else GROUP_COLOURS[RANKED]
+        tag = " (best)" if c.is_best else " (control)" if c.is_control else ""
+        fig.add_trace(go.Scatter(x=c.steps, y=c.fids, mode="lines+markers", name=f"{c.trial_id}{tag}",
+                                 legendgroup=c.trial_id, line=dict(color=colour, width=3 if c.is_best else 1.5),
+                                 hovertemplate=f"{c.trial_id}<br>step %{{x}}<br>FID %{{y:.2f}}<extra></extra>"))
+        if c.exploits:
+            fig.add_trace(go.Scatter(x=[s for s, _, _ in c.exploits], y=[f for _, f, _ in c.exploits], mode="markers",
+                                     legendgroup=c.trial_id, showlegend=False, text=[t for _, _, t in c.exploits],
+                                     marker=dict(symbol="x", size=12, color=colour),
+                                     hovertemplate=f"{c.trial_id}: %{{text}}<extra></extra>"))
+    fig.update_layout(template=TEMPLATE, height=440, xaxis_title="generator step", yaxis_type="log",
+                      yaxis_title="FID (log; lower is better)",
+                      title="Members' FID (crosses: the first evaluation after going on from another member)")
+    return fig

@@ -13,6 +13,7 @@ from typing import Any, Iterable, Optional
 import plotly.graph_objects as go
 import plotly.offline
 
+from reports.lineage_info import LineageInfo
 from reports.plot_info import (HeaderInfo, ImportanceInfo, ReuseInfo, SampleGridsInfo, format_duration,
                                format_timestamp)
 from dcgan import keys
@@ -257,3 +258,18 @@ def _param_text(value: Any) -> str:
 
 def _param(value: Any) -> str:
     return f"<td>{escape(_param_text(value))}</td>"
+
+
+def exploits_html(info: LineageInfo) -> str:
+    """Every exploit: which member, at its step, went on from which member's checkpoint, and what changed."""
+    if not info.exploits:
+        return '<p class="note">No member went on from another one (none fell behind at a perturbation).</p>'
+    rows = []
+    for r in info.exploits:
+        e = r.exploit
+        changed = ", ".join(f"{_l(k)} {_param_text(a)} &rarr; {_param_text(b)}" for k, (a, b) in sorted(e.changed.items()))
+        rows.append(f'<tr><td class="l">{_l(r.trial_id)}</td><td>{e.step}</td><td class="l">{_l(e.source)}</td>'
+                    f'<td>{e.from_step}</td><td class="l">{changed or "nothing"}</td></tr>')
+    return ('<div class="scroll"><table id="exploits"><tr><th class="l">member</th><th>at its step</th>'
+            '<th class="l">went on from</th><th>from step</th><th class="l">values changed</th></tr>'
+            + "".join(rows) + "</table></div>")

@@ -9,6 +9,7 @@ A resumed search runs only the confirmation runs that had not ended.
 from __future__ import annotations
 
 from experiment.layout import CONFIRM, Experiment, confirm_name
+from experiment.lineage import replay_params
 from experiment.ranking import Ranking, rank_trials
 from experiment.schema import ENDED
 from search.plan import Plan
@@ -53,7 +54,7 @@ def confirm(plan: Plan, concurrency: int) -> None:
     steps = plan.confirm_steps or plan.steps
     print(f"confirming {', '.join(ids)} (the leaderboard's top {plan.confirm} and the baseline) with seeds "
           f"{', '.join(map(str, confirm_seeds(plan)))}: {len(runs)} run(s) of {steps} steps")
-    params_of = {tid: experiment.trial(tid).params for tid in ids}
+    params_of = {tid: replay_params(experiment, tid) for tid in ids}  # a member's with its schedule
     steps_override = plan.confirm_steps if plan.confirm_steps and plan.confirm_steps != plan.steps else None
     trial_fn = tune.with_parameters(run_confirmation, params_of=params_of, fixed=plan.fixed,
                                     resources=plan.resources, experiment_uri=plan.experiment.uri, steps=steps_override)

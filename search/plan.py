@@ -6,6 +6,7 @@ Bad input raises `SearchError` (a ConfigError), whose one-line message names the
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import shlex
 import tempfile
@@ -42,6 +43,10 @@ EVALUATIONS_PER_TRIAL = 4  # eval_every = steps // 4 unless --set eval_every=...
 DEFAULT_STORAGE = "experiments"
 DEFAULT_CONFIRM = 2  # the top 2 trials and the baseline, each trained again...
 DEFAULT_CONFIRM_SEEDS = 2  # ...with 2 other seeds
+SCHEDULERS = ("asha", "fifo", "pbt", "pb2")
+POPULATION_SCHEDULERS = ("pbt", "pb2")  # a population trained together: --population, --perturb-every
+MIN_POPULATION = 4  # the default population: the concurrency, at least this
+DEFAULT_PERTURB_EVERY = 1  # evaluations between a member's exploits
 
 
 class SearchError(ConfigError):
@@ -73,6 +78,21 @@ class Plan:
     confirm_steps: Optional[int] = None  # None: the search's steps
     # configs tried right after the baseline: [{"from": file, "params": {...}}] (experiment.json's warm_start)
     warm_start: tuple[dict[str, Any], ...] = ()
+    # pbt, pb2: members drawn from the space (None: the concurrency, at least MIN_POPULATION, known once
+    # Ray is up); `trials` is then the population and the control
+    population: Optional[int] = None
+    perturb_every: int = DEFAULT_PERTURB_EVERY
+
+    @property
+    def is_population(self) -> bool:
+        return self.scheduler in POPULATION_SCHEDULERS
+
+    def with_population(self, concurrency: int) -> "Plan":
+        """A population search's plan with its population known (trials: the members and the control)."""
+        if not self.is_population:
+            return self
+        population = self.population or max(MIN_POPULATION, concurrency)
+        return dataclasses.replace(self, population=population, trials=population + 1, sampler="random")
 
 
 def plan_search(args: argparse.Namespace, given: frozenset[str] = frozenset()) -> Plan:
@@ -95,9 +115,11 @@ def plan_search(args: argparse.Namespace, given: frozenset[str] = frozenset()) -
     if args.resume and args.warm_start:
         raise SearchError("--warm-start starts a new search; a resumed one keeps its own (drop --warm-start)")
     for flag, value, low in (("--confirm", args.confirm, 0), ("--confirm-seeds", args.confirm_seeds, 1),
-                             ("--startup-trials", args.startup_trials, 1), ("--confirm-steps", args.confirm_steps, 1)):
+                             ("--startup-trials", args.startup_trials, 1), ("--confirm-steps", args.confirm_steps, 1),
+                             ("--population", args.population, 2), ("--perturb-every", args.perturb_every, 1)):
         if value is not None and value < low:
             raise SearchError(f"{flag} must be >= {low}, got {value}")
+    check_population_flags(args, given)
 
     name = args.name or f"{args.space}-{time.strftime('%Y%m%d-%H%M%S')}"
     experiment = Experiment(join_uri(storage_uri(args.storage), name))
@@ -126,7 +148,23 @@ def plan_search(args: argparse.Namespace, given: frozenset[str] = frozenset()) -
                 Resources(args.workers_per_trial, args.cpus_per_worker, args.gpus_per_worker),
                 address, resume=False, verbose=args.verbose, sampler=args.sampler, startup_trials=args.startup_trials,
                 confirm=args.confirm, confirm_seeds=args.confirm_seeds, confirm_steps=args.confirm_steps,
-                warm_start=warm)
+                warm_start=warm, population=args.population, perturb_every=args.perturb_every)
+
+
+def check_population_flags(args: argparse.Namespace, given: frozenset[str]) -> None:
+    """--population and --perturb-every go with pbt and pb2, and the flags of a sampled search do not."""
+    population = args.scheduler in POPULATION_SCHEDULERS
+    if not population:
+        for flag in ("population", "perturb_every"):
+            if flag in given:
+                raise SearchError(f"--{flag.replace('_', '-')} goes with --scheduler pbt or pb2; add one, or drop it")
+        return
+    for flag, instead in (("trials", "--population N (the paper's setting trains beside them)"),
+                          ("sampler", "nothing: the population is drawn at random from the space"),
+                          ("startup_trials", "nothing: the population is drawn at random from the space"),
+                          ("warm_start", "a search with --scheduler asha or fifo")):
+        if flag in given:
+            raise SearchError(f"--{flag.replace('_', '-')} does not go with --scheduler {args.scheduler}; use {instead}")
 
 
 def warm_start(space_name: str, space, sources: list[str], baseline: dict[str, Any]) -> tuple[dict[str, Any], ...]:
@@ -197,7 +235,8 @@ def check_resumable(folder: Experiment, marker: str, storage: str, what: str) ->
 # experiment_info); --set and the flags of FIXED_FLAGS are kept in its "fixed"
 PLANNED = {"trials": "trials_requested", "scheduler": "scheduler", "sampler": "sampler",
            "startup_trials": "startup_trials", "workers_per_trial": "workers_per_trial",
-           "cpus_per_worker": "cpus_per_worker", "gpus_per_worker": "gpus_per_worker"}
+           "cpus_per_worker": "cpus_per_worker", "gpus_per_worker": "gpus_per_worker",
+           "population": "population", "perturb_every": "perturb_every"}
 CONFIRM_FLAGS = {"confirm": "top", "confirm_seeds": "seeds", "confirm_steps": "steps"}
 FIXED_FLAGS = ("dataset", "image_size", "steps", "seed")
 
@@ -245,7 +284,8 @@ def _plan_resume(args: argparse.Namespace, experiment: Experiment, name: str, gi
                 args.address or os.environ.get("RAY_ADDRESS"), resume=True, verbose=args.verbose,
                 sampler=info.get("sampler", DEFAULT_SAMPLER), startup_trials=info.get("startup_trials"),
                 confirm=confirm["top"], confirm_seeds=confirm["seeds"], confirm_steps=confirm["steps"],
-                warm_start=tuple(info.get("warm_start") or ()))
+                warm_start=tuple(info.get("warm_start") or ()), population=info.get("population"),
+                perturb_every=info.get("perturb_every") or DEFAULT_PERTURB_EVERY)
 
 
 def check_gpus(gpus_per_worker: float, workers: int) -> None:

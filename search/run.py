@@ -17,8 +17,8 @@ import sys
 from typing import Optional
 
 from dcgan.config import ConfigError
-from search.plan import (DEFAULT_CONFIRM, DEFAULT_CONFIRM_SEEDS, DEFAULT_IMAGE_SIZE, DEFAULT_STEPS, DEFAULT_STORAGE,
-                         DEFAULT_TRIALS, plan_search)
+from search.plan import (DEFAULT_CONFIRM, DEFAULT_CONFIRM_SEEDS, DEFAULT_IMAGE_SIZE, DEFAULT_PERTURB_EVERY,
+                         DEFAULT_STEPS, DEFAULT_STORAGE, DEFAULT_TRIALS, MIN_POPULATION, SCHEDULERS, plan_search)
 from search.sampling import DEFAULT_SAMPLER, SAMPLERS
 from spaces import SPACES, describe
 
@@ -32,7 +32,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, default=DEFAULT_STEPS, help=f"generator updates per trial (default {DEFAULT_STEPS})")
     p.add_argument("--image-size", type=int, default=DEFAULT_IMAGE_SIZE, help=f"(default {DEFAULT_IMAGE_SIZE})")
     p.add_argument("--concurrency", type=int, help="trials at once (default: as many as the cluster's resources fit)")
-    p.add_argument("--scheduler", choices=("asha", "fifo"), default="asha", help="asha stops poor trials early (default)")
+    p.add_argument("--scheduler", choices=SCHEDULERS, default="asha",
+                   help="asha stops poor trials early (default); pbt and pb2 train a population together, the "
+                        "members that fall behind going on from the leaders' weights with perturbed values")
+    p.add_argument("--population", type=int, help="pbt, pb2: members drawn from the space (default: the trials "
+                                                   f"that run at once, at least {MIN_POPULATION}); the paper's "
+                                                   "setting trains beside them, never perturbed")
+    p.add_argument("--perturb-every", type=int, default=DEFAULT_PERTURB_EVERY,
+                   help=f"pbt, pb2: evaluations between a member's exploits (default {DEFAULT_PERTURB_EVERY})")
     p.add_argument("--storage", default=DEFAULT_STORAGE, help="experiments root: a path or a URI such as s3://bucket/x")
     p.add_argument("--name", help="experiment name (default: <space>-<time>)")
     p.add_argument("--resume", action="store_true", help="continue the experiment --name (same --space)")

@@ -27,3 +27,18 @@ def make_sampler(name: str, trials: int, seed: int, startup: Optional[int] = Non
     if name == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     raise ValueError(f"unknown sampler '{name}'; known: {', '.join(SAMPLERS)}")
+
+
+def random_draws(space, n: int, seed: int) -> tuple[list[dict], dict]:
+    """The first `n` draws of `--sampler random` with `seed` from `space` (a search's trials after
+    its baseline), and the distribution of every parameter drawn: {name: optuna distribution}."""
+    import optuna
+
+    study = optuna.create_study(sampler=make_sampler("random", n, seed))
+    draws, distributions = [], {}
+    for _ in range(n):
+        trial = study.ask()
+        space(trial)
+        draws.append(dict(trial.params))
+        distributions.update(trial.distributions)
+    return draws, distributions

@@ -30,6 +30,7 @@ from search.trial import MAX_WORKER_FAILURES, Resources, train_worker
 
 DEFAULT_RUNS = "runs"  # --storage's default
 FINAL_METRICS_JSON = "final_metrics.json"  # the run's last evaluation, written when it has ended
+CONTINUED_JSON = "continued.json"  # a run started with --continue: the checkpoint it went on from
 
 
 class RunStopped(Exception):
@@ -51,6 +52,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--address", help="Ray cluster address (default: $RAY_ADDRESS, else a local Ray)")
     p.add_argument("--resume", action="store_true",
                    help="go on with the run --name (in --storage) from its last checkpoint, as it was set up")
+    p.add_argument("--continue", dest="continue_run", action="store_true",
+                   help="start from the checkpoint that --config names (a search's best_config.json: its winner's "
+                        "last checkpoint) and train on to --steps with the config's last hyperparameters")
     return p
 
 
@@ -66,14 +70,35 @@ def config_from_flags(args: argparse.Namespace, default: Optional[TrainConfig] =
     return cfg
 
 
-def plan_run(args: argparse.Namespace) -> tuple[TrainConfig, Resources, Experiment]:
+def continued_from(config: str, steps: int) -> str:
+    """The checkpoint (a path or a URI) that `config`, a search's best_config.json, names for --continue."""
+    from dcgan.checkpoint import CONTINUE_FROM, continued_checkpoint
+
+    if not is_uri(config):
+        return str(continued_checkpoint(config, steps))  # checked here: found, readable, before `steps`
+    folder, name = parent_uri(config)
+    where = (json.loads(Experiment(folder).read_text(name)) or {}).get(CONTINUE_FROM)
+    if not where:
+        raise SearchError(f"{config} names no checkpoint to continue from; pass a search's best_config.json, or "
+                          "drop --continue to train from step 0")
+    return where
+
+
+def plan_run(args: argparse.Namespace) -> tuple[TrainConfig, Resources, Experiment, Optional[str]]:
+    """The run's config, resources and folder, and the checkpoint it continues from (None: step 0)."""
+    start = None
     if args.resume:
+        if args.continue_run:
+            raise SearchError("--resume goes on with a run as it was started (with or without --continue); drop "
+                              "--continue")
         cfg, run = resumed_run(args)
+        start = (run.read_json(CONTINUED_JSON) or {}).get("checkpoint")
     elif not args.config:
         raise SearchError("--config FILE is needed (a search's best_config.json), or --name NAME --resume to go on "
                           "with a run")
     else:
         cfg = config_from_flags(args)
+        start = continued_from(args.config, cfg.steps) if args.continue_run else None
     if args.workers < 1 or args.cpus_per_worker <= 0 or args.gpus_per_worker < 0:
         raise SearchError("--workers must be >= 1, --cpus-per-worker > 0 and --gpus-per-worker >= 0")
     check_gpus(args.gpus_per_worker, args.workers)
@@ -86,7 +111,7 @@ def plan_run(args: argparse.Namespace) -> tuple[TrainConfig, Resources, Experime
         check_storage(args.storage, run)
         if run.exists(CONFIG_JSON):
             raise SearchError(f"run '{run.uri}' exists; pass another --name, or --resume to go on with it")
-    return cfg, Resources(args.workers, args.cpus_per_worker, args.gpus_per_worker), run
+    return cfg, Resources(args.workers, args.cpus_per_worker, args.gpus_per_worker), run, start
 
 
 def resumed_run(args: argparse.Namespace) -> tuple[TrainConfig, Experiment]:
@@ -116,19 +141,22 @@ def train_resume_command(run: Experiment, resources: Resources) -> str:
     return resume_command("search.train", run.uri, DEFAULT_RUNS, *flags)
 
 
-def train_with_ray(cfg: TrainConfig, resources: Resources, run: Experiment) -> dict:
-    """A TorchTrainer of `resources.workers` workers on `cfg`; returns the final evaluation."""
+def train_with_ray(cfg: TrainConfig, resources: Resources, run: Experiment, start: Optional[str] = None) -> dict:
+    """A TorchTrainer of `resources.workers` workers on `cfg`, from checkpoint `start` if given (until
+    the run has checkpoints of its own); returns the final evaluation."""
     from ray.train import CheckpointConfig, FailureConfig, RunConfig
     from ray.train.torch import TorchTrainer
 
     if not run.exists(CONFIG_JSON):  # a resumed run keeps its own
         run.write_text(cfg.to_json(), CONFIG_JSON)
+        if start:
+            run.write_json({"checkpoint": start}, CONTINUED_JSON)
     # rank 0 writes dcgan's own run folder (samples, metrics.jsonl) there when storage is local
     out_dir = None if is_uri(run.uri) else run.path("run")
     storage, name = parent_uri(run.uri)
     trainer = TorchTrainer(
         train_worker,
-        train_loop_config={"config": cfg.to_dict(), "out_dir": out_dir},
+        train_loop_config={"config": cfg.to_dict(), "out_dir": out_dir, "start": start},
         scaling_config=resources.scaling_config(),
         run_config=RunConfig(name=name, storage_path=storage,
                              failure_config=FailureConfig(max_failures=MAX_WORKER_FAILURES),
@@ -146,7 +174,7 @@ def train_with_ray(cfg: TrainConfig, resources: Resources, run: Experiment) -> d
 def main(argv: Optional[list[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        cfg, resources, run = plan_run(args)
+        cfg, resources, run, start = plan_run(args)
         started_ray = connect_ray(args.address)
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
@@ -155,8 +183,9 @@ def main(argv: Optional[list[str]] = None) -> int:
 
     try:
         print(f"training {cfg.dataset} at {cfg.image_size}px for {cfg.steps} steps on "
-              f"{resources.workers} worker(s) -> {run.uri}" + (" (resumed from its last checkpoint)" if args.resume else ""))
-        final = train_with_ray(cfg, resources, run)
+              f"{resources.workers} worker(s) -> {run.uri}" + (" (resumed from its last checkpoint)" if args.resume else "")
+              + (f" (continuing from {start})" if start and not args.resume else ""))
+        final = train_with_ray(cfg, resources, run, start)
     except (KeyboardInterrupt, SystemExit, RunStopped):  # Ctrl-C: Ray Train aborts the run, and may exit the process
         print(f"stopped before step {cfg.steps}; to go on from its last checkpoint:\n  {train_resume_command(run, resources)}",
               file=sys.stderr)

@@ -220,8 +220,11 @@ def train_worker(loop_config: dict) -> None:
 
         mark(place.name, "worker_process", psutil.Process().create_time())
     mark(place.name, "worker")
+    checkpoint = ray.train.get_checkpoint()  # the run's own, once it has one; else where it starts (--continue)
+    if checkpoint is None and loop_config.get("start"):
+        checkpoint = ray.train.Checkpoint(loop_config["start"])
     run_loop(TrainConfig.from_dict(loop_config["config"]), place, loop_config.get("experiment_uri"),
-             loop_config.get("out_dir"), report, ray.train.get_checkpoint(), ray.train.get_context().get_world_rank() == 0)
+             loop_config.get("out_dir"), report, checkpoint, ray.train.get_context().get_world_rank() == 0)
 
 
 def run_trial(params: dict, *, fixed: dict, resources: Resources, experiment_uri: str) -> None:

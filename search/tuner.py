@@ -28,7 +28,7 @@ from experiment.schema import FAILED, PENDING, RUNNING, warm_runs
 from search.cluster import connect_ray, default_concurrency
 from search.interrupt import TUNE_SIGINT_OFF, interruptible
 from search.plan import DEFAULT_STORAGE, Plan, resume_command
-from search.sampling import make_sampler, startup_trials
+from search.sampling import make_sampler, random_draws, startup_trials
 from search.trial import MAX_WORKER_FAILURES, METRIC
 from spaces import get_space, trial_config
 
@@ -48,7 +48,7 @@ def experiment_info(plan: Plan, concurrency: int, started_at: str) -> dict[str, 
         "startup_trials": plan.startup_trials if plan.startup_trials is not None else startup_trials(plan.trials),
         "confirm": {"top": plan.confirm, "seeds": plan.confirm_seeds, "steps": plan.confirm_steps or plan.steps},
         "trials_requested": plan.trials,
-        "steps": plan.steps, "seed": plan.seed, "concurrency": concurrency,
+        "steps": plan.steps, "population": plan.population, "perturb_every": plan.perturb_every if plan.is_population else None, "seed": plan.seed, "concurrency": concurrency,
         "workers_per_trial": plan.resources.workers, "cpus_per_worker": plan.resources.cpus_per_worker,
         "gpus_per_worker": plan.resources.gpus_per_worker,
         "extractor": None, "eval_samples": cfg.eval_samples, "reference": None,  # filled from the first FID
@@ -136,6 +136,8 @@ def build_tuner(plan: Plan, concurrency: int, extra: Optional["Extra"] = None):
             optuna_storage(plan)  # fetch the study's local copy back first
         return tune.Tuner.restore(plan.experiment.uri, trainable, resume_unfinished=True, resume_errored=False)
     # a new search, or one stopped before Tune first saved its state (no trial had started): as planned
+    if plan.is_population:
+        return population_tuner(plan, trainable, extra or Extra())
     if not plan.verbose:
         import optuna
 
@@ -174,6 +176,39 @@ def build_tuner(plan: Plan, concurrency: int, extra: Optional["Extra"] = None):
                                   # a trial whose process or node is lost restarts from its last checkpoint
                                   failure_config=tune.FailureConfig(max_failures=MAX_WORKER_FAILURES),
                                   checkpoint_config=tune.CheckpointConfig(num_to_keep=keep)),
+    )
+
+
+def population_tuner(plan: Plan, trainable, extra: "Extra"):
+    """A pbt or pb2 search (search/pbt.py): Tune's own generator hands out the control and the drawn
+    members, every one created at the start (no limit on trials at once: PBT pauses a member at each
+    perturbation to let the waiting ones train, and resources bound how many run)."""
+    from ray import tune
+    from ray.tune.search.basic_variant import BasicVariantGenerator
+
+    from search.callback import ExperimentWriter
+    from search.console import Console
+    from search.pbt import KEEP_CHECKPOINTS, make_scheduler, members_and_space
+
+    draws, distributions = random_draws(get_space(plan.space), plan.population, plan.seed)
+    cfg = trial_config(plan.fixed, plan.baseline)
+    members, param_space = members_and_space(plan.baseline, draws, cfg.to_dict())
+    control = members[0]
+    scheduler = make_scheduler(plan.scheduler, plan.experiment, control, distributions, plan.steps,
+                               plan.perturb_every * plan.fixed["eval_every"])
+    storage_path, name = parent_uri(plan.experiment.uri)
+    writer = ExperimentWriter(plan.experiment, plan.fixed, plan.steps, control)
+    return tune.Tuner(
+        trainable, param_space=param_space,
+        tune_config=tune.TuneConfig(search_alg=BasicVariantGenerator(points_to_evaluate=members), scheduler=scheduler,
+                                    num_samples=len(members), trial_dirname_creator=tune_dirname,
+                                    reuse_actors=plan.resources.inline),
+        run_config=tune.RunConfig(name=name, storage_path=storage_path,
+                                  callbacks=[writer, Console(plan.trials, plan.steps), *extra.callbacks],
+                                  stop=extra.stopper, verbose=1 if plan.verbose else 0,
+                                  failure_config=tune.FailureConfig(max_failures=MAX_WORKER_FAILURES),
+                                  checkpoint_config=tune.CheckpointConfig(
+                                      num_to_keep=max(cfg.keep_checkpoints, KEEP_CHECKPOINTS))),
     )
 
 
@@ -281,6 +316,8 @@ def run_search(plan: Plan, extra: Optional[Extra] = None) -> int:
 
     started_ray = connect_ray(plan.address, plan.verbose)
     try:
+        if plan.is_population and not plan.resume:  # its size, once the cluster's is known
+            plan = plan.with_population(plan.concurrency or default_concurrency(plan.resources, 1 << 30))
         concurrency = plan.concurrency or default_concurrency(plan.resources, plan.trials)
         t0 = time.time()
         if plan.resume:
@@ -288,7 +325,9 @@ def run_search(plan: Plan, extra: Optional[Extra] = None) -> int:
         else:
             plan.experiment.write_info(experiment_info(plan, concurrency, _now()))
         cfg = trial_config(plan.fixed, plan.baseline)
-        print(f"search {plan.name}: {plan.trials} trials of {plan.steps} steps on {cfg.dataset} {cfg.image_size}px, "
+        what = (f"a population of {plan.population} and the paper's setting ({plan.scheduler})" if plan.is_population
+                else f"{plan.trials} trials")
+        print(f"search {plan.name}: {what} of {plan.steps} steps on {cfg.dataset} {cfg.image_size}px, "
               f"{concurrency} at a time -> {plan.experiment.uri}" + (" (resumed)" if plan.resume else ""))
         from search.console import format_params
 

@@ -120,6 +120,16 @@ def test_smoke_search(ray_session, tmp_path):
         torch.set_num_threads(threads)
     assert result.metrics["fid"] == pytest.approx(best["fid"], rel=1e-6)
 
+    # the long run goes on from the TPE winner's last checkpoint (--continue): its first step is the
+    # checkpoint's + 1
+    from dcgan import train as dcgan_train
+
+    assert best["checkpoint"].startswith(str(exp / f"tune-{best['trial_id']}" / "checkpoint_"))
+    assert dcgan_train.main(["--config", str(exp / "best_config.json"), "--continue", "--steps", str(LEARNS_STEPS + 50),
+                             "--out", str(tmp_path / "long"), "--no-eval"]) == 0
+    rows = [json.loads(x) for x in (tmp_path / "long" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [LEARNS_STEPS + 50]
+
     # and images come out of the winning trial's checkpoints with no code
     from dcgan import sample
 
