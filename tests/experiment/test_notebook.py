@@ -10,24 +10,8 @@ import pandas as pd
 import pytest
 
 import experiment
-from dcgan import keys
-from experiment.layout import CONFIRM, confirm_name
 from experiment.notebook import CURVE_COLUMNS, PARAMS_PREFIX, RESULT_COLUMNS, TRIAL_COLUMNS
 from experiment.ranking import rank_trials
-from experiment.schema import result_row
-
-
-def add_confirmation(exp_dir, fids: dict[str, list[float]]) -> None:
-    """Confirmation runs of 600 steps, as search.confirm writes them: {trial_id: [FID of seed 1, seed 2, ...]}."""
-    exp = experiment.Experiment(str(exp_dir))
-    for trial_id, per_seed in fids.items():
-        trial = exp.trial(trial_id)
-        for seed, fid in enumerate(per_seed, start=1):
-            name = confirm_name(trial_id, seed)
-            exp.start_trial(name, trial.params, {**trial.config, "seed": seed}, folder=CONFIRM)
-            row = {**trial.evaluations[-1], keys.STEP: 600, keys.STATUS: "completed", keys.FID: fid, keys.COLLAPSE: "ok"}
-            exp.append_result(name, result_row(row, 60.0), folder=CONFIRM)
-            exp.write_status(name, "completed", 600, folder=CONFIRM)
 
 
 def test_trials_frame_one_row_per_trial_in_leaderboard_order(experiment_dir):
@@ -53,11 +37,11 @@ def test_trials_frame_one_row_per_trial_in_leaderboard_order(experiment_dir):
     assert frame.fid.dtype == "float64" and frame.confirm_fid_mean.dtype == "float64"
 
 
-def test_confirmation_and_winner_come_from_the_confirmation(experiment_dir, tmp_path):
+def test_confirmation_and_winner_come_from_the_confirmation(experiment_dir, tmp_path, synthetic):
     # The baseline holds up over two new seeds and the search's best does not: the winner is the baseline.
     copy = tmp_path / "exp"
     shutil.copytree(experiment_dir, copy)
-    add_confirmation(copy, {"t001_best": [40.0, 44.0], "t006_partial": [38.0, 60.0], "t000_base": [20.0, 22.0]})
+    synthetic.add_confirmation(copy, {"t001_best": [40.0, 44.0], "t006_partial": [38.0, 60.0], "t000_base": [20.0, 22.0]})
     frame = experiment.load(str(copy)).trials_frame().set_index("trial_id")
     assert frame.loc["t000_base", "is_winner"] and not frame.loc["t001_best", "is_winner"]
     assert frame.loc["t001_best", "confirm_fid_mean"] == pytest.approx(42.0)
@@ -67,7 +51,7 @@ def test_confirmation_and_winner_come_from_the_confirmation(experiment_dir, tmp_
     assert frame.loc["t001_best", "position"] == 1  # the leaderboard is the search's
 
 
-def test_curves_frame_one_row_per_evaluation(experiment_dir, tmp_path):
+def test_curves_frame_one_row_per_evaluation(experiment_dir, tmp_path, synthetic):
     exp = experiment.load(str(experiment_dir))
     curves = exp.curves_frame()
     assert list(curves.columns) == list(CURVE_COLUMNS)
@@ -77,7 +61,7 @@ def test_curves_frame_one_row_per_evaluation(experiment_dir, tmp_path):
     assert curves[curves.trial_id == "t003_diverged"].fid.isna().tolist() == [False, True]
     copy = tmp_path / "exp"
     shutil.copytree(experiment_dir, copy)
-    add_confirmation(copy, {"t001_best": [40.0, 44.0]})
+    synthetic.add_confirmation(copy, {"t001_best": [40.0, 44.0]})
     confirm = experiment.load(str(copy)).curves_frame(confirmation=True)
     assert confirm[["trial_id", "seed", "step", "fid"]].values.tolist() == [["t001_best", 1, 600, 40.0],
                                                                            ["t001_best", 2, 600, 44.0]]
