@@ -46,7 +46,9 @@ def fid_curves_figure(info: FidCurvesInfo) -> go.Figure:
     if info.steps_target:
         fig.add_vline(x=info.steps_target, line=dict(color="#999", dash="dash"),
                       annotation_text="target steps", annotation_position="top left")
-    fig.update_layout(template=TEMPLATE, height=480, xaxis_title="generator step", yaxis_title="FID (lower is better)",
+    fig.update_yaxes(type=info.y_axis)
+    fig.update_layout(template=TEMPLATE, height=480, xaxis_title="generator step",
+                      yaxis_title="FID (lower is better" + (", log scale)" if info.y_axis == "log" else ")"),
                       title="FID vs steps (dotted: collapsed; markers: where a trial stopped)",
                       legend=dict(font=dict(size=10)))
     return fig

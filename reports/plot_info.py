@@ -128,6 +128,9 @@ class FidCurve(NamedTuple):
 class FidCurvesInfo(NamedTuple):
     curves: list[FidCurve]  # leaderboard order
     steps_target: int | None
+    # FID's axis: "log", so that trials that never learned (FID 1,000 to 2,100) do not flatten every
+    # other curve into the bottom pixels; "linear" only if a FID is 0 or less (no log of it)
+    y_axis: str = "log"
 
 
 def _get_fid_curves_info(ranking: Ranking, steps_target: int | None = None) -> FidCurvesInfo:
@@ -141,7 +144,8 @@ def _get_fid_curves_info(ranking: Ranking, steps_target: int | None = None) -> F
         curves.append(FidCurve(row.trial_id, [s for s, _ in row.curve], [f for _, f in row.curve],
                                row.group, row.status, end, row.is_baseline,
                                ranking.best is not None and row.trial_id == ranking.best.trial_id))
-    return FidCurvesInfo(curves, steps_target)
+    fids = [f for c in curves for f in c.fids if f is not None]
+    return FidCurvesInfo(curves, steps_target, "log" if all(f > 0 for f in fids) else "linear")
 
 
 # --- 5 hyperparameters ------------------------------------------------------------------------

@@ -22,6 +22,14 @@ def confirm_seeds(plan: Plan) -> list[int]:
     return [plan.seed + 1 + i for i in range(plan.confirm_seeds)]
 
 
+def planned_runs(plan: Plan) -> tuple[int, int]:
+    """(runs, steps of each) the confirmation will train at most: the top `confirm` trials and the
+    baseline (unless it is among them) with each seed; (0, 0) without a confirmation."""
+    if not plan.confirm:
+        return 0, 0
+    return (plan.confirm + 1) * plan.confirm_seeds, plan.confirm_steps or plan.steps
+
+
 def candidates(ranking: Ranking, top: int) -> list[str]:
     """The top `top` trials of the leaderboard (never collapsed or unlearned ones), then the baseline."""
     ids = [t.trial_id for t in ranking.ranked[:top]]

@@ -3,7 +3,7 @@
     search ratio_lr-20261123-101500: 12 trials of 800 steps on digits 16px, 2 at a time
     5e09385c  step   400/800  FID   41.27  ok
     ...
-    [ 2m14s] 3 of 12 trials done (2 completed, 1 stopped early), 2 running; best FID 31.20 (5e09385c); ~4m left
+    [ 2m14s] 3 of 12 trials done (2 completed, 1 stopped early), 2 running; best FID 31.20 (5e09385c); at most ~7m left (the confirmation's 6 runs included)
 
 One line per evaluation, printed once (by the driver, not by every worker), and a progress line
 each time a trial ends. `search.run --verbose` brings Ray's own output back instead.
@@ -30,8 +30,11 @@ class Console(Callback):
     per trial when it ends (the confirmation runs)."""
 
     def __init__(self, trials: int, steps: int, out: Optional[Callable[[str], None]] = None,
-                 name_of: Optional[Callable] = None, ends_only: bool = False):
+                 name_of: Optional[Callable] = None, ends_only: bool = False, confirm: tuple[int, int] = (0, 0)):
         self.trials, self.steps, self.ends_only = trials, steps, ends_only
+        # (runs, steps of each) of the confirmation that follows the trials: the time left counts it
+        # (search.confirm.planned_runs); at the same trial-steps a second as the trials so far
+        self.confirm_runs, self.confirm_steps = confirm
         self._out = out  # None: print (a reference to print would not pickle with Tune's state)
         self._name_of = name_of  # what a trial is called on the console (default: its trial id)
         self.t0 = time.monotonic()
@@ -101,8 +104,10 @@ class Console(Callback):
         best = self.best()
         if best:
             parts.append(f"best FID {best[1]:.2f} ({best[0]})")
+        left += self.confirm_runs * self.confirm_steps
         if left and spent:
-            parts.append(f"at most ~{duration(elapsed * left / spent)} left")
+            parts.append(f"at most ~{duration(elapsed * left / spent)} left"
+                         + (f" (the confirmation's {self.confirm_runs} runs included)" if self.confirm_runs else ""))
         return "; ".join(parts)
 
     def best(self) -> Optional[tuple[str, float]]:

@@ -3,6 +3,10 @@
     python -m search.run --space ratio_lr                     # laptop defaults, about 5 minutes
     python -m search.run --space full --dataset mnist --trials 64 --gpus-per-worker 0.25
     python -m search.run --space ratio_lr --name ratio_lr-1 --resume   # continue a killed search
+    python -m search.run --space ratio_lr --dry-run           # the plan only: nothing started or written
+
+From Python (a notebook): `from search import run_search; run_search(space="ratio_lr", trials=8)`,
+the same options as keyword arguments (`run_from_python`).
 
 The flags are checked first (search/plan.py), then the search runs (search/tuner.py). The
 experiment directory (docs/experiment-layout.md) is written as results arrive; at the end
@@ -14,11 +18,12 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Optional
+from typing import Any, Optional
 
 from dcgan.config import ConfigError
 from search.plan import (DEFAULT_CONFIRM, DEFAULT_CONFIRM_SEEDS, DEFAULT_IMAGE_SIZE, DEFAULT_PERTURB_EVERY,
-                         DEFAULT_STEPS, DEFAULT_STORAGE, DEFAULT_TRIALS, MIN_POPULATION, SCHEDULERS, plan_search)
+                         DEFAULT_STEPS, DEFAULT_STORAGE, DEFAULT_TRIALS, MIN_POPULATION, SCHEDULERS, SearchError,
+                         plan_search)
 from search.sampling import DEFAULT_SAMPLER, SAMPLERS
 from spaces import SPACES, describe
 
@@ -66,6 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--confirm-steps", type=int, help="steps of each confirmation run (default: --steps)")
     p.add_argument("--verbose", action="store_true", help="Ray's own output too: its INFO lines, its status "
                                                           "table, every worker's lines")
+    p.add_argument("--dry-run", action="store_true", help="print the plan (space, budget, resources, storage, "
+                                                          "estimated wall time) and exit: no Ray, no file written")
     return p
 
 
@@ -88,6 +95,11 @@ def main(argv: Optional[list[str]] = None) -> int:
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    if args.dry_run:
+        from search.dryrun import describe_plan
+
+        print(describe_plan(plan))
+        return 0
     from dcgan.train import EXIT_INTERRUPTED
     from search.tuner import run_search, search_resume_command
 
@@ -99,6 +111,61 @@ def main(argv: Optional[list[str]] = None) -> int:
     except KeyboardInterrupt:  # a second Ctrl-C: out at once, as if killed
         print(f"\nquit; what Tune had saved goes on with:\n  {search_resume_command(plan)}", file=sys.stderr)
         return EXIT_INTERRUPTED
+
+
+def argv_of(options: dict[str, Any]) -> list[str]:
+    """The command line that keyword arguments stand for, flag by flag through build_parser():
+    image_size=8 -> --image-size 8; verbose=True -> --verbose; a repeatable flag takes a list,
+    and set= also a dict ({"ngf": 8} -> --set ngf=8); None or False leaves a flag to its default."""
+    flags = {a.option_strings[0][2:].replace("-", "_"): a for a in build_parser()._actions if a.option_strings}
+    flags.pop("h", None)
+    argv: list[str] = []
+    for key, value in options.items():
+        if key not in flags:
+            raise SearchError(f"run_search() has no option {key!r}; known: {', '.join(sorted(flags))}")
+        action, flag = flags[key], flags[key].option_strings[0]
+        if value is None or value is False:
+            continue
+        if action.nargs == 0:  # a switch
+            argv.append(flag)
+        elif isinstance(action, argparse._AppendAction):
+            items = ([f"{k}={v}" for k, v in value.items()] if isinstance(value, dict)
+                     else [value] if isinstance(value, str) else value)
+            for item in items:
+                argv += [flag, str(item)]
+        else:
+            argv += [flag, str(value)]
+    return argv
+
+
+def run_from_python(**options: Any):
+    """`search.run_search`: the search the keyword arguments ask for (the CLI's options, see argv_of),
+    run to its end; returns its experiment (experiment.load), or None for a dry run, whose plan is
+    printed. Bad input raises SearchError (a ConfigError) naming the fix; a search stopped by
+    Ctrl-C raises KeyboardInterrupt, after printing the command (or the resume=True call) that goes on."""
+    argv = argv_of(options)
+    parser = build_parser()
+    parser.exit_on_error = False
+    try:
+        args = parser.parse_args(argv)
+    except argparse.ArgumentError as e:
+        raise SearchError(str(e)) from None
+    if args.list_spaces:
+        raise SearchError("list_spaces: the spaces are spaces.SPACES (spaces.describe(name) says what each searches)")
+    plan = plan_search(args, given_flags(argv))
+    if args.dry_run:
+        from search.dryrun import describe_plan
+
+        print(describe_plan(plan))
+        return None
+    from dcgan.train import EXIT_INTERRUPTED
+    from experiment import load
+    from search.tuner import run_search
+
+    if run_search(plan) == EXIT_INTERRUPTED:
+        raise KeyboardInterrupt(f"search {plan.name} stopped; run_search(..., name={plan.name!r}, resume=True) "
+                                "goes on with it")
+    return load(plan.experiment.uri)
 
 
 if __name__ == "__main__":

@@ -123,6 +123,7 @@ def build_tuner(plan: Plan, concurrency: int, extra: Optional["Extra"] = None):
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
     from search.callback import ExperimentWriter
+    from search.confirm import planned_runs
     from search.console import Console
     from search.searcher import ExperimentSearch
     from search.trial import RestoreFromWhatExists, run_trial
@@ -170,7 +171,8 @@ def build_tuner(plan: Plan, concurrency: int, extra: Optional["Extra"] = None):
                                     max_concurrent_trials=concurrency, trial_dirname_creator=tune_dirname,
                                     reuse_actors=plan.resources.inline),
         run_config=tune.RunConfig(name=name, storage_path=storage_path,
-                                  callbacks=[writer, Console(plan.trials, plan.steps), *extra.callbacks],
+                                  callbacks=[writer, Console(plan.trials, plan.steps, confirm=planned_runs(plan)),
+                                             *extra.callbacks],
                                   stop=extra.stopper,
                                   progress_reporter=reporter, verbose=1 if plan.verbose else 0,
                                   # a trial whose process or node is lost restarts from its last checkpoint

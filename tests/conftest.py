@@ -162,6 +162,26 @@ def _write_trial(exp, spec: TrialSpec, steps: int, eval_every: int, grid_px: int
     exp.write_status(spec.trial_id, spec.status, step)
 
 
+def add_confirmation(exp_dir, fids: dict[str, list[float]]) -> None:
+    """Confirmation runs as search.confirm writes them, each at the trial's last step:
+    {trial_id: [FID with seed 1, with seed 2, ...]}."""
+    from dcgan import keys
+    from experiment import Experiment
+    from experiment.layout import CONFIRM, confirm_name
+    from experiment.schema import COMPLETED, result_row
+
+    exp = Experiment(str(exp_dir))
+    for trial_id, per_seed in fids.items():
+        trial = exp.trial(trial_id)
+        last = trial.evaluations[-1]
+        for seed, fid in enumerate(per_seed, start=1):
+            name = confirm_name(trial_id, seed)
+            exp.start_trial(name, trial.params, {**trial.config, "seed": seed}, folder=CONFIRM)
+            row = {**last, keys.STATUS: COMPLETED, keys.FID: fid, keys.COLLAPSE: keys.OK}
+            exp.append_result(name, result_row(row, last["time_s"]), folder=CONFIRM)
+            exp.write_status(name, COMPLETED, last[keys.STEP], folder=CONFIRM)
+
+
 def _grid_png(px: int, rng: random.Random) -> bytes:
     """An 8x8 grid of px-by-px grey tiles, like torchvision's save_image of 64 samples."""
     from PIL import Image
@@ -242,4 +262,5 @@ def synthetic() -> SimpleNamespace:
     `from conftest import ...`, which picks up whichever conftest.py was imported first
     when tests/search/ (or any other folder) has one too."""
     return SimpleNamespace(write_experiment=write_experiment, TrialSpec=TrialSpec, many_trials=many_trials,
-                           default_trials=default_trials, BASELINE_PARAMS=BASELINE_PARAMS)
+                           default_trials=default_trials, BASELINE_PARAMS=BASELINE_PARAMS,
+                           add_confirmation=add_confirmation)

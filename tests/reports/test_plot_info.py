@@ -63,6 +63,23 @@ def test_fid_curves_mark_where_each_trial_ended(loaded):
     assert best.trial_id == "t001_best" and best.steps == [200, 400, 600]
 
 
+def test_fid_curves_put_fid_on_a_log_axis(loaded, tmp_path, synthetic):
+    # t009_not_learned's FIDs (2,200 and 2,300) sit beside FIDs of 10 to 120: on a linear axis
+    # every other curve would be squashed into the bottom twentieth of the plot
+    _, ranking = loaded
+    info = _get_fid_curves_info(ranking, 600)
+    assert max(f for c in info.curves for f in c.fids if f is not None) / min(
+        f for c in info.curves for f in c.fids if f is not None) > 100
+    assert info.y_axis == "log"
+    from reports.figures import fid_curves_figure
+
+    assert fid_curves_figure(info).layout.yaxis.type == "log"
+    # a FID of 0 has no logarithm: that plot stays linear
+    zero = synthetic.write_experiment(tmp_path, [synthetic.TrialSpec("a", {"lr_g": 2e-4}, [0.0]),
+                                                 synthetic.TrialSpec("b", {"lr_g": 1e-4}, [40.0])], optuna_db=False)
+    assert _get_fid_curves_info(rank_trials(Experiment(str(zero)))).y_axis == "linear"
+
+
 def test_params_info_puts_learning_rates_on_log_axes(loaded):
     _, ranking = loaded
     info = _get_params_info(ranking)
