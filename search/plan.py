@@ -17,6 +17,7 @@ from dcgan.config import ConfigError, TrainConfig, absolute_paths, parse_overrid
 from experiment.layout import EXPERIMENT_JSON, Experiment, is_uri, join_uri, open_fs, parent_uri, storage_uri
 from experiment.schema import same_params, warm_runs
 from search.sampling import DEFAULT_SAMPLER
+from search.tracking import missing_package
 from search.trial import Resources
 from spaces import baseline_params, fixed_params, get_space, trial_config, SPACES
 
@@ -73,6 +74,8 @@ class Plan:
     confirm_steps: Optional[int] = None  # None: the search's steps
     # configs tried right after the baseline: [{"from": file, "params": {...}}] (experiment.json's warm_start)
     warm_start: tuple[dict[str, Any], ...] = ()
+    mlflow: Optional[str] = None  # an MLflow tracking URI: a run per trial there (search/tracking.py)
+    wandb: Optional[str] = None  # a W&B project: likewise
 
 
 def plan_search(args: argparse.Namespace, given: frozenset[str] = frozenset()) -> Plan:
@@ -99,6 +102,7 @@ def plan_search(args: argparse.Namespace, given: frozenset[str] = frozenset()) -
         if value is not None and value < low:
             raise SearchError(f"{flag} must be >= {low}, got {value}")
 
+    args.mlflow = mlflow_uri(args.mlflow)
     name = args.name or f"{args.space}-{time.strftime('%Y%m%d-%H%M%S')}"
     experiment = Experiment(join_uri(storage_uri(args.storage), name))
     if args.resume:
@@ -115,6 +119,7 @@ def plan_search(args: argparse.Namespace, given: frozenset[str] = frozenset()) -
                           f"pass --trials {1 + len(warm_runs(warm))} or more")
     cfg = trial_config(fixed, baseline)
     check_dataset(cfg)
+    check_trackers(args.mlflow, args.wandb)
     address = args.address or os.environ.get("RAY_ADDRESS")
     if not address or address == "local":
         check_local_machine(cfg, args.gpus_per_worker)
@@ -126,7 +131,33 @@ def plan_search(args: argparse.Namespace, given: frozenset[str] = frozenset()) -
                 Resources(args.workers_per_trial, args.cpus_per_worker, args.gpus_per_worker),
                 address, resume=False, verbose=args.verbose, sampler=args.sampler, startup_trials=args.startup_trials,
                 confirm=args.confirm, confirm_seeds=args.confirm_seeds, confirm_steps=args.confirm_steps,
-                warm_start=warm)
+                warm_start=warm, mlflow=args.mlflow, wandb=args.wandb)
+
+
+def mlflow_uri(flag: Optional[str]) -> Optional[str]:
+    """--mlflow's tracking URI: as given, $MLFLOW_TRACKING_URI for a bare --mlflow, a local FILE.db
+    made sqlite:///<its absolute path> (so that --resume from another folder finds it); None without
+    the flag."""
+    if flag is None:
+        return None
+    uri = flag or os.environ.get("MLFLOW_TRACKING_URI")
+    if not uri:
+        raise SearchError("--mlflow without a URI takes $MLFLOW_TRACKING_URI, which is not set; pass --mlflow URI "
+                          "(http://host:5000, sqlite:///mlflow.db, mlflow.db) or set MLFLOW_TRACKING_URI")
+    if ":" in uri:
+        return uri
+    if not uri.endswith(".db"):
+        raise SearchError(f"--mlflow {uri}: a local MLflow store is a SQLite file; pass --mlflow {uri}.db (or "
+                          "sqlite:///PATH.db, or a tracking server's http://host:5000)")
+    return "sqlite:///" + os.path.abspath(os.path.expanduser(uri))
+
+
+def check_trackers(mlflow: Optional[str], wandb: Optional[str]) -> None:
+    """The packages of the trackers asked for are installed."""
+    for flag, value in (("mlflow", mlflow), ("wandb", wandb)):
+        problem = missing_package(flag) if value else None
+        if problem:
+            raise SearchError(problem)
 
 
 def warm_start(space_name: str, space, sources: list[str], baseline: dict[str, Any]) -> tuple[dict[str, Any], ...]:
@@ -197,7 +228,8 @@ def check_resumable(folder: Experiment, marker: str, storage: str, what: str) ->
 # experiment_info); --set and the flags of FIXED_FLAGS are kept in its "fixed"
 PLANNED = {"trials": "trials_requested", "scheduler": "scheduler", "sampler": "sampler",
            "startup_trials": "startup_trials", "workers_per_trial": "workers_per_trial",
-           "cpus_per_worker": "cpus_per_worker", "gpus_per_worker": "gpus_per_worker"}
+           "cpus_per_worker": "cpus_per_worker", "gpus_per_worker": "gpus_per_worker",
+           "mlflow": "mlflow", "wandb": "wandb"}
 CONFIRM_FLAGS = {"confirm": "top", "confirm_seeds": "seeds", "confirm_steps": "steps"}
 FIXED_FLAGS = ("dataset", "image_size", "steps", "seed")
 
@@ -238,6 +270,7 @@ def _plan_resume(args: argparse.Namespace, experiment: Experiment, name: str, gi
     fixed = info["fixed"]
     cfg = TrainConfig.from_dict(fixed)
     check_dataset(cfg)
+    check_trackers(info.get("mlflow"), info.get("wandb"))
     confirm = info.get("confirm") or {"top": 0, "seeds": 1, "steps": None}
     return Plan(name, info["space"], experiment, fixed, info["baseline_params"], info["trials_requested"],
                 cfg.steps, info["seed"], info["scheduler"], args.concurrency,
@@ -245,7 +278,7 @@ def _plan_resume(args: argparse.Namespace, experiment: Experiment, name: str, gi
                 args.address or os.environ.get("RAY_ADDRESS"), resume=True, verbose=args.verbose,
                 sampler=info.get("sampler", DEFAULT_SAMPLER), startup_trials=info.get("startup_trials"),
                 confirm=confirm["top"], confirm_seeds=confirm["seeds"], confirm_steps=confirm["steps"],
-                warm_start=tuple(info.get("warm_start") or ()))
+                warm_start=tuple(info.get("warm_start") or ()), mlflow=info.get("mlflow"), wandb=info.get("wandb"))
 
 
 def check_gpus(gpus_per_worker: float, workers: int) -> None:
