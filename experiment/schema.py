@@ -27,6 +27,7 @@ EXPERIMENT_FIELDS = (
     "seed", "concurrency", "workers_per_trial", "cpus_per_worker", "gpus_per_worker",
     "extractor", "eval_samples", "reference",  # the FID protocol: null until the first FID
     "baseline_trial_id", "baseline_params", "warm_start", "fixed",
+    "mlflow", "wandb",  # the trackers besides TensorBoard (search/tracking.py), null when off
     "started_at", "finished_at", "wall_time_s", "versions",
 )
 

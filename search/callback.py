@@ -1,6 +1,7 @@
 """A driver-side Tune callback that writes the experiment directory (docs/experiment-layout.md)
 through `experiment.Experiment` as results arrive: config, params, one results.jsonl row per
-evaluation, and status.json on every change. (The sample grids are put there by the trials.)"""
+evaluation, and status.json on every change. (The sample grids are put there by the trials.) It
+tells the search's trackers (search/tracking.py: TensorBoard, MLflow, W&B) what it wrote."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from ray.tune import Callback
 from dcgan import keys
 from experiment.layout import CONFIRM, EXPERIMENT_JSON, OPTUNA_DB, RESULTS_JSONL, TRIALS, Experiment, confirm_name
 from experiment.schema import DIVERGED, FAILED, RUNNING, final_status, result_row, same_params
+from search.tracking import RunInfo, Trackers
 from search.trial import REPLAYED, confirmation_overrides
 from spaces import trial_config
 
@@ -25,8 +27,9 @@ class ExperimentWriter(Callback):
     folder = TRIALS
 
     def __init__(self, experiment: Experiment, fixed: dict, steps: int, baseline_params: dict,
-                 optuna_db: Optional[str] = None):
+                 optuna_db: Optional[str] = None, trackers: Optional[Trackers] = None):
         self.experiment = experiment
+        self.trackers = trackers or Trackers([])
         self.fixed = fixed
         self.steps = steps
         self.baseline_params = baseline_params
@@ -38,9 +41,15 @@ class ExperimentWriter(Callback):
         """The trial's folder name and the overrides it trains with."""
         return trial.trial_id, dict(trial.config)
 
+    def run_info(self, trial) -> RunInfo:
+        name, params = self.name_and_params(trial)
+        return RunInfo(self.experiment.name, self.folder, name, params, trial_config(self.fixed, params).to_dict())
+
     def on_trial_start(self, iteration, trials, trial, **info) -> None:
-        exp, (name, params) = self.experiment, self.name_and_params(trial)
-        exp.start_trial(name, params, trial_config(self.fixed, params).to_dict(), self.folder)
+        exp, run = self.experiment, self.run_info(trial)
+        name, params = run.name, run.params
+        exp.start_trial(name, params, run.config, self.folder)
+        self.trackers.start(run)
         if self.folder == TRIALS and same_params(params, self.baseline_params) and set(params) == set(self.baseline_params):
             if exp.read_json(EXPERIMENT_JSON).get("baseline_trial_id") is None:
                 exp.update_info(baseline_trial_id=name)
@@ -60,6 +69,9 @@ class ExperimentWriter(Callback):
                 exp.update_info(extractor=row[keys.EXTRACTOR], reference=row.get(keys.REFERENCE),
                                 eval_samples=row.get(keys.N))
             self._protocol_known = True
+        if self.trackers:
+            grid = exp.sample_parts(name, row[keys.STEP], self.folder)
+            self.trackers.log(self.run_info(trial), row, exp.read_bytes(*grid) if exp.exists(*grid) else None)
 
     def on_trial_complete(self, iteration, trials, trial, **info) -> None:
         # The trial's own rows, not only Tune's last_result: a trial restored by --resume from an
@@ -68,7 +80,9 @@ class ExperimentWriter(Callback):
         rows, _ = self.experiment.read_jsonl(self.folder, name, RESULTS_JSONL)
         last = max([trial.last_result or {}, *rows], key=lambda r: int(r.get(keys.STEP, 0)))
         step = int(last.get(keys.STEP, self._last_step.get(name, 0)))
-        self.experiment.write_status(name, final_status(last, self.steps), step, folder=self.folder)
+        status = final_status(last, self.steps)
+        self.experiment.write_status(name, status, step, folder=self.folder)
+        self.trackers.end(self.run_info(trial), status)
         self._sync_optuna_db()
 
     def on_trial_error(self, iteration, trials, trial, **info) -> None:
@@ -78,7 +92,11 @@ class ExperimentWriter(Callback):
         error = trial.get_error() if hasattr(trial, "get_error") else None
         self.experiment.write_status(name, FAILED, step, one_line(error or "the trial raised an error"),
                                      folder=self.folder)
+        self.trackers.end(self.run_info(trial), FAILED)
         self._sync_optuna_db()
+
+    def on_experiment_end(self, trials, **info) -> None:
+        self.trackers.close()
 
     def _sync_optuna_db(self) -> None:
         if self.optuna_db:
@@ -90,8 +108,9 @@ class ConfirmationWriter(ExperimentWriter):
 
     folder = CONFIRM
 
-    def __init__(self, experiment: Experiment, fixed: dict, steps: int, params_of: dict, steps_override: Optional[int]):
-        super().__init__(experiment, fixed, steps, baseline_params={})
+    def __init__(self, experiment: Experiment, fixed: dict, steps: int, params_of: dict, steps_override: Optional[int],
+                 trackers: Optional[Trackers] = None):
+        super().__init__(experiment, fixed, steps, baseline_params={}, trackers=trackers)
         self.params_of, self.steps_override = params_of, steps_override
 
     def name_and_params(self, trial) -> tuple[str, dict]:

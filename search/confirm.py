@@ -51,6 +51,8 @@ def confirm(plan: Plan, concurrency: int) -> None:
     from search.callback import ConfirmationWriter
     from search.console import Console
     from search.trial import MAX_WORKER_FAILURES, run_confirmation
+    from search.trackers import make_trackers
+    from search.tracking import tune_loggers
 
     experiment = Experiment(plan.experiment.uri)
     ranking = rank_trials(experiment)
@@ -67,12 +69,13 @@ def confirm(plan: Plan, concurrency: int) -> None:
     trial_fn = tune.with_parameters(run_confirmation, params_of=params_of, fixed=plan.fixed,
                                     resources=plan.resources, experiment_uri=plan.experiment.uri, steps=steps_override)
     trainable = tune.with_resources(trial_fn, plan.resources.tune_resources())
-    writer = ConfirmationWriter(plan.experiment, plan.fixed, steps, params_of, steps_override)
+    writer = ConfirmationWriter(plan.experiment, plan.fixed, steps, params_of, steps_override, make_trackers(plan))
     console = Console(len(runs), steps, name_of=run_name, ends_only=True)
     tuner = tune.Tuner(
         trainable, param_space={"run": tune.grid_search(runs)},
         tune_config=tune.TuneConfig(max_concurrent_trials=concurrency, reuse_actors=plan.resources.inline),
-        run_config=tune.RunConfig(name=CONFIRM_DIR, storage_path=plan.experiment.uri, callbacks=[writer, console],
+        run_config=tune.RunConfig(name=CONFIRM_DIR, storage_path=plan.experiment.uri,
+                                  callbacks=[writer, console, *tune_loggers()],
                                   verbose=1 if plan.verbose else 0,
                                   failure_config=tune.FailureConfig(max_failures=MAX_WORKER_FAILURES)),
     )

@@ -18,6 +18,7 @@ from dcgan.config import ConfigError, TrainConfig, absolute_paths, parse_overrid
 from experiment.layout import EXPERIMENT_JSON, Experiment, is_uri, join_uri, open_fs, parent_uri, storage_uri
 from experiment.schema import same_params, warm_runs
 from search.sampling import DEFAULT_SAMPLER
+from search.tracking import missing_package
 from search.trial import Resources
 from spaces import baseline_params, fixed_params, get_space, trial_config, SPACES
 
@@ -93,6 +94,8 @@ class Plan:
             return self
         population = self.population or max(MIN_POPULATION, concurrency)
         return dataclasses.replace(self, population=population, trials=population + 1, sampler="random")
+    mlflow: Optional[str] = None  # an MLflow tracking URI: a run per trial there (search/tracking.py)
+    wandb: Optional[str] = None  # a W&B project: likewise
 
 
 def plan_search(args: argparse.Namespace, given: frozenset[str] = frozenset()) -> Plan:
@@ -121,6 +124,7 @@ def plan_search(args: argparse.Namespace, given: frozenset[str] = frozenset()) -
             raise SearchError(f"{flag} must be >= {low}, got {value}")
     check_population_flags(args, given)
 
+    args.mlflow = mlflow_uri(args.mlflow)
     name = args.name or f"{args.space}-{time.strftime('%Y%m%d-%H%M%S')}"
     experiment = Experiment(join_uri(storage_uri(args.storage), name))
     if args.resume:
@@ -137,6 +141,7 @@ def plan_search(args: argparse.Namespace, given: frozenset[str] = frozenset()) -
                           f"pass --trials {1 + len(warm_runs(warm))} or more")
     cfg = trial_config(fixed, baseline)
     check_dataset(cfg)
+    check_trackers(args.mlflow, args.wandb)
     address = args.address or os.environ.get("RAY_ADDRESS")
     if not address or address == "local":
         check_local_machine(cfg, args.gpus_per_worker)
@@ -148,7 +153,8 @@ def plan_search(args: argparse.Namespace, given: frozenset[str] = frozenset()) -
                 Resources(args.workers_per_trial, args.cpus_per_worker, args.gpus_per_worker),
                 address, resume=False, verbose=args.verbose, sampler=args.sampler, startup_trials=args.startup_trials,
                 confirm=args.confirm, confirm_seeds=args.confirm_seeds, confirm_steps=args.confirm_steps,
-                warm_start=warm, population=args.population, perturb_every=args.perturb_every)
+                warm_start=warm, population=args.population, perturb_every=args.perturb_every,
+                mlflow=args.mlflow, wandb=args.wandb)
 
 
 def check_population_flags(args: argparse.Namespace, given: frozenset[str]) -> None:
@@ -165,6 +171,32 @@ def check_population_flags(args: argparse.Namespace, given: frozenset[str]) -> N
                           ("warm_start", "a search with --scheduler asha or fifo")):
         if flag in given:
             raise SearchError(f"--{flag.replace('_', '-')} does not go with --scheduler {args.scheduler}; use {instead}")
+
+
+def mlflow_uri(flag: Optional[str]) -> Optional[str]:
+    """--mlflow's tracking URI: as given, $MLFLOW_TRACKING_URI for a bare --mlflow, a local FILE.db
+    made sqlite:///<its absolute path> (so that --resume from another folder finds it); None without
+    the flag."""
+    if flag is None:
+        return None
+    uri = flag or os.environ.get("MLFLOW_TRACKING_URI")
+    if not uri:
+        raise SearchError("--mlflow without a URI takes $MLFLOW_TRACKING_URI, which is not set; pass --mlflow URI "
+                          "(http://host:5000, sqlite:///mlflow.db, mlflow.db) or set MLFLOW_TRACKING_URI")
+    if ":" in uri:
+        return uri
+    if not uri.endswith(".db"):
+        raise SearchError(f"--mlflow {uri}: a local MLflow store is a SQLite file; pass --mlflow {uri}.db (or "
+                          "sqlite:///PATH.db, or a tracking server's http://host:5000)")
+    return "sqlite:///" + os.path.abspath(os.path.expanduser(uri))
+
+
+def check_trackers(mlflow: Optional[str], wandb: Optional[str]) -> None:
+    """The packages of the trackers asked for are installed."""
+    for flag, value in (("mlflow", mlflow), ("wandb", wandb)):
+        problem = missing_package(flag) if value else None
+        if problem:
+            raise SearchError(problem)
 
 
 def warm_start(space_name: str, space, sources: list[str], baseline: dict[str, Any]) -> tuple[dict[str, Any], ...]:
@@ -236,7 +268,7 @@ def check_resumable(folder: Experiment, marker: str, storage: str, what: str) ->
 PLANNED = {"trials": "trials_requested", "scheduler": "scheduler", "sampler": "sampler",
            "startup_trials": "startup_trials", "workers_per_trial": "workers_per_trial",
            "cpus_per_worker": "cpus_per_worker", "gpus_per_worker": "gpus_per_worker",
-           "population": "population", "perturb_every": "perturb_every"}
+           "population": "population", "perturb_every": "perturb_every", "mlflow": "mlflow", "wandb": "wandb"}
 CONFIRM_FLAGS = {"confirm": "top", "confirm_seeds": "seeds", "confirm_steps": "steps"}
 FIXED_FLAGS = ("dataset", "image_size", "steps", "seed")
 
@@ -277,6 +309,7 @@ def _plan_resume(args: argparse.Namespace, experiment: Experiment, name: str, gi
     fixed = info["fixed"]
     cfg = TrainConfig.from_dict(fixed)
     check_dataset(cfg)
+    check_trackers(info.get("mlflow"), info.get("wandb"))
     confirm = info.get("confirm") or {"top": 0, "seeds": 1, "steps": None}
     return Plan(name, info["space"], experiment, fixed, info["baseline_params"], info["trials_requested"],
                 cfg.steps, info["seed"], info["scheduler"], args.concurrency,
@@ -285,7 +318,8 @@ def _plan_resume(args: argparse.Namespace, experiment: Experiment, name: str, gi
                 sampler=info.get("sampler", DEFAULT_SAMPLER), startup_trials=info.get("startup_trials"),
                 confirm=confirm["top"], confirm_seeds=confirm["seeds"], confirm_steps=confirm["steps"],
                 warm_start=tuple(info.get("warm_start") or ()), population=info.get("population"),
-                perturb_every=info.get("perturb_every") or DEFAULT_PERTURB_EVERY)
+                perturb_every=info.get("perturb_every") or DEFAULT_PERTURB_EVERY, mlflow=info.get("mlflow"),
+                wandb=info.get("wandb"))
 
 
 def check_gpus(gpus_per_worker: float, workers: int) -> None:

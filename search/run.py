@@ -69,6 +69,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--confirm-seeds", type=int, default=DEFAULT_CONFIRM_SEEDS,
                    help=f"seeds of each confirmation (default {DEFAULT_CONFIRM_SEEDS})")
     p.add_argument("--confirm-steps", type=int, help="steps of each confirmation run (default: --steps)")
+    p.add_argument("--mlflow", nargs="?", const="", metavar="URI",
+                   help="an MLflow run per trial, in an MLflow experiment named after the search (docs/tracking.md); "
+                        "a bare --mlflow takes $MLFLOW_TRACKING_URI; needs pip install -e '.[mlflow]'")
+    p.add_argument("--wandb", metavar="PROJECT", help="a W&B run per trial in PROJECT (docs/tracking.md); needs "
+                                                      "pip install -e '.[wandb]'")
     p.add_argument("--verbose", action="store_true", help="Ray's own output too: its INFO lines, its status "
                                                           "table, every worker's lines")
     p.add_argument("--dry-run", action="store_true", help="print the plan (space, budget, resources, storage, "

@@ -54,6 +54,7 @@ def experiment_info(plan: Plan, concurrency: int, started_at: str) -> dict[str, 
         "extractor": None, "eval_samples": cfg.eval_samples, "reference": None,  # filled from the first FID
         "baseline_trial_id": None, "baseline_params": plan.baseline, "warm_start": list(plan.warm_start),
         "fixed": plan.fixed,
+        "mlflow": plan.mlflow, "wandb": plan.wandb,
         "started_at": started_at, "finished_at": None, "wall_time_s": None,
         "versions": {"ray": ray.__version__, "torch": torch.__version__, "optuna": optuna.__version__,
                      "python": platform.python_version(), "dcgan_search": _package_version()},
@@ -123,9 +124,8 @@ def build_tuner(plan: Plan, concurrency: int, extra: Optional["Extra"] = None):
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
     from search.callback import ExperimentWriter
-    from search.confirm import planned_runs
-    from search.console import Console
     from search.searcher import ExperimentSearch
+    from search.trackers import make_trackers
     from search.trial import RestoreFromWhatExists, run_trial
 
     trial_fn = tune.with_parameters(run_trial, fixed=plan.fixed, resources=plan.resources,
@@ -144,7 +144,8 @@ def build_tuner(plan: Plan, concurrency: int, extra: Optional["Extra"] = None):
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)  # "A new study created ..." and the like
     storage, local_db = optuna_storage(plan)
-    writer = ExperimentWriter(plan.experiment, plan.fixed, plan.steps, plan.baseline, optuna_db=local_db)
+    writer = ExperimentWriter(plan.experiment, plan.fixed, plan.steps, plan.baseline, optuna_db=local_db,
+                              trackers=make_trackers(plan))
     extra = extra or Extra()
     searcher_cls = extra.searcher_cls or ExperimentSearch
     first = [plan.baseline, *(w["params"] for w in warm_runs(plan.warm_start))]  # then the sampler's
@@ -161,7 +162,6 @@ def build_tuner(plan: Plan, concurrency: int, extra: Optional["Extra"] = None):
         reporter = tune.CLIReporter(metric_columns={"step": "step", METRIC: METRIC, "collapse": "collapse"},
                                     parameter_columns=sorted(plan.baseline), metric=METRIC, mode="min",
                                     sort_by_metric=True, max_report_frequency=30)
-    storage_path, name = parent_uri(plan.experiment.uri)
     keep = trial_config(plan.fixed, plan.baseline).keep_checkpoints
     return tune.Tuner(
         trainable,
@@ -170,15 +170,27 @@ def build_tuner(plan: Plan, concurrency: int, extra: Optional["Extra"] = None):
         tune_config=tune.TuneConfig(search_alg=searcher, scheduler=scheduler, num_samples=plan.trials,
                                     max_concurrent_trials=concurrency, trial_dirname_creator=tune_dirname,
                                     reuse_actors=plan.resources.inline),
-        run_config=tune.RunConfig(name=name, storage_path=storage_path,
-                                  callbacks=[writer, Console(plan.trials, plan.steps, confirm=planned_runs(plan)),
-                                             *extra.callbacks],
-                                  stop=extra.stopper,
-                                  progress_reporter=reporter, verbose=1 if plan.verbose else 0,
-                                  # a trial whose process or node is lost restarts from its last checkpoint
-                                  failure_config=tune.FailureConfig(max_failures=MAX_WORKER_FAILURES),
-                                  checkpoint_config=tune.CheckpointConfig(num_to_keep=keep)),
+        run_config=run_config(plan, writer, extra, keep, reporter),
     )
+
+
+def run_config(plan: Plan, writer, extra: "Extra", keep: int, reporter=None):
+    """The search's RunConfig: in the experiment, its writer and console, Tune's loggers, what a bench
+    adds, and `keep` checkpoints a trial."""
+    from ray import tune
+
+    from search.confirm import planned_runs
+    from search.console import Console
+    from search.tracking import tune_loggers
+
+    storage_path, name = parent_uri(plan.experiment.uri)
+    return tune.RunConfig(name=name, storage_path=storage_path,
+                          callbacks=[writer, Console(plan.trials, plan.steps, confirm=planned_runs(plan)),
+                                     *tune_loggers(), *extra.callbacks],
+                          stop=extra.stopper, progress_reporter=reporter, verbose=1 if plan.verbose else 0,
+                          # a trial whose process or node is lost restarts from its last checkpoint
+                          failure_config=tune.FailureConfig(max_failures=MAX_WORKER_FAILURES),
+                          checkpoint_config=tune.CheckpointConfig(num_to_keep=keep))
 
 
 def population_tuner(plan: Plan, trainable, extra: "Extra"):
@@ -189,8 +201,8 @@ def population_tuner(plan: Plan, trainable, extra: "Extra"):
     from ray.tune.search.basic_variant import BasicVariantGenerator
 
     from search.callback import ExperimentWriter
-    from search.console import Console
     from search.pbt import KEEP_CHECKPOINTS, make_scheduler, members_and_space
+    from search.trackers import make_trackers
 
     draws, distributions = random_draws(get_space(plan.space), plan.population, plan.seed)
     cfg = trial_config(plan.fixed, plan.baseline)
@@ -198,19 +210,13 @@ def population_tuner(plan: Plan, trainable, extra: "Extra"):
     control = members[0]
     scheduler = make_scheduler(plan.scheduler, plan.experiment, control, distributions, plan.steps,
                                plan.perturb_every * plan.fixed["eval_every"])
-    storage_path, name = parent_uri(plan.experiment.uri)
-    writer = ExperimentWriter(plan.experiment, plan.fixed, plan.steps, control)
+    writer = ExperimentWriter(plan.experiment, plan.fixed, plan.steps, control, trackers=make_trackers(plan))
     return tune.Tuner(
         trainable, param_space=param_space,
         tune_config=tune.TuneConfig(search_alg=BasicVariantGenerator(points_to_evaluate=members), scheduler=scheduler,
                                     num_samples=len(members), trial_dirname_creator=tune_dirname,
                                     reuse_actors=plan.resources.inline),
-        run_config=tune.RunConfig(name=name, storage_path=storage_path,
-                                  callbacks=[writer, Console(plan.trials, plan.steps), *extra.callbacks],
-                                  stop=extra.stopper, verbose=1 if plan.verbose else 0,
-                                  failure_config=tune.FailureConfig(max_failures=MAX_WORKER_FAILURES),
-                                  checkpoint_config=tune.CheckpointConfig(
-                                      num_to_keep=max(cfg.keep_checkpoints, KEEP_CHECKPOINTS))),
+        run_config=run_config(plan, writer, extra, max(cfg.keep_checkpoints, KEEP_CHECKPOINTS)),
     )
 
 
@@ -235,9 +241,13 @@ def finish(plan: Plan, t0: float) -> int:
     best = winner(ranking, confirmed)
     changes: dict[str, Any] = {"finished_at": _now(), "wall_time_s": round(time.time() - t0, 1)}
     if best is not None:
+        from search.trackers import make_trackers
+        from search.tracking import tag_winner
+
         best_json = best_config_json(done, best, confirmed)
         changes |= {"extractor": best_json["diagnostics"]["extractor"], "reference": best_json["diagnostics"]["reference"]}
         exp.write_json(best_json, BEST_CONFIG_JSON)
+        tag_winner(make_trackers(plan), done, plan.name, best.trial_id)
     exp.update_info(**changes)
     print(format_table(ranking))
     if confirmed is not None:
@@ -296,10 +306,11 @@ def quiet_environment(plan: Plan) -> dict[str, str]:
     """Tune's settings while a search runs: its own state saved every second (default: every 10 s
     or more), so a killed driver loses little and --resume repeats little; the classic output engine,
     for --verbose; Ctrl-C ours, not Tune's (search/interrupt.py); and no warning when short
-    evaluations force a save of that state (num_to_keep does: cheap here)."""
+    evaluations force a save of that state (num_to_keep does: cheap here); and none of Tune's
+    automatic loggers (search.tracking.tune_loggers adds back the ones kept)."""
     quiet = {} if plan.verbose else {"TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S": "0"}
     return {"RAY_AIR_NEW_OUTPUT": "0", "TUNE_GLOBAL_CHECKPOINT_S": os.environ.get("TUNE_GLOBAL_CHECKPOINT_S", "1"),
-            **TUNE_SIGINT_OFF, **quiet}
+            "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1", **TUNE_SIGINT_OFF, **quiet}
 
 
 @dataclass(frozen=True)
@@ -323,7 +334,8 @@ def run_search(plan: Plan, extra: Optional[Extra] = None) -> int:
         concurrency = plan.concurrency or default_concurrency(plan.resources, plan.trials)
         t0 = time.time()
         if plan.resume:
-            plan.experiment.update_info(finished_at=None, wall_time_s=None)
+            # (mlflow, wandb: an experiment from before they were fields gets them, null)
+            plan.experiment.update_info(finished_at=None, wall_time_s=None, mlflow=plan.mlflow, wandb=plan.wandb)
         else:
             plan.experiment.write_info(experiment_info(plan, concurrency, _now()))
         cfg = trial_config(plan.fixed, plan.baseline)

@@ -102,7 +102,7 @@ def write_experiment(root: Path, trials: list[TrialSpec] | None = None, *, name:
         "workers_per_trial": 2, "cpus_per_worker": 1, "gpus_per_worker": 0.5,
         "extractor": EXTRACTOR, "eval_samples": EVAL_SAMPLES, "reference": REFERENCE,
         "baseline_trial_id": baseline, "baseline_params": BASELINE_PARAMS, "warm_start": [],
-        "fixed": _fixed(steps, eval_every),
+        "fixed": _fixed(steps, eval_every), "mlflow": None, "wandb": None,
         "started_at": "2026-11-22T10:15:00+00:00",
         "finished_at": "2026-11-22T10:45:00+00:00" if finished else None,
         "wall_time_s": 1800.0 if finished else None,
