@@ -14,6 +14,15 @@ budget of trial-steps (generator steps summed over trials, the baseline trial's 
     warm        the default with --warm-start: an earlier search's winner tried right after the baseline
                 (not run by default; --warm-start DATASET=FILE names the file for each dataset, best
                 a search's on other data, else the prior was measured on the data it is scored on)
+    pbt, pb2    population-based training: a population of the budget's trials less one, and the paper's
+                setting beside it as the control, each trained for the trial steps (the same budget)
+
+A second measure is what the user ends with: after each search, its winner (best_config.json) trained
+for 3x the trial steps, from scratch for a sampled search (step 4 of the user's path) or continued
+from its checkpoint where the strategy hands one back (pbt, pb2: --continue), so that every strategy
+spends the same total compute (search and long run, in trial-steps); against it the paper's default
+trained from scratch for that whole compute. Printed as a second table, and written to
+user_generator.csv.
 
 Data: digits at 16 px (the laptop search's model, ngf=ndf=32, and its digits default, augment=translation,
 for every strategy alike) and the MNIST test set from
@@ -35,6 +44,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
 import math
 import os
 import statistics
@@ -93,8 +103,12 @@ STRATEGIES = {
     "default": Strategy(["--space", "ratio_lr"], None, "#1f77b4"),
     "gp": Strategy(["--space", "ratio_lr", "--sampler", "gp"], None, "#2ca02c"),  # not run by default: a candidate
     "warm": Strategy(["--space", "ratio_lr"], None, "#9467bd"),  # not run by default: needs --warm-start DATASET=FILE
+    "pbt": Strategy(["--space", "ratio_lr", "--scheduler", "pbt"], None, "#d62728"),
+    "pb2": Strategy(["--space", "ratio_lr", "--scheduler", "pb2"], None, "#e377c2"),
 }
-DEFAULT_STRATEGIES = ("random", "before", "default")
+POPULATION = ("pbt", "pb2")  # the strategies whose winner is continued, not retrained
+DEFAULT_STRATEGIES = ("random", "default", "pbt", "pb2")
+LONG_RUN = 3  # the user's long run: this many times the trial steps
 
 
 class Budget(Stopper):
@@ -135,17 +149,67 @@ def run_one(strategy: str, dataset: str, seed: int, storage: str, resources: lis
     strategy_flags, searcher_cls = STRATEGIES[strategy].flags, STRATEGIES[strategy].searcher
     budget = n * steps
     trials = n if "fifo" in strategy_flags else 4 * n  # ASHA's trials stop early: the budget ends the search
-    if "--startup-trials" not in strategy_flags:  # the start-up of a search of the budget's n trials, as
+    if strategy in POPULATION:  # n - 1 members and the control: the budget, each member to the trial steps
+        strategy_flags = [*strategy_flags, "--population", str(n - 1)]
+    elif "--startup-trials" not in strategy_flags:  # the start-up of a search of the budget's n trials, as
         strategy_flags = [*strategy_flags, "--startup-trials", str(startup_trials(n))]  # a user would run it
     if strategy == "warm":
         strategy_flags = [*strategy_flags, "--warm-start", (warm or {})[dataset]]
-    args = build_parser().parse_args([*flags, *COMMON, *resources, *strategy_flags, "--trials", str(trials), "--steps", str(steps),
+    trials_flag = [] if strategy in POPULATION else ["--trials", str(trials)]
+    args = build_parser().parse_args([*flags, *COMMON, *resources, *strategy_flags, *trials_flag, "--steps", str(steps),
                                       "--seed", str(seed), "--storage", storage, "--name", f"{dataset}-{strategy}-{seed}"])
     recorder = Recorder()
-    if run_search(plan_search(args), Extra(callbacks=(recorder,), stopper=Budget(budget),
+    stopper = None if strategy in POPULATION else Budget(budget)  # a population's members are the budget
+    if run_search(plan_search(args), Extra(callbacks=(recorder,), stopper=stopper,
                                            searcher_cls=searcher_cls)) == EXIT_INTERRUPTED:
         raise SystemExit(f"stopped by Ctrl-C in {args.name}, which is left out: the CSV holds the searches that ended")
     return recorder.rows
+
+
+def total_compute(dataset: str) -> int:
+    """Trial-steps a user spends in all: the search's budget and a long run of LONG_RUN x the trial steps."""
+    _, steps, n = DATASETS[dataset]
+    return n * steps + LONG_RUN * steps
+
+
+def user_generator(dataset: str, strategy: str, experiment: Path, spent: int) -> Optional[float]:
+    """The FID of the generator the user ends with: the winner retrained from scratch for LONG_RUN x the
+    trial steps, or, for a population, continued from its checkpoint for what the total compute leaves
+    after the `spent` trial-steps of the search. None if the search named no winner."""
+    from dcgan.checkpoint import CONTINUE_FROM, continued_checkpoint
+    from dcgan.config import TrainConfig
+    from dcgan.train import train
+
+    best_file = experiment / "best_config.json"
+    if not best_file.exists():
+        return None
+    cfg = TrainConfig.from_json(best_file)
+    _, steps, _ = DATASETS[dataset]
+    start = None
+    if strategy in POPULATION and json.loads(best_file.read_text()).get(CONTINUE_FROM):
+        length = max(steps, steps + total_compute(dataset) - spent)
+        start = continued_checkpoint(best_file, length)
+    else:
+        length = LONG_RUN * steps
+    cfg = cfg.replace(steps=length, eval_every=length)  # one evaluation, at the end
+    return train(cfg, None, resume_from=start, log=lambda _: None).metrics.get(keys.FID)
+
+
+def paper_default(dataset: str, seed: int) -> Optional[float]:
+    """The paper's setting trained from scratch for the user's whole compute, scored at its end."""
+    from dcgan.config import TrainConfig
+    from search.plan import plan_search
+    from search.run import build_parser
+    from spaces import trial_config
+
+    flags, _, _ = DATASETS[dataset]
+    plan = plan_search(build_parser().parse_args([*flags, *COMMON, "--space", "ratio_lr", "--seed", str(seed),
+                                                  "--storage", tempfile.mkdtemp(prefix="paper-")]))
+    length = total_compute(dataset)
+    cfg: TrainConfig = trial_config(plan.fixed, plan.baseline).replace(steps=length, eval_every=length)
+    from dcgan.train import train
+
+    return train(cfg, None, log=lambda _: None).metrics.get(keys.FID)
 
 
 def baseline_of(rows: list[dict], steps: int) -> tuple[Optional[str], Optional[float]]:
@@ -258,6 +322,34 @@ def print_table(results: dict) -> None:
                   f"{fid(statistics.median(ends)):>10} ({fid(ends[0])}-{fid(ends[-1])})")
 
 
+def write_users(out: Path, users: dict) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / "user_generator.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["dataset", "strategy", "seed", "total_trial_steps", "fid"])
+        for (dataset, strategy, seed), fid in users.items():
+            w.writerow([dataset, strategy, seed, total_compute(dataset), "" if fid is None else fid])
+
+
+def print_users(users: dict) -> None:
+    """Per dataset and strategy, the median (min-max over seeds) FID of the generator the user ends with,
+    and how much lower it is than random search's (median) and the paper default's (median)."""
+    fid = lambda x: f"{x:.2f}" if x is not None and math.isfinite(x) else "none"  # noqa: E731
+    print(f"\nthe user's generator at equal total compute (search + a long run of {LONG_RUN}x the trial steps)")
+    print(f"{'dataset':<8} {'strategy':<14} {'FID: median (min-max)':>26} {'vs random':>10} {'vs paper':>9}")
+    for dataset in sorted({k[0] for k in users}):
+        def med(strategy: str) -> Optional[float]:
+            v = [f for (d, s, _), f in users.items() if (d, s) == (dataset, strategy) and f is not None]
+            return statistics.median(v) if v else None
+
+        for strategy in [s for s in (*STRATEGIES, "paper") if any(k[:2] == (dataset, s) for k in users)]:
+            v = sorted(f if f is not None else math.inf for (d, s, _), f in users.items() if (d, s) == (dataset, strategy))
+            m = statistics.median(v)
+            rel = lambda ref: f"{(ref - m) / ref * 100:+.0f}%" if ref and math.isfinite(m) else "-"  # noqa: E731
+            print(f"{dataset:<8} {strategy:<14} {fid(m) + f' ({fid(v[0])}-{fid(v[-1])})':>26} "
+                  f"{rel(med('random')):>10} {rel(med('paper')):>9}")
+
+
 def read_results(path: Path, rerun: list[str]) -> dict:
     """The curves and bars of a former run's CSV, but those of the strategies run again."""
     results: dict = {}
@@ -293,6 +385,7 @@ def main() -> None:
     p.add_argument("--warm-start", action="append", default=[], metavar="DATASET=FILE",
                    help="the config the warm strategy starts from on DATASET (a best_config.json); repeatable")
     p.add_argument("--quick", action="store_true", help="tiny budgets: only to see that the script runs")
+    p.add_argument("--no-long-run", action="store_true", help="skip the second measure (the user's generator)")
     p.add_argument("--reuse", metavar="CSV", help="a former run's search_efficiency.csv: its curves of the strategies "
                    "not run now, and its baseline FIDs, join the table and the plot (to run one strategy again)")
     p.add_argument("--show", metavar="CSV", help="print the table of a former run's search_efficiency.csv and exit")
@@ -313,6 +406,7 @@ def main() -> None:
     ray.init(include_dashboard=True, log_to_driver=False, logging_level="WARNING")  # one Ray for every search
     resources = ["--concurrency", str(args.concurrency), "--gpus-per-worker", str(args.gpus_per_trial)]
     results, t0 = (read_results(Path(args.reuse), args.strategies) if args.reuse else {}), time.time()
+    users: dict = {}
     with tempfile.TemporaryDirectory(prefix="search-efficiency-") as storage:
         for dataset in args.datasets:
             for seed in range(args.first_seed, args.first_seed + args.seeds):
@@ -324,11 +418,20 @@ def main() -> None:
                     results[(dataset, strategy, seed)] = {"curve": best_so_far(rows, baseline), "bar": bar}
                     print(first_below(rows, baseline, bar, f"{dataset} {strategy} seed {seed}"))
                     write_outputs(Path(args.out), results)  # after each search: a run cut short keeps its figures
+                    if not args.no_long_run:
+                        spent = rows[-1]["spent"] if rows else 0
+                        users[(dataset, strategy, seed)] = user_generator(
+                            dataset, strategy, Path(storage) / f"{dataset}-{strategy}-{seed}", spent)
+                        if (dataset, "paper", seed) not in users:
+                            users[(dataset, "paper", seed)] = paper_default(dataset, seed)
+                        write_users(Path(args.out), users)
     print(f"\nsearch efficiency: {args.seeds} seeds, budgets of trial-steps " + ", ".join(
         f"{d} {DATASETS[d][1] * DATASETS[d][2]} ({DATASETS[d][2]} trials of {DATASETS[d][1]})" for d in args.datasets)
         + f"; {time.time() - t0:.0f} s in all")
     print_table(results)
-    print(f"wrote {args.out}/search_efficiency.csv and {args.out}/search_efficiency.html")
+    if users:
+        print_users(users)
+    print(f"wrote {args.out}/search_efficiency.csv, user_generator.csv and search_efficiency.html")
 
 
 if __name__ == "__main__":
