@@ -30,9 +30,10 @@ def describe_plan(plan: Plan) -> str:
     """The plan as lines: the space and its parameters, trials, steps, the budget, resources,
     concurrency, storage, the experiment's path and the estimated wall time (or why there is none)."""
     cfg = trial_config(plan.fixed, plan.baseline)
+    concurrency, concurrency_note = planned_concurrency(plan)
+    plan = plan.with_population(concurrency or 1)  # a population's size, from what runs at once
     runs, confirm_steps = planned_runs(plan)
     search_steps = plan.trials * plan.steps
-    concurrency, concurrency_note = planned_concurrency(plan)
     res = plan.resources
     lines = [
         f"dry run of search {plan.name}" + (" (resumed)" if plan.resume else "") + ": nothing started, nothing written",
@@ -41,9 +42,13 @@ def describe_plan(plan: Plan) -> str:
         f"trials      {plan.trials} of {plan.steps} steps on {cfg.dataset} {cfg.image_size}px, an evaluation every "
         f"{cfg.eval_every} steps; the baseline first ({format_params(plan.baseline)})"
         + (f", then {len(plan.warm_start)} warm start(s)" if plan.warm_start else ""),
-        f"searcher    {plan.sampler}, after {plan.startup_trials or startup_trials(plan.trials)} random trials; "
-        f"scheduler {plan.scheduler}" + (" (stops trials whose FID lags: fewer steps)" if plan.scheduler == "asha" else ""),
-        f"confirm     " + (f"the top {plan.confirm} and the baseline, {plan.confirm_seeds} new seed(s) each: at most "
+        (f"population  {plan.population} members drawn at random from the space and the baseline beside them, "
+         f"never perturbed; {plan.scheduler}: every {plan.perturb_every} evaluation(s) the bottom quarter goes on "
+         "from a top member's checkpoint with perturbed values" if plan.is_population else
+         f"searcher    {plan.sampler}, after {plan.startup_trials or startup_trials(plan.trials)} random trials; "
+         f"scheduler {plan.scheduler}" + (" (stops trials whose FID lags: fewer steps)" if plan.scheduler == "asha"
+                                          else "")),
+        "confirm     " + (f"the top {plan.confirm} and the baseline, {plan.confirm_seeds} new seed(s) each: at most "
                            f"{runs} runs of {confirm_steps} steps" if runs else "none (--confirm 0)"),
         f"budget      at most {search_steps + runs * confirm_steps:,} trial-steps: {search_steps:,} in the search"
         + (f" + {runs * confirm_steps:,} in the confirmation" if runs else ""),
