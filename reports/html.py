@@ -267,9 +267,10 @@ def exploits_html(info: LineageInfo) -> str:
     rows = []
     for r in info.exploits:
         e = r.exploit
-        changed = ", ".join(f"{_l(k)} {_param_text(a)} &rarr; {_param_text(b)}" for k, (a, b) in sorted(e.changed.items()))
-        rows.append(f'<tr><td class="l">{_l(r.trial_id)}</td><td>{e.step}</td><td class="l">{_l(e.source)}</td>'
-                    f'<td>{e.from_step}</td><td class="l">{changed or "nothing"}</td></tr>')
+        changed = ", ".join(f"{escape(k)} {escape(_param_text(a))} &rarr; {escape(_param_text(b))}"
+                            for k, (a, b) in sorted(e.changed.items()))
+        rows.append(f"<tr>{_l(r.trial_id)}<td>{e.step}</td>{_l(e.source)}<td>{e.from_step}</td>"
+                    f'<td class="l">{changed or "nothing"}</td></tr>')
     return ('<div class="scroll"><table id="exploits"><tr><th class="l">member</th><th>at its step</th>'
             '<th class="l">went on from</th><th>from step</th><th class="l">values changed</th></tr>'
             + "".join(rows) + "</table></div>")
