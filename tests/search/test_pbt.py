@@ -115,6 +115,14 @@ def test_exploits_go_on_from_the_source_with_new_values(pbt_search):
         checked += matched
     assert checked, "no exploit's copy matched the source's checkpoint trained on with its new values"
 
+    # the confirmation replays each confirmed member's schedule with a new seed, beside the control
+    confirmed = {c.trial_id: c for c in exp.confirmations}
+    assert f"{control}-seed1" in confirmed  # (the top member too, unless every member was flagged never learned)
+    for name, run in confirmed.items():
+        tid = name.rsplit("-seed", 1)[0]
+        assert run.config["seed"] == 1 and run.config["schedule"] == lineages[tid].changes
+        assert {k: run.config[k] for k in lineages[tid].params} == lineages[tid].params
+
     # the report shows the lineage and the winner's schedule
     report = (pbt_search / "report.html").read_text()
     assert 'id="lineage"' in report and 'id="schedule"' in report
