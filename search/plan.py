@@ -165,12 +165,12 @@ def check_population_flags(args: argparse.Namespace, given: frozenset[str]) -> N
             if flag in given:
                 raise SearchError(f"--{flag.replace('_', '-')} goes with --scheduler pbt or pb2; add one, or drop it")
         return
-    for flag, instead in (("trials", "--population N (the paper's setting trains beside them)"),
-                          ("sampler", "nothing: the population is drawn at random from the space"),
-                          ("startup_trials", "nothing: the population is drawn at random from the space"),
-                          ("warm_start", "a search with --scheduler asha or fifo")):
+    drawn = "its population is drawn at random from the space; drop it"
+    for flag, fix in (("trials", "it trains --population N members and the paper's setting; pass --population"),
+                      ("sampler", drawn), ("startup_trials", drawn),
+                      ("warm_start", "it starts from random draws; use --scheduler asha or fifo to try a config first")):
         if flag in given:
-            raise SearchError(f"--{flag.replace('_', '-')} does not go with --scheduler {args.scheduler}; use {instead}")
+            raise SearchError(f"--{flag.replace('_', '-')} does not go with --scheduler {args.scheduler}: {fix}")
 
 
 def mlflow_uri(flag: Optional[str]) -> Optional[str]:

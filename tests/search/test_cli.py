@@ -28,6 +28,11 @@ def run_main(main, argv, capsys):
     (["--space", "smoke", "--resume"], "error: --resume needs --name"),
     (["--space", "smoke", "--resume", "--name", "x", "--warm-start", "best_config.json"],
      "error: --warm-start starts a new search; a resumed one keeps its own (drop --warm-start)"),
+    (["--space", "smoke", "--population", "4"], "error: --population goes with --scheduler pbt or pb2"),
+    (["--space", "smoke", "--scheduler", "pbt", "--trials", "8"], "error: --trials does not go with --scheduler pbt"),
+    (["--space", "smoke", "--scheduler", "pb2", "--sampler", "gp"], "error: --sampler does not go with --scheduler pb2"),
+    (["--space", "smoke", "--scheduler", "pbt", "--population", "1"], "error: --population must be >= 2, got 1"),
+    (["--space", "smoke", "--scheduler", "pbt", "--perturb-every", "0"], "error: --perturb-every must be >= 1"),
 ])
 def test_bad_input_exits_2_with_one_line(tmp_path, capsys, argv, message):
     rc, err = run_main(search_run.main, argv + ["--storage", str(tmp_path / "exps")], capsys)
