@@ -40,7 +40,7 @@ import torch.nn as nn
 from dcgan.checkpoint import (CheckpointError, gather_rng, latest_checkpoint, load_checkpoint, prune_checkpoints,
                               resume_candidates, save_checkpoint)
 from dcgan.config import ConfigError, TrainConfig, parse_overrides
-from dcgan.data import Splits, load_splits
+from dcgan.data import Splits, check_data, load_splits
 from dcgan.distributed import any_rank, average_gradients, broadcast_module, check_device, dist_info
 from dcgan.losses import LOSSES, gradient_penalty
 from dcgan.state import GAN, setup, unwrap
@@ -286,7 +286,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     try:
         base = TrainConfig.from_json(args.config).to_dict() if args.config else {}
         cfg = TrainConfig.from_dict({**base, **parse_overrides(args.overrides)})
-        load_splits(cfg)  # a missing or empty dataset fails here, before anything is written
+        check_data(cfg)  # a missing, unreadable or too small dataset fails here, before anything is written
         check_device(cfg)  # so does a device (or bf16) that this machine lacks
         out = Path(args.out) if args.out else Path("runs") / f"{cfg.dataset.replace(':', '_').replace('/', '_')}-{time.strftime('%Y%m%d-%H%M%S')}"
         resume = None

@@ -8,7 +8,6 @@ from __future__ import annotations
 import argparse
 import os
 import shlex
-import tempfile
 import time
 from dataclasses import dataclass
 from typing import Any, Optional
@@ -16,6 +15,7 @@ from typing import Any, Optional
 from dcgan.config import ConfigError, TrainConfig, absolute_paths, parse_overrides
 from experiment.layout import EXPERIMENT_JSON, Experiment, is_uri, join_uri, open_fs, parent_uri, storage_uri
 from experiment.schema import same_params, warm_runs
+from experiment.storage import bad_name, check_writable_folder
 from search.sampling import DEFAULT_SAMPLER
 from search.trial import Resources
 from spaces import baseline_params, fixed_params, get_space, trial_config, SPACES
@@ -100,6 +100,7 @@ def plan_search(args: argparse.Namespace, given: frozenset[str] = frozenset()) -
             raise SearchError(f"{flag} must be >= {low}, got {value}")
 
     name = args.name or f"{args.space}-{time.strftime('%Y%m%d-%H%M%S')}"
+    check_name(name)
     experiment = Experiment(join_uri(storage_uri(args.storage), name))
     if args.resume:
         return _plan_resume(args, experiment, name, given)
@@ -114,7 +115,7 @@ def plan_search(args: argparse.Namespace, given: frozenset[str] = frozenset()) -
         raise SearchError(f"--trials {args.trials} leaves no trial for the --warm-start configs after the baseline; "
                           f"pass --trials {1 + len(warm_runs(warm))} or more")
     cfg = trial_config(fixed, baseline)
-    check_dataset(cfg)
+    check_dataset(cfg, args.workers_per_trial)
     address = args.address or os.environ.get("RAY_ADDRESS")
     if not address or address == "local":
         check_local_machine(cfg, args.gpus_per_worker)
@@ -237,7 +238,7 @@ def _plan_resume(args: argparse.Namespace, experiment: Experiment, name: str, gi
                           f"{'; '.join(changed)}; drop them (a search with other settings is another --name)")
     fixed = info["fixed"]
     cfg = TrainConfig.from_dict(fixed)
-    check_dataset(cfg)
+    check_dataset(cfg, info["workers_per_trial"])
     confirm = info.get("confirm") or {"top": 0, "seeds": 1, "steps": None}
     return Plan(name, info["space"], experiment, fixed, info["baseline_params"], info["trials_requested"],
                 cfg.steps, info["seed"], info["scheduler"], args.concurrency,
@@ -270,10 +271,19 @@ def check_local_machine(cfg: TrainConfig, gpus_per_worker: float) -> None:
     check_device(cfg)
 
 
-def check_dataset(cfg: TrainConfig) -> None:
-    from dcgan.data import load_splits
+def check_dataset(cfg: TrainConfig, workers: int = 1) -> None:
+    """The data loads, every image of it reads, and each worker's shard fills a batch (DataError,
+    a ConfigError, says what to fix), before a trial starts."""
+    from dcgan.data import check_data
 
-    load_splits(cfg)  # DataError (a ConfigError) names the known datasets
+    check_data(cfg, workers)
+
+
+def check_name(name: str, flag: str = "--name") -> None:
+    """An experiment's or a run's name: one folder of the storage, never a path out of it."""
+    problem = bad_name(name)
+    if problem:
+        raise SearchError(f"{flag} {problem}; pass a name such as {flag} my-search-1")
 
 
 def check_storage(storage: str, experiment: Experiment) -> None:
@@ -284,12 +294,7 @@ def check_storage(storage: str, experiment: Experiment) -> None:
         except Exception as e:  # pyarrow raises several kinds for a bad URI
             raise SearchError(f"cannot open storage {storage} ({e}); check the URI and credentials") from None
     else:
-        probe = os.path.abspath(os.path.expanduser(storage))
-        while not os.path.exists(probe):
-            probe = os.path.dirname(probe)
-        try:  # a real write: os.access says yes to root even on read-only mounts and /proc
-            if not os.path.isdir(probe):
-                raise OSError(f"{probe} is not a folder")
-            tempfile.TemporaryFile(dir=probe).close()
+        try:
+            check_writable_folder(storage)
         except OSError as e:
             raise SearchError(f"cannot write to storage {storage} ({e}); pass a writable --storage") from None

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 import time
 from typing import Optional
@@ -24,8 +25,8 @@ from dcgan.train import EXIT_INTERRUPTED
 from experiment.layout import CONFIG_JSON, Experiment, is_uri, join_uri, parent_uri, storage_uri
 from experiment.schema import STOPPED, final_status
 from search.cluster import connect_ray
-from search.plan import (SearchError, check_dataset, check_gpus, check_local_machine, check_resumable, check_storage,
-                         read_config, resume_command)
+from search.plan import (SearchError, check_dataset, check_gpus, check_local_machine, check_name, check_resumable,
+                         check_storage, read_config, resume_command)
 from search.trial import MAX_WORKER_FAILURES, Resources, train_worker
 
 DEFAULT_RUNS = "runs"  # --storage's default
@@ -77,11 +78,12 @@ def plan_run(args: argparse.Namespace) -> tuple[TrainConfig, Resources, Experime
     if args.workers < 1 or args.cpus_per_worker <= 0 or args.gpus_per_worker < 0:
         raise SearchError("--workers must be >= 1, --cpus-per-worker > 0 and --gpus-per-worker >= 0")
     check_gpus(args.gpus_per_worker, args.workers)
-    check_dataset(cfg)
+    check_dataset(cfg, args.workers)
     if not (args.address or os.environ.get("RAY_ADDRESS")):
         check_local_machine(cfg, args.gpus_per_worker)
     if not args.resume:
-        name = args.name or f"train-{cfg.dataset.replace(':', '_').replace('/', '_')}-{time.strftime('%Y%m%d-%H%M%S')}"
+        name = args.name or f"train-{re.sub(r'[^A-Za-z0-9_-]+', '_', cfg.dataset)}-{time.strftime('%Y%m%d-%H%M%S')}"
+        check_name(name)
         run = Experiment(join_uri(storage_uri(args.storage), name))
         check_storage(args.storage, run)
         if run.exists(CONFIG_JSON):
@@ -93,6 +95,7 @@ def resumed_run(args: argparse.Namespace) -> tuple[TrainConfig, Experiment]:
     """The run --resume goes on with, and its config (the flags, if given, must give the same)."""
     if not args.name:
         raise SearchError("--resume needs --name NAME, the run to go on with")
+    check_name(args.name)
     run = Experiment(join_uri(storage_uri(args.storage), args.name))
     check_resumable(run, CONFIG_JSON, args.storage, "run")
     if run.exists(FINAL_METRICS_JSON):
