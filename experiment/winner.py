@@ -26,7 +26,8 @@ def winner(ranking: Ranking, confirmed: Optional[Confirmation] = None) -> Option
 def best_config_json(experiment: Experiment, best: RankedTrial,
                      confirmed: Optional[Confirmation] = None) -> dict[str, Any]:
     """best_config.json: the full TrainConfig under "config" (TrainConfig.from_json reads it), how
-    it was chosen, and its scores."""
+    it was chosen, its scores, and "checkpoint": the path or URI of the winning trial's last
+    checkpoint folder (dcgan.sample of best_config.json samples it), null if it has none."""
     trial = experiment.trial(best.trial_id)
     last = trial.evaluations[-1]
     out = {
@@ -38,6 +39,7 @@ def best_config_json(experiment: Experiment, best: RankedTrial,
         "status": best.status,
         "params": best.params,
         "experiment": experiment.name,
+        "checkpoint": experiment.last_checkpoint(best.trial_id),
         "chosen_by": "the search's leaderboard (its last FID in the search)",
     }
     chosen = confirmed.best if confirmed is not None else None
