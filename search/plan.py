@@ -16,6 +16,7 @@ from dcgan.config import ConfigError, TrainConfig, absolute_paths, parse_overrid
 from experiment.layout import EXPERIMENT_JSON, Experiment, is_uri, join_uri, open_fs, parent_uri, storage_uri
 from experiment.schema import same_params, warm_runs
 from experiment.storage import bad_name, check_writable_folder
+from search.lock import refuse_if_held
 from search.sampling import DEFAULT_SAMPLER
 from search.trial import Resources
 from spaces import baseline_params, fixed_params, get_space, trial_config, SPACES
@@ -102,6 +103,7 @@ def plan_search(args: argparse.Namespace, given: frozenset[str] = frozenset()) -
     name = args.name or f"{args.space}-{time.strftime('%Y%m%d-%H%M%S')}"
     check_name(name)
     experiment = Experiment(join_uri(storage_uri(args.storage), name))
+    refuse_if_held(experiment)  # another driver runs it: said before anything else about it
     if args.resume:
         return _plan_resume(args, experiment, name, given)
 

@@ -25,6 +25,7 @@ from dcgan.train import EXIT_INTERRUPTED
 from experiment.layout import CONFIG_JSON, Experiment, is_uri, join_uri, parent_uri, storage_uri
 from experiment.schema import STOPPED, final_status
 from search.cluster import connect_ray
+from search.lock import DriverLock, refuse_if_held
 from search.plan import (SearchError, check_dataset, check_gpus, check_local_machine, check_name, check_resumable,
                          check_storage, read_config, resume_command)
 from search.trial import MAX_WORKER_FAILURES, Resources, train_worker
@@ -85,6 +86,7 @@ def plan_run(args: argparse.Namespace) -> tuple[TrainConfig, Resources, Experime
         name = args.name or f"train-{re.sub(r'[^A-Za-z0-9_-]+', '_', cfg.dataset)}-{time.strftime('%Y%m%d-%H%M%S')}"
         check_name(name)
         run = Experiment(join_uri(storage_uri(args.storage), name))
+        refuse_if_held(run)
         check_storage(args.storage, run)
         if run.exists(CONFIG_JSON):
             raise SearchError(f"run '{run.uri}' exists; pass another --name, or --resume to go on with it")
@@ -97,6 +99,7 @@ def resumed_run(args: argparse.Namespace) -> tuple[TrainConfig, Experiment]:
         raise SearchError("--resume needs --name NAME, the run to go on with")
     check_name(args.name)
     run = Experiment(join_uri(storage_uri(args.storage), args.name))
+    refuse_if_held(run)
     check_resumable(run, CONFIG_JSON, args.storage, "run")
     if run.exists(FINAL_METRICS_JSON):
         raise SearchError(f"run '{run.uri}' has ended (its {FINAL_METRICS_JSON} is written); nothing to resume")
@@ -150,10 +153,15 @@ def main(argv: Optional[list[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         cfg, resources, run = plan_run(args)
-        started_ray = connect_ray(args.address)
+        with DriverLock(run, "search.train"):  # one driver per run
+            return train_run(args, cfg, resources, run)
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+
+
+def train_run(args: argparse.Namespace, cfg: TrainConfig, resources: Resources, run: Experiment) -> int:
+    started_ray = connect_ray(args.address)
     import ray
 
     try:
