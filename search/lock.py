@@ -132,7 +132,7 @@ class DriverLock:
         self.mine: dict[str, Any] = {}
         self._stop = threading.Event()
         self._beat: Optional[threading.Thread] = None
-        self._made_folder = False
+        self._made: list[str] = []  # local folders the lock made (the experiment's, the storage's), deepest first
 
     def __enter__(self) -> "DriverLock":
         held = read_holder(self.exp)
@@ -146,7 +146,6 @@ class DriverLock:
                      "pid_started": _process_start(pid), "boot_id": _boot_id(),
                      "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "heartbeat": time.time(),
                      "token": uuid.uuid4().hex}
-        self._made_folder = self.exp.fs.get_file_info(self.exp.root).type == pafs.FileType.NotFound
         self._claim(exclusive=held is None)
         self._beat = threading.Thread(target=self._heartbeat, name="driver-lock-heartbeat", daemon=True)
         self._beat.start()
@@ -156,6 +155,10 @@ class DriverLock:
         """Write the lock; raise LockError if another driver's claim won."""
         text = json.dumps(self.mine, indent=2) + "\n"
         if exclusive and isinstance(self.exp.fs, pafs.LocalFileSystem):
+            folder = self.exp.root
+            while not os.path.exists(folder):
+                self._made.append(folder)
+                folder = os.path.dirname(folder)
             os.makedirs(self.exp.root, exist_ok=True)
             try:  # created only if absent: of two drivers starting at once, one gets it
                 fd = os.open(self.exp.path(DRIVER_LOCK), os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
@@ -191,7 +194,10 @@ class DriverLock:
             held = read_holder(self.exp)
             if held is not None and held.get("token") == self.mine["token"]:
                 self.exp.fs.delete_file(self.exp.path(DRIVER_LOCK))
-            if self._made_folder and not self.exp.fs.get_file_info(pafs.FileSelector(self.exp.root)):
-                self.exp.fs.delete_dir(self.exp.root)  # the run never began: leave no empty folder
         except (OSError, ValueError):
             pass
+        for folder in self._made:  # the run never began (Ray out of reach): leave no empty folder
+            try:
+                os.rmdir(folder)
+            except OSError:  # not empty: the experiment's files
+                break
