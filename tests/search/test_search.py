@@ -126,6 +126,9 @@ def test_smoke_search(ray_session, tmp_path):
 
     assert sample.main([str(exp / f"tune-{best['trial_id']}"), "-o", str(tmp_path / "winner.png")]) == 0
     assert (tmp_path / "winner.png").stat().st_size > 0
+    # and from best_config.json, which names the winning trial's last checkpoint
+    assert best["checkpoint"].startswith(str(exp / f"tune-{best['trial_id']}" / "checkpoint_"))
+    assert sample.main([str(exp / "best_config.json"), "-o", str(tmp_path / "best.png")]) == 0
 
 
 def diverge(trial):
