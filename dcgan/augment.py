@@ -89,7 +89,7 @@ def policy(spec: str) -> list[str]:
     names = [n.strip() for n in spec.split(",") if n.strip()]
     unknown = [n for n in names if n not in AUGMENTS]
     if unknown:
-        raise ValueError(f"unknown augment '{unknown[0]}'; known: {', '.join(AUGMENTS)} (comma-separated), "
+        raise ValueError(f"unknown augment {unknown[0]!r}; known: {', '.join(AUGMENTS)} (comma-separated), "
                          f"or '' for none")
     return [n for n in AUGMENTS if n in names]  # the reference's order, whatever the spec's
 

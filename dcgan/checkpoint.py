@@ -31,6 +31,9 @@ STATE_FILE = "state.pt"
 # the key of a run file (a search's best_config.json) that names the checkpoint a long run continues
 # from: a local path or a URI (experiment/winner.py writes it)
 CONTINUE_FROM = "checkpoint"
+# fields a longer run of a config may change (search.train --steps, dcgan.train --set steps=...)
+# and still train that config
+RUN_LENGTH_KEYS = ("steps", "eval_every", "eval_samples", "keep_checkpoints", "device", "data_workers")
 
 
 class CheckpointError(ConfigError):
@@ -151,6 +154,55 @@ def find_checkpoint(path: str | Path) -> Path:
     return Path(max(found)[1])
 
 
+def winner_checkpoint(best_config: str | Path) -> tuple[Path, str]:
+    """(checkpoint folder, which one) of a search's winner, from its best_config.json: of the
+    checkpoint the file names (its trial's last, "checkpoint") and those under the file's folder
+    of a run of its config (a longer run trained into the experiment; RUN_LENGTH_KEYS aside), the
+    one of the highest step. `CheckpointError` if none is here."""
+    path = Path(best_config)
+    cfg = TrainConfig.from_json(path)
+    recorded = json.loads(path.read_text()).get(CONTINUE_FROM)
+    found = [c for c in [_here(recorded, path.parent)] if c is not None] if isinstance(recorded, str) else []
+    for config_file in path.parent.rglob("config.json"):
+        ckpt = config_file.parent
+        if (ckpt / STATE_FILE).is_file() and ckpt not in found and _same_config(cfg, config_file):
+            found.append(ckpt)
+    steps = []
+    for ckpt in found:
+        try:
+            steps.append((int(read_state(ckpt, mmap=True)["step"]), str(ckpt)))
+        except CheckpointError:
+            continue
+    if not steps:
+        where = f" (it names {recorded})" if recorded else ""
+        raise CheckpointError(f"no checkpoint of the winner of {path} is here{where}; pass a checkpoint folder "
+                              "(copy it from the experiment's storage first if it is there)")
+    step, best = max(steps)
+    other = TrainConfig.from_json(Path(best) / "config.json")
+    return Path(best), ("the winning trial's last checkpoint" if other.steps == cfg.steps else
+                        f"the last checkpoint of a {other.steps}-step run of its config")
+
+
+def _here(recorded: str, base: Path) -> Optional[Path]:
+    """The local checkpoint folder `recorded` (a path or URI) names, or, for an experiment copied or
+    moved, the folder under `base` its path ends with; None if neither holds a checkpoint."""
+    head = recorded.removeprefix("file://").split("?")[0]
+    parts = [p for p in head.split("/") if p]
+    for candidate in [Path(head)] + [base.joinpath(*parts[-k:]) for k in range(1, len(parts) + 1)]:
+        if "://" not in str(candidate) and (candidate / STATE_FILE).is_file():
+            return candidate
+    return None
+
+
+def _same_config(cfg: TrainConfig, config_file: Path) -> bool:
+    try:
+        other = TrainConfig.from_json(config_file).to_dict()
+    except ConfigError:
+        return False
+    mine = cfg.to_dict()
+    return all(other[k] == mine[k] for k in mine if k not in RUN_LENGTH_KEYS)
+
+
 def load_generator(ckpt_dir: str | Path, device: str | torch.device = "cpu") -> tuple[Generator, TrainConfig, int]:
     """(G with the checkpoint's weights in eval mode, the run's config, the step) of a checkpoint folder.
     With `ema`, G is the average of its weights: what the run sampled and scored."""
@@ -181,7 +233,10 @@ def continued_checkpoint(config_file: str | Path, steps: int) -> Path:
     if "://" in str(where):
         raise ConfigError(f"the checkpoint {where} is in remote storage; continue with python -m search.train "
                           f"--config {config_file} --continue, which reads it there")
-    ckpt = find_checkpoint(where)
+    ckpt = _here(where, Path(config_file).parent)  # the experiment may have been moved since
+    if ckpt is None:
+        raise ConfigError(f"the checkpoint {where} that {config_file} names is not here; copy the experiment's "
+                          "tune-<trial> folder back, or drop --continue to train from step 0")
     step = int(read_state(ckpt, mmap=True)["step"])
     if step >= steps:
         raise ConfigError(f"the checkpoint {ckpt} is at step {step}; pass --steps above it to train on")

@@ -98,7 +98,7 @@ class TrainConfig:
             key = unknown[0]
             close = difflib.get_close_matches(key, known, n=1)
             hint = f"; did you mean '{close[0]}'?" if close else f"; known keys: {', '.join(known)}"
-            raise ConfigError(f"unknown config key '{key}'{hint}")
+            raise ConfigError(f"unknown config key {key!r}{hint}")  # repr: one line, whatever the key
         return cls(**{k: _coerce(known[k], v) for k, v in values.items()})
 
     def replace(self, **changes: Any) -> "TrainConfig":
@@ -156,7 +156,7 @@ def parse_overrides(pairs: list[str]) -> dict[str, Any]:
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key:
-            raise ConfigError(f"--set takes key=value, got '{pair}'")
+            raise ConfigError(f"--set takes key=value, got {pair!r}")
         out[key.strip()] = value.strip()
     return out
 
@@ -193,7 +193,7 @@ def _coerce(field: dataclasses.Field, value: Any) -> Any:
             if not isinstance(value, str):
                 raise ValueError
             return value
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: float() of an int beyond a float's range
         raise ConfigError(f"{name} must be {kind}, got {value!r}") from None
     return value
 
@@ -237,11 +237,11 @@ def _validate(c: TrainConfig) -> None:
     if c.image_size not in IMAGE_SIZES:
         bad(f"image_size must be a power of two from 8 to 256, or 28; got {c.image_size}")
     if c.loss not in LOSSES:
-        bad(f"unknown loss '{c.loss}'; known: {', '.join(LOSSES)}")
+        bad(f"unknown loss {c.loss!r}; known: {', '.join(LOSSES)}")
     if c.init not in INITS:
-        bad(f"unknown init '{c.init}'; known: {', '.join(INITS)}")
+        bad(f"unknown init {c.init!r}; known: {', '.join(INITS)}")
     if c.precision not in PRECISIONS:
-        bad(f"unknown precision '{c.precision}'; known: {', '.join(PRECISIONS)}")
+        bad(f"unknown precision {c.precision!r}; known: {', '.join(PRECISIONS)}")
     for name in ("lr_g", "lr_d"):
         v = getattr(c, name)
         if not (math.isfinite(v) and v > 0):

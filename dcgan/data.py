@@ -226,21 +226,46 @@ def stack_mnist(images: torch.Tensor, labels: Optional[torch.Tensor], n: Optiona
 class _FolderImages(torch.utils.data.Dataset):
     """Image files -> uint8 (3, size, size): shorter side resized to `size`, centre-cropped."""
 
-    def __init__(self, files: list[Path], labels: Optional[list[int]], size: int):
-        self.files, self.labels, self.size = files, labels, size
+    def __init__(self, root: Path, files: list[Path], labels: Optional[list[int]], size: int):
+        self.root, self.files, self.labels, self.size = root, files, labels, size
 
     def __len__(self) -> int:
         return len(self.files)
 
     def __getitem__(self, i: int):
+        try:
+            x = self.decode(i)
+        except Exception as e:  # PIL raises many kinds for a bad file (OSError, SyntaxError, ValueError, ...)
+            raise DataError(f"image {self.files[i]} cannot be read ({_why(e)}); remove or replace it") from None
+        return x, (self.labels[i] if self.labels is not None else -1)
+
+    def decode(self, i: int) -> torch.Tensor:
         from PIL import Image
         from torchvision.transforms import functional as TF
 
         with Image.open(self.files[i]) as im:
             im = im.convert("RGB")
             im = TF.center_crop(TF.resize(im, self.size, antialias=True), [self.size, self.size])
-            x = TF.pil_to_tensor(im)
-        return x, (self.labels[i] if self.labels is not None else -1)
+            return TF.pil_to_tensor(im)
+
+    def unreadable(self) -> list[tuple[Path, str]]:
+        """(file, why) of each image that cannot be read, each opened and checked without decoding
+        (PIL's verify: cheap enough for a folder too large to hold, and it finds files that are no
+        image at all and truncated PNGs)."""
+        from PIL import Image
+
+        bad = []
+        for path in self.files:
+            try:
+                with Image.open(path) as im:
+                    im.verify()
+            except Exception as e:  # as in __getitem__
+                bad.append((path, _why(e)))
+        return bad
+
+
+def _why(error: BaseException) -> str:
+    return " ".join(str(error).split())[:120] or type(error).__name__
 
 
 def _folder_splits(dataset: str, arg: str, size: int, holdout_fraction: float, data_root: str) -> Splits:
@@ -262,15 +287,57 @@ def _folder_splits(dataset: str, arg: str, size: int, holdout_fraction: float, d
     num_classes = len(subdirs) if labels is not None else 0
     if labels is not None and num_classes < 2:
         labels, num_classes = None, 0
-    stream = _FolderImages(files, labels, size)
+    stream = _FolderImages(root, files, labels, size)
     train_idx, held_idx = split_indices(len(files), holdout_fraction)
+    resident = len(files) * 3 * size * size <= RESIDENT_LIMIT_BYTES
+    images = _decode_all(stream) if resident else None
 
     def subset(idx: torch.Tensor) -> ImageSet:
-        part = torch.utils.data.Subset(stream, idx.tolist())
         lab = torch.tensor([labels[i] for i in idx], dtype=torch.int64) if labels is not None else None
-        if len(files) * 3 * size * size > RESIDENT_LIMIT_BYTES:
-            return ImageSet(None, lab, part)
-        images = torch.stack([part[i][0] for i in range(len(part))]) if len(part) else torch.empty(0, 3, size, size, dtype=torch.uint8)
-        return ImageSet(images, lab)
+        if images is None:
+            return ImageSet(None, lab, torch.utils.data.Subset(stream, idx.tolist()))
+        return ImageSet(images[idx].contiguous(), lab)
 
     return Splits(dataset, subset(train_idx), subset(held_idx), 3, num_classes, size, holdout_fraction, data_root)
+
+
+def _decode_all(stream: _FolderImages) -> torch.Tensor:
+    """uint8 (N, 3, size, size): every image of a folder small enough to hold. DataError naming
+    the first unreadable file and how many there are."""
+    decoded, bad = [], []
+    for i in range(len(stream)):
+        try:
+            decoded.append(stream.decode(i))
+        except Exception as e:  # as in _FolderImages.__getitem__
+            bad.append((stream.files[i], _why(e)))
+    if bad:
+        raise unreadable_error(bad, stream)
+    return torch.stack(decoded)
+
+
+def unreadable_error(bad: list[tuple[Path, str]], stream: _FolderImages) -> DataError:
+    first, why = bad[0]
+    return DataError(f"{len(bad)} of {len(stream)} images in {stream.root} cannot be read, the first {first} "
+                     f"({why}); remove or replace them")
+
+
+def check_data(cfg: TrainConfig, world: int = 1) -> Splits:
+    """`cfg`'s data, checked before a run (or a search's trials) starts: it loads, every image of a
+    folder reads (held folders are decoded whole when loaded; one streamed from disk is checked
+    file by file here), and each of `world` processes' shards fills a batch. DataError if not."""
+    splits = load_splits(cfg)
+    if not splits.train.resident:
+        stream = splits.train.stream.dataset  # a Subset of the folder's images
+        bad = stream.unreadable()
+        if bad:
+            raise unreadable_error(bad, stream)
+    n, held = len(splits.train), len(splits.heldout)
+    shard = n // world
+    if shard < cfg.batch_size:
+        has = f"{n} training images ({n + held} less {held} held out)" + (f", {shard} per worker of {world}"
+                                                                            if world > 1 else "")
+        fix = [f"pass --set batch_size={shard} or less"] if shard else []
+        fix += ["use fewer workers"] if world > 1 else []
+        raise DataError(f"dataset {cfg.dataset} has {has}, fewer than batch_size {cfg.batch_size}; "
+                        f"{', '.join(fix + ['use more images'])}")
+    return splits

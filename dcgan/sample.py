@@ -6,7 +6,9 @@
 
 RUN_OR_CHECKPOINT is a checkpoint folder (it holds state.pt and config.json), or any folder under
 which checkpoints lie: a `dcgan.train` run, a search trial's Ray Train run, a `search.train` run;
-the checkpoint of the highest step is used. The .npy holds uint8 (N, C, H, W) images, the input
+the checkpoint of the highest step is used. A search's best_config.json samples its winner: the
+winning trial's last checkpoint, or a longer run of its config trained into the experiment, whichever
+went further. The .npy holds uint8 (N, C, H, W) images, the input
 `dcgan.evaluate --images` takes. An existing output is never overwritten; bad input prints one
 line and exits 2.
 """
@@ -24,7 +26,7 @@ from typing import Optional
 import numpy as np
 import torch
 
-from dcgan.checkpoint import find_checkpoint, load_generator
+from dcgan.checkpoint import find_checkpoint, load_generator, winner_checkpoint
 from dcgan.config import ConfigError
 from dcgan.data import to_uint8
 
@@ -33,7 +35,8 @@ GEN_BATCH = 500
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m dcgan.sample", description=__doc__.splitlines()[0])
-    p.add_argument("run", metavar="RUN_OR_CHECKPOINT", help="a checkpoint folder, or a run folder (latest checkpoint)")
+    p.add_argument("run", metavar="RUN_OR_CHECKPOINT", help="a checkpoint folder, a run folder (latest checkpoint), "
+                                                            "or a search's best_config.json (its winner)")
     p.add_argument("--n", type=int, default=64, help="number of images (default 64)")
     out = p.add_mutually_exclusive_group()
     out.add_argument("-o", "--output", help="PNG grid to write (default samples.png)")
@@ -60,14 +63,19 @@ def main(argv: Optional[list[str]] = None) -> int:
             raise ConfigError(f"{target} exists; pass another {'--npy' if args.npy else '-o'}, or remove it")
         if not target.parent.is_dir():
             raise ConfigError(f"folder {target.parent} does not exist; create it or write elsewhere")
-        ckpt = find_checkpoint(args.run)
+        which = ""
+        if Path(args.run).is_file() and args.run.endswith(".json"):
+            ckpt, which = winner_checkpoint(args.run)
+        else:
+            ckpt = find_checkpoint(args.run)
         g, cfg, step = load_generator(ckpt, args.device)
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     images = sample(g, args.n, args.seed, args.device)
     _write_whole(target, images, as_npy=bool(args.npy))
-    print(f"wrote {target}: {args.n} images of {cfg.image_size}px from {ckpt} (step {step})")
+    print(f"wrote {target}: {args.n} images of {cfg.image_size}px from {ckpt} (step {step}"
+          + (f"; the winner of {args.run}: {which})" if which else ")"))
     return 0
 
 

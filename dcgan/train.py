@@ -40,7 +40,7 @@ import torch.nn as nn
 from dcgan.checkpoint import (CheckpointError, continued_checkpoint, gather_rng, latest_checkpoint, load_checkpoint,
                               prune_checkpoints, resume_candidates, save_checkpoint)
 from dcgan.config import ConfigError, TrainConfig, parse_overrides
-from dcgan.data import Splits, load_splits
+from dcgan.data import Splits, check_data, load_splits
 from dcgan.distributed import any_rank, average_gradients, broadcast_module, check_device, dist_info
 from dcgan.losses import LOSSES, gradient_penalty
 from dcgan.state import GAN, apply_hyperparameters, setup, unwrap
@@ -304,7 +304,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         if args.continue_run and not args.config:
             raise ConfigError("--continue needs --config, a search's best_config.json (it names the checkpoint)")
         start = continued_checkpoint(args.config, cfg.steps) if args.continue_run else None
-        load_splits(cfg)  # a missing or empty dataset fails here, before anything is written
+        check_data(cfg)  # a missing, unreadable or too small dataset fails here, before anything is written
         check_device(cfg)  # so does a device (or bf16) that this machine lacks
         out = Path(args.out) if args.out else Path("runs") / f"{cfg.dataset.replace(':', '_').replace('/', '_')}-{time.strftime('%Y%m%d-%H%M%S')}"
         if (out / "config.json").exists():

@@ -31,6 +31,7 @@ CONFIRM = "confirm"  # confirmation runs, in the layout of trials/
 CONFIG_JSON, PARAMS_JSON, RESULTS_JSONL, STATUS_JSON, SAMPLES = ("config.json", "params.json", "results.jsonl",
                                                                  "status.json", "samples")
 TRAINER_RUN = "train"  # a multi-worker trial's Ray Train run, inside its Ray trial folder
+DRIVER_LOCK = "driver.lock"  # the driver that holds the experiment (search/lock.py), while it runs
 
 
 class ExperimentError(ValueError):
@@ -288,6 +289,18 @@ class Experiment:
                      folder: str = TRIALS) -> None:
         assert status in TRIAL_STATUSES, status
         self.write_json({"status": status, "step": int(step), "error": error}, folder, trial_id, STATUS_JSON)
+
+    def last_checkpoint(self, trial_id: str) -> Optional[str]:
+        """The path or URI of a trial's last checkpoint folder (Tune's `checkpoint_*`, in its Ray
+        trial folder, or in its Ray Train run's for a multi-worker trial), or None."""
+        for parts in ((ray_trial_dir(trial_id),), (ray_trial_dir(trial_id), TRAINER_RUN)):
+            if self.fs.get_file_info(self.path(*parts)).type != pafs.FileType.Directory:
+                continue
+            found = sorted(i.base_name for i in self.fs.get_file_info(pafs.FileSelector(self.path(*parts)))
+                           if i.type == pafs.FileType.Directory and i.base_name.startswith("checkpoint_"))
+            if found:
+                return join_uri(self.uri, *parts, found[-1])
+        return None
 
     def sample_parts(self, trial_id: str, step: int, folder: str = TRIALS) -> tuple[str, ...]:
         return folder, trial_id, SAMPLES, sample_name(step)

@@ -10,12 +10,10 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
-import pyarrow.fs as pafs
-
 from dcgan import keys
 from dcgan.checkpoint import CONTINUE_FROM
 from experiment.confirmation import Confirmation
-from experiment.layout import TRAINER_RUN, Experiment, join_uri, ray_trial_dir
+from experiment.layout import Experiment
 from experiment.lineage import read_lineage
 from experiment.ranking import Ranking, RankedTrial
 
@@ -30,7 +28,8 @@ def winner(ranking: Ranking, confirmed: Optional[Confirmation] = None) -> Option
 def best_config_json(experiment: Experiment, best: RankedTrial,
                      confirmed: Optional[Confirmation] = None) -> dict[str, Any]:
     """best_config.json: the full TrainConfig under "config" (TrainConfig.from_json reads it), how
-    it was chosen, and its scores."""
+    it was chosen, its scores, and "checkpoint": the path or URI of the winning trial's last
+    checkpoint folder (dcgan.sample of best_config.json samples it), null if it has none."""
     trial = experiment.trial(best.trial_id)
     last = trial.evaluations[-1]
     lineage = read_lineage(experiment, best.trial_id)
@@ -38,7 +37,7 @@ def best_config_json(experiment: Experiment, best: RankedTrial,
         # a population-based search's member: the values it started with and its schedule, which
         # replay it from step 0; its config.json holds only the values it ended with
         "config": {**trial.config, **lineage.replay_params()} if lineage else trial.config,
-        CONTINUE_FROM: last_checkpoint(experiment, best.trial_id),
+        CONTINUE_FROM: experiment.last_checkpoint(best.trial_id),  # --continue trains on from it
         "fid": best.fid,
         "step": last[keys.STEP],
         "diagnostics": {k: last.get(k) for k in (*keys.PROTOCOL_KEYS, *keys.DIAGNOSTICS, keys.COLLAPSE)},
@@ -62,15 +61,3 @@ def best_config_json(experiment: Experiment, best: RankedTrial,
         }
     return out
 
-
-def last_checkpoint(experiment: Experiment, trial_id: str) -> str | None:
-    """The path or URI of trial `trial_id`'s newest checkpoint (Tune's checkpoint_* folders in its Ray
-    trial folder, or in its Ray Train run's for a multi-worker trial), or None if it has none."""
-    for parts in ((ray_trial_dir(trial_id),), (ray_trial_dir(trial_id), TRAINER_RUN)):
-        if not experiment.exists(*parts):
-            continue
-        found = sorted(i.base_name for i in experiment.fs.get_file_info(pafs.FileSelector(experiment.path(*parts)))
-                       if i.type == pafs.FileType.Directory and i.base_name.startswith("checkpoint_"))
-        if found:
-            return join_uri(experiment.uri, *parts, found[-1])
-    return None

@@ -9,6 +9,7 @@ import tempfile
 import pyarrow.fs as pafs
 
 from experiment import ExperimentError, is_uri
+from experiment.storage import check_writable_folder
 
 
 class OutputError(ExperimentError):
@@ -35,8 +36,12 @@ def check_writable(target: str) -> None:
         raise OutputError(f"cannot write {target}: it is a directory; pass a file name such as {target}/report.html")
     if not os.path.isdir(parent):
         raise OutputError(f"cannot write {target}: directory {parent} does not exist; create it or pass -o elsewhere")
-    if not os.access(parent, os.W_OK) or (os.path.exists(path) and not os.access(path, os.W_OK)):
-        raise OutputError(f"cannot write {target}: permission denied; pass -o FILE somewhere writable")
+    try:
+        check_writable_folder(parent)
+        if os.path.exists(path) and not os.access(path, os.W_OK):
+            raise PermissionError("permission denied")
+    except OSError as e:
+        raise OutputError(f"cannot write {target} ({' '.join(str(e).split())}); pass -o FILE somewhere writable") from None
 
 
 def write_text(target: str, text: str) -> None:

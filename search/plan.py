@@ -9,7 +9,6 @@ import argparse
 import dataclasses
 import os
 import shlex
-import tempfile
 import time
 from dataclasses import dataclass
 from typing import Any, Optional
@@ -17,6 +16,8 @@ from typing import Any, Optional
 from dcgan.config import ConfigError, TrainConfig, absolute_paths, parse_overrides
 from experiment.layout import EXPERIMENT_JSON, Experiment, is_uri, join_uri, open_fs, parent_uri, storage_uri
 from experiment.schema import same_params, warm_runs
+from experiment.storage import bad_name, check_writable_folder
+from search.lock import refuse_if_held
 from search.sampling import DEFAULT_SAMPLER
 from search.tracking import missing_package
 from search.trial import Resources
@@ -126,7 +127,9 @@ def plan_search(args: argparse.Namespace, given: frozenset[str] = frozenset()) -
 
     args.mlflow = mlflow_uri(args.mlflow)
     name = args.name or f"{args.space}-{time.strftime('%Y%m%d-%H%M%S')}"
+    check_name(name)
     experiment = Experiment(join_uri(storage_uri(args.storage), name))
+    refuse_if_held(experiment)  # another driver runs it: said before anything else about it
     if args.resume:
         return _plan_resume(args, experiment, name, given)
 
@@ -140,7 +143,7 @@ def plan_search(args: argparse.Namespace, given: frozenset[str] = frozenset()) -
         raise SearchError(f"--trials {args.trials} leaves no trial for the --warm-start configs after the baseline; "
                           f"pass --trials {1 + len(warm_runs(warm))} or more")
     cfg = trial_config(fixed, baseline)
-    check_dataset(cfg)
+    check_dataset(cfg, args.workers_per_trial)
     check_trackers(args.mlflow, args.wandb)
     address = args.address or os.environ.get("RAY_ADDRESS")
     if not address or address == "local":
@@ -308,7 +311,7 @@ def _plan_resume(args: argparse.Namespace, experiment: Experiment, name: str, gi
                           f"{'; '.join(changed)}; drop them (a search with other settings is another --name)")
     fixed = info["fixed"]
     cfg = TrainConfig.from_dict(fixed)
-    check_dataset(cfg)
+    check_dataset(cfg, info["workers_per_trial"])
     check_trackers(info.get("mlflow"), info.get("wandb"))
     confirm = info.get("confirm") or {"top": 0, "seeds": 1, "steps": None}
     return Plan(name, info["space"], experiment, fixed, info["baseline_params"], info["trials_requested"],
@@ -344,10 +347,19 @@ def check_local_machine(cfg: TrainConfig, gpus_per_worker: float) -> None:
     check_device(cfg)
 
 
-def check_dataset(cfg: TrainConfig) -> None:
-    from dcgan.data import load_splits
+def check_dataset(cfg: TrainConfig, workers: int = 1) -> None:
+    """The data loads, every image of it reads, and each worker's shard fills a batch (DataError,
+    a ConfigError, says what to fix), before a trial starts."""
+    from dcgan.data import check_data
 
-    load_splits(cfg)  # DataError (a ConfigError) names the known datasets
+    check_data(cfg, workers)
+
+
+def check_name(name: str, flag: str = "--name") -> None:
+    """An experiment's or a run's name: one folder of the storage, never a path out of it."""
+    problem = bad_name(name)
+    if problem:
+        raise SearchError(f"{flag} {problem}; pass a name such as {flag} my-search-1")
 
 
 def check_storage(storage: str, experiment: Experiment) -> None:
@@ -358,12 +370,7 @@ def check_storage(storage: str, experiment: Experiment) -> None:
         except Exception as e:  # pyarrow raises several kinds for a bad URI
             raise SearchError(f"cannot open storage {storage} ({e}); check the URI and credentials") from None
     else:
-        probe = os.path.abspath(os.path.expanduser(storage))
-        while not os.path.exists(probe):
-            probe = os.path.dirname(probe)
-        try:  # a real write: os.access says yes to root even on read-only mounts and /proc
-            if not os.path.isdir(probe):
-                raise OSError(f"{probe} is not a folder")
-            tempfile.TemporaryFile(dir=probe).close()
+        try:
+            check_writable_folder(storage)
         except OSError as e:
             raise SearchError(f"cannot write to storage {storage} ({e}); pass a writable --storage") from None

@@ -21,6 +21,7 @@ import sys
 from typing import Any, Optional
 
 from dcgan.config import ConfigError
+from search.lock import DriverLock
 from search.plan import (DEFAULT_CONFIRM, DEFAULT_CONFIRM_SEEDS, DEFAULT_IMAGE_SIZE, DEFAULT_PERTURB_EVERY,
                          DEFAULT_STEPS, DEFAULT_STORAGE, DEFAULT_TRIALS, MIN_POPULATION, SCHEDULERS, SearchError,
                          plan_search)
@@ -109,7 +110,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     from search.tuner import run_search, search_resume_command
 
     try:
-        return run_search(plan)
+        with DriverLock(plan.experiment, "search.run"):  # one driver per experiment
+            return run_search(plan)
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 import time
 from typing import Optional
@@ -24,8 +25,9 @@ from dcgan.train import EXIT_INTERRUPTED
 from experiment.layout import CONFIG_JSON, Experiment, is_uri, join_uri, parent_uri, storage_uri
 from experiment.schema import STOPPED, final_status
 from search.cluster import connect_ray
-from search.plan import (SearchError, check_dataset, check_gpus, check_local_machine, check_resumable, check_storage,
-                         read_config, resume_command)
+from search.lock import DriverLock, refuse_if_held
+from search.plan import (SearchError, check_dataset, check_gpus, check_local_machine, check_name, check_resumable,
+                         check_storage, read_config, resume_command)
 from search.trial import MAX_WORKER_FAILURES, Resources, train_worker
 
 DEFAULT_RUNS = "runs"  # --storage's default
@@ -102,12 +104,14 @@ def plan_run(args: argparse.Namespace) -> tuple[TrainConfig, Resources, Experime
     if args.workers < 1 or args.cpus_per_worker <= 0 or args.gpus_per_worker < 0:
         raise SearchError("--workers must be >= 1, --cpus-per-worker > 0 and --gpus-per-worker >= 0")
     check_gpus(args.gpus_per_worker, args.workers)
-    check_dataset(cfg)
+    check_dataset(cfg, args.workers)
     if not (args.address or os.environ.get("RAY_ADDRESS")):
         check_local_machine(cfg, args.gpus_per_worker)
     if not args.resume:
-        name = args.name or f"train-{cfg.dataset.replace(':', '_').replace('/', '_')}-{time.strftime('%Y%m%d-%H%M%S')}"
+        name = args.name or f"train-{re.sub(r'[^A-Za-z0-9_-]+', '_', cfg.dataset)}-{time.strftime('%Y%m%d-%H%M%S')}"
+        check_name(name)
         run = Experiment(join_uri(storage_uri(args.storage), name))
+        refuse_if_held(run)
         check_storage(args.storage, run)
         if run.exists(CONFIG_JSON):
             raise SearchError(f"run '{run.uri}' exists; pass another --name, or --resume to go on with it")
@@ -118,7 +122,9 @@ def resumed_run(args: argparse.Namespace) -> tuple[TrainConfig, Experiment]:
     """The run --resume goes on with, and its config (the flags, if given, must give the same)."""
     if not args.name:
         raise SearchError("--resume needs --name NAME, the run to go on with")
+    check_name(args.name)
     run = Experiment(join_uri(storage_uri(args.storage), args.name))
+    refuse_if_held(run)
     check_resumable(run, CONFIG_JSON, args.storage, "run")
     if run.exists(FINAL_METRICS_JSON):
         raise SearchError(f"run '{run.uri}' has ended (its {FINAL_METRICS_JSON} is written); nothing to resume")
@@ -175,10 +181,17 @@ def main(argv: Optional[list[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         cfg, resources, run, start = plan_run(args)
-        started_ray = connect_ray(args.address)
+        with DriverLock(run, "search.train"):  # one driver per run
+            return train_run(args, cfg, resources, run, start)
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+
+
+def train_run(args: argparse.Namespace, cfg: TrainConfig, resources: Resources, run: Experiment,
+              start: Optional[str] = None) -> int:
+    """Train the planned run (from checkpoint `start`, for --continue) and say how it ended."""
+    started_ray = connect_ray(args.address)
     import ray
 
     try:

@@ -264,3 +264,6 @@ def synthetic() -> SimpleNamespace:
     return SimpleNamespace(write_experiment=write_experiment, TrialSpec=TrialSpec, many_trials=many_trials,
                            default_trials=default_trials, BASELINE_PARAMS=BASELINE_PARAMS,
                            add_confirmation=add_confirmation)
+
+
+@pytest.fixture(scope="session")

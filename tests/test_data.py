@@ -114,3 +114,22 @@ def test_download_failure_says_how_to_provide_the_data(tmp_path, monkeypatch):
     monkeypatch.delenv("NO_PROXY", raising=False)
     with pytest.raises(DataError, match="could not download FashionMNIST.*DCGAN_DATA_ROOT"):
         load_splits(TrainConfig(dataset="fashion-mnist", data_root=str(tmp_path / "root"), image_size=8))
+
+
+def test_a_streamed_folders_unreadable_images_are_found_by_the_data_check(user_folders, monkeypatch):
+    """A folder too large to hold is not decoded when loaded; check_data opens every file (the
+    driver's check, before any trial), and names the first bad one and how many there are."""
+    from dcgan import data
+    from dcgan.data import DataError, check_data
+
+    monkeypatch.setattr(data, "RESIDENT_LIMIT_BYTES", 0)
+    data.load_dataset.cache_clear()
+    try:
+        cfg = TrainConfig(dataset=f"folder:{user_folders.corrupt}", image_size=8, batch_size=8)
+        assert not load_splits(cfg).train.resident
+        with pytest.raises(DataError, match=rf"^2 of 42 images in {user_folders.corrupt} cannot be read, the first "
+                                            rf"{user_folders.corrupt}/a.png \(.+\); remove or replace them$"):
+            check_data(cfg)
+        assert len(check_data(cfg.replace(dataset=f"folder:{user_folders.small}"), 4).train) == 36
+    finally:
+        data.load_dataset.cache_clear()

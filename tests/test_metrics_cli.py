@@ -58,12 +58,32 @@ def test_evaluate_cli_on_npy_files(metrics_cache, tmp_path, capsys):
     held = load_splits(TrainConfig(dataset="digits", image_size=16)).heldout.images.numpy()
     np.save(tmp_path / "u8.npy", held)
     np.save(tmp_path / "f32.npy", held.astype(np.float32) / 127.5 - 1.0)
+    np.save(tmp_path / "unit.npy", held.astype(np.float32) / 255.0)  # torchvision's convention
     results = []
-    for name in ("u8.npy", "f32.npy"):
-        assert evaluate.main(["--images", str(tmp_path / name), "--dataset", "digits", "--image-size", "16"]) == 0
+    for name, flags in (("u8.npy", []), ("f32.npy", ["--range", "-1,1"]), ("unit.npy", ["--range", "0,1"])):
+        argv = ["--images", str(tmp_path / name), "--dataset", "digits", "--image-size", "16", *flags]
+        assert evaluate.main(argv) == 0
         results.append(json.loads(capsys.readouterr().out))
     assert set(results[0]) == set(KEYS) and results[0]["n"] == len(held) and results[0]["fid"] < 5
-    assert results[1]["fid"] == pytest.approx(results[0]["fid"], rel=1e-9)  # float input rounds to the same levels
+    for result in results[1:]:  # float input, in either range, rounds to the same levels
+        assert result["fid"] == pytest.approx(results[0]["fid"], rel=1e-9)
+
+
+@pytest.mark.parametrize("name, flags, expected", [
+    ("unit.npy", [], "say which range they are in: --range -1,1 (G's output) or --range 0,1"),
+    ("f32.npy", ["--range", "0,1"], "holds values in [-1, 1], outside --range 0,1"),
+    ("u8.npy", ["--range", "0,1"], "--range is for float images: drop it"),
+])
+def test_evaluate_cli_float_images_need_their_range(name, flags, expected, tmp_path, capsys):
+    """Floats in [0, 1] were taken as [-1, 1] without a word, and scored as dim images; now a float
+    file needs its range, and one outside it is refused: one line, exit 2, nothing written."""
+    images = np.linspace(0, 1, 8 * 16 * 16, dtype=np.float32).reshape(8, 1, 16, 16)
+    np.save(tmp_path / name, {"unit.npy": images, "f32.npy": images * 2 - 1, "u8.npy": (images * 255).astype(np.uint8)}[name])
+    before = sorted(tmp_path.iterdir())
+    assert evaluate.main(["--images", str(tmp_path / name), "--dataset", "digits", "--image-size", "16", *flags]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and len(captured.err.strip().splitlines()) == 1, captured.err
+    assert expected in captured.err and sorted(tmp_path.iterdir()) == before
 
 
 @pytest.mark.parametrize("case", ["shape", "dataset", "inception", "pickled checkpoint"])

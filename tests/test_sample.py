@@ -60,3 +60,55 @@ def test_bad_input_one_line_exit_2(run_dir, tmp_path, capsys, case):
         assert not out.exists()
     if case == "corrupt":
         assert "state.pt" in err[0] and "truncated or corrupt" in err[0]
+
+
+def _experiment_with_a_winner(run_dir, root):
+    """An experiment as a search leaves it, in the parts dcgan.sample reads: the winning trial's
+    checkpoints in Tune's folders, and best_config.json naming the last (experiment/winner.py)."""
+    import json
+    import shutil
+
+    exp = root / "exp"
+    for i, step in enumerate((10, 20)):
+        shutil.copytree(run_dir / "checkpoints" / f"step_{step:07d}", exp / "tune-abc" / f"checkpoint_{i:06d}")
+    cfg = TrainConfig.from_json(run_dir / "config.json")
+    best = {"config": cfg.to_dict(), "trial_id": "abc", "fid": 50.0,
+            "checkpoint": str(exp / "tune-abc" / "checkpoint_000001")}
+    (exp / "best_config.json").write_text(json.dumps(best))
+    return exp, cfg
+
+
+def test_best_config_samples_the_winner_and_says_which_checkpoint(run_dir, tmp_path, capsys):
+    """Step 4 of the README read, a user asks for images of the winner: its trial's last checkpoint,
+    or a longer run of its config trained into the experiment, whichever went further; also in an
+    experiment moved since the search (the path it names is gone: found under the file's folder)."""
+    exp, cfg = _experiment_with_a_winner(run_dir, tmp_path)
+    assert sample.main([str(exp / "best_config.json"), "-o", str(tmp_path / "w.png")]) == 0
+    out = capsys.readouterr().out
+    assert f"from {exp / 'tune-abc' / 'checkpoint_000001'} (step 20" in out and "winning trial's last" in out, out
+
+    train(cfg.replace(steps=30), exp / "long", resume_from=run_dir / "checkpoints" / "step_0000020",
+          evaluator=None, log=lambda _: None)
+    assert sample.main([str(exp / "best_config.json"), "-o", str(tmp_path / "long.png")]) == 0
+    out = capsys.readouterr().out
+    assert f"from {exp / 'long' / 'checkpoints' / 'step_0000030'} (step 30" in out and "30-step run" in out, out
+
+    moved = tmp_path / "moved"
+    exp.rename(moved)
+    (moved / "long").rename(tmp_path / "long-elsewhere")
+    assert sample.main([str(moved / "best_config.json"), "-o", str(tmp_path / "m.png")]) == 0
+    assert f"from {moved / 'tune-abc' / 'checkpoint_000001'} (step 20" in capsys.readouterr().out
+
+
+def test_best_config_without_its_checkpoint_here_is_one_line(run_dir, tmp_path, capsys):
+    """A best_config.json read where the checkpoints are not (the experiment left in a bucket):
+    one line naming where the checkpoint is, exit 2, nothing written."""
+    import json
+
+    best = {"config": TrainConfig(**TINY).to_dict(), "checkpoint": "s3://bucket/exps/e/tune-abc/checkpoint_000003"}
+    (tmp_path / "best_config.json").write_text(json.dumps(best))
+    before = sorted(tmp_path.iterdir())
+    assert sample.main([str(tmp_path / "best_config.json"), "-o", str(tmp_path / "w.png")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no checkpoint of the winner" in err[0] and best["checkpoint"] in err[0], err
+    assert sorted(tmp_path.iterdir()) == before

@@ -95,3 +95,24 @@ def _last_step(files) -> int:
         return max((json.loads(line)["step"] for f in files for line in f.read_text().splitlines()), default=0)
     except ValueError:  # a line caught half written
         return 0
+
+
+@pytest.mark.parametrize("case, message", [
+    ("corrupt", "error: 2 of 42 images in {corrupt} cannot be read, the first {corrupt}/a.png (image file is "
+                "truncated); remove or replace them"),
+    ("small", "error: dataset folder:{small} has 36 training images (40 less 4 held out), fewer than batch_size 64; "
+              "pass --set batch_size=36 or less, use more images"),
+    ("batch", "error: dataset digits has 1617 training images (1797 less 180 held out), fewer than batch_size 5000; "
+              "pass --set batch_size=1617 or less, use more images"),
+])
+def test_bad_data_one_line_exit_2_nothing_written(tmp_path, monkeypatch, capsys, user_folders, case, message):
+    """An unreadable image (a traceback from PIL before) and a dataset smaller than the batch (an
+    AssertionError): one line naming the fix, before the run folder is made."""
+    monkeypatch.chdir(tmp_path)  # the default --out, runs/..., would be here
+    dataset = {"corrupt": f"folder:{user_folders.corrupt}", "small": f"folder:{user_folders.small}",
+               "batch": "digits"}[case]
+    argv = ["--set", f"dataset={dataset}", "--set", "image_size=8", "--no-eval"]
+    assert main(argv + (["--set", "batch_size=5000"] if case == "batch" else [])) == 2
+    captured = capsys.readouterr()
+    assert captured.err.strip() == message.format(corrupt=user_folders.corrupt, small=user_folders.small)
+    assert not captured.out and list(tmp_path.iterdir()) == []

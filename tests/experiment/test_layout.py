@@ -86,7 +86,13 @@ def test_best_is_the_rankings_winner(experiment):
     assert [t.trial_id for t in ranking.leaderboard] == ["c", "b", "a", "d"]
     best = winner(ranking)
     assert best.trial_id == "c"
+    assert best_config_json(loaded, best)["checkpoint"] is None  # no checkpoint kept
+    for n in (1, 0, 2):  # Tune's folders of the trial's checkpoints; the last, not the first written
+        experiment.write_text("", "tune-c", f"checkpoint_{n:06d}", "state.pt")
+    experiment.write_text("", "tune-b", "train", "checkpoint_000004", "state.pt")  # a multi-worker trial's
     best_json = best_config_json(loaded, best)
+    assert best_json["checkpoint"] == join_uri(experiment.uri, "tune-c", "checkpoint_000002")
+    assert loaded.last_checkpoint("b") == join_uri(experiment.uri, "tune-b", "train", "checkpoint_000004")
     assert TrainConfig.from_json(json.dumps(best_json)) == TrainConfig(steps=40)
     assert best_json["fid"] == 40.0 and best_json["trial_id"] == "c" and best_json["diagnostics"]["collapse"] == "partial"
     table = format_table(ranking)

@@ -40,11 +40,20 @@ def ray_session(tmp_path_factory):
 
 
 @pytest.fixture
-def s3_storage(ray_session):
+def s3_storage(ray_session, s3_bucket):
+    """s3_bucket, for a search on this session's Ray (whose workers have the bucket's credentials)."""
+    return s3_bucket
+
+
+@pytest.fixture
+def s3_bucket(monkeypatch):
     """An S3-compatible server on loopback (moto) holding an empty bucket; yields the storage URI,
     with `endpoint_override` in it as Ray's own tests do."""
     import pyarrow.fs as pafs
     from moto.server import ThreadedMotoServer
+
+    for k, v in S3_TEST_ENV.items():
+        monkeypatch.setenv(k, v)
 
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()

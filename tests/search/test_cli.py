@@ -203,3 +203,42 @@ def test_fast_path_options_that_cannot_apply_are_refused(tmp_path, capsys, monke
     rc, err = run_main(search_run.main, ["--space", "smoke", *argv, "--storage", str(tmp_path / "exps")], capsys)
     assert rc == 2 and len(err) == 1 and err[0].startswith(message), err
     assert not (tmp_path / "exps").exists()
+
+
+def test_bad_data_is_found_before_any_trial(tmp_path, capsys, user_folders):
+    """A folder with unreadable images (a 38-line traceback from PIL before) and one smaller than a
+    worker's batch: the driver's data check says so in one line, before Ray starts or a file is
+    written; with the images' count and the shard of each worker."""
+    storage = tmp_path / "exps"
+    rc, err = run_main(search_run.main, ["--space", "smoke", "--dataset", f"folder:{user_folders.corrupt}",
+                                         "--storage", str(storage)], capsys)
+    assert rc == 2 and err == [f"error: 2 of 42 images in {user_folders.corrupt} cannot be read, the first "
+                               f"{user_folders.corrupt}/a.png (image file is truncated); remove or replace them"]
+    rc, err = run_main(search_run.main, ["--space", "smoke", "--dataset", f"folder:{user_folders.small}",
+                                         "--workers-per-trial", "2", "--set", "batch_size=20", "--storage",
+                                         str(storage)], capsys)
+    assert rc == 2 and err == [f"error: dataset folder:{user_folders.small} has 36 training images (40 less 4 "
+                               "held out), 18 per worker of 2, fewer than batch_size 20; pass --set batch_size=18 "
+                               "or less, use fewer workers, use more images"]
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({"dataset": f"folder:{user_folders.small}", "image_size": 8}))
+    rc, err = run_main(search_train.main, ["--config", str(config), "--storage", str(storage)], capsys)
+    assert rc == 2 and len(err) == 1 and "36 training images" in err[0] and "batch_size 64" in err[0], err
+    assert list(tmp_path.iterdir()) == [config]
+
+
+@pytest.mark.parametrize("name", ["../../../x", "a/b", "..", ".", "x y", "/abs"])
+def test_a_name_is_one_folder_of_the_storage(tmp_path, capsys, name):
+    """`--name ../../../x` ran a whole search three levels above the storage given: on a shared
+    disk or bucket, someone else's place. A name is one folder: letters, digits, '.', '_', '-'."""
+    storage = tmp_path / "a" / "b" / "c" / "exps"
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({"image_size": 8}))
+    for main, argv in ((search_run.main, ["--space", "smoke"]), (search_train.main, ["--config", str(config)]),
+                       (search_train.main, ["--resume"])):
+        rc, err = run_main(main, [*argv, "--storage", str(storage), "--name", name], capsys)
+        assert rc == 2 and len(err) == 1, err
+        assert err[0] == (f"error: --name {name!r} is not a name: it must be one folder of the storage, made of "
+                          f"letters, digits, '.', '_' and '-' (no '/', no '..'); pass a name such as --name "
+                          f"my-search-1"), err
+    assert list(tmp_path.iterdir()) == [config]

@@ -7,6 +7,7 @@ import math
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -135,6 +136,9 @@ def test_smoke_search(ray_session, tmp_path):
 
     assert sample.main([str(exp / f"tune-{best['trial_id']}"), "-o", str(tmp_path / "winner.png")]) == 0
     assert (tmp_path / "winner.png").stat().st_size > 0
+    # and from best_config.json, which names the winning trial's last checkpoint
+    assert best["checkpoint"].startswith(str(exp / f"tune-{best['trial_id']}" / "checkpoint_"))
+    assert sample.main([str(exp / "best_config.json"), "-o", str(tmp_path / "best.png")]) == 0
 
 
 def diverge(trial):
@@ -454,3 +458,49 @@ def test_warm_start_runs_right_after_the_baseline(ray_session, tmp_path):
     marks = {t.trial_id: t.marks for t in rank_trials(Experiment.open(str(exp))).trials}
     assert marks[tid][0] == "warm start" and not any("warm start" in m for t, m in marks.items() if t != tid)
     assert ">warm start<" in (exp / "report.html").read_text()  # the leaderboard's mark
+
+
+@pytest.mark.parametrize("where", ["local", "s3"])
+def test_a_second_driver_is_refused_and_resume_takes_over_a_killed_ones_lock(ray_session, tmp_path, capsys, where,
+                                                                            request):
+    """Two search.run of one --name and storage at once (a job submitted twice): the second, new or
+    --resume, is refused in one line naming the first (host, pid, since), and writes nothing. The
+    first SIGKILLed, its lock does not block --resume, which says it took it over and ends the
+    search. The first driver joined this session's Ray (one Ray instance only), and is killed as
+    soon as it holds the experiment."""
+    from experiment import Experiment
+    from experiment.layout import DRIVER_LOCK, EXPERIMENT_JSON, join_uri
+
+    storage = request.getfixturevalue("s3_storage") if where == "s3" else str(tmp_path)
+    args = ["--space", "smoke", "--trials", "1", "--steps", "100", "--set", "eval_every=50", "--scheduler", "fifo",
+            "--confirm", "0", "--storage", storage, "--name", "twice", *TINY]
+    exp = Experiment(join_uri(storage, "twice"))
+    env = {**os.environ, "RAY_ADDRESS": ray_session.get_runtime_context().gcs_address}
+    first = subprocess.Popen([sys.executable, "-m", "search.run", *args], env=env, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline and not (exp.exists(DRIVER_LOCK) and exp.exists(EXPERIMENT_JSON)):
+            time.sleep(0.05)
+        held = exp.read_text(DRIVER_LOCK)
+        capsys.readouterr()
+        for second in (args, [*args, "--resume"]):
+            assert search_run.main(second) == 2
+            captured = capsys.readouterr()
+            err = captured.err.strip().splitlines()
+            assert len(err) == 1 and not captured.out, captured
+            assert f"'twice' is in use by search.run on host {socket.gethostname()} (pid {first.pid}, since" in err[0]
+        assert exp.read_text(DRIVER_LOCK) == held and first.poll() is None  # the refused wrote nothing
+    finally:
+        os.killpg(first.pid, signal.SIGKILL)
+        first.wait()
+    assert exp.exists(DRIVER_LOCK)  # left by the killed driver
+
+    assert search_run.main([*args, "--resume"]) == 0
+    assert f"taking over the lock of search.run on host {socket.gethostname()} (pid {first.pid}" in \
+        capsys.readouterr().err
+    done = Experiment(exp.uri)
+    assert not done.exists(DRIVER_LOCK) and done.meta["finished_at"] is not None
+    completed = [t for t in done.trials if t.status == "completed"]  # and one started just before the kill, lost
+    assert len(completed) == 1 and all(t.status == "failed" and "lost" in t.error for t in done.trials
+                                       if t.status != "completed")
