@@ -267,3 +267,20 @@ def synthetic() -> SimpleNamespace:
 
 
 @pytest.fixture(scope="session")
+def user_folders(tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
+    """Image folders as users make them (read them, never write into them): `small`, 40 good
+    PNGs (36 to train on, fewer than the default batch of 64); `corrupt`, those and a PNG cut in
+    half (a.png) and random bytes named b.jpg."""
+    import numpy as np
+    from PIL import Image
+
+    root = tmp_path_factory.mktemp("user-folders")
+    rng = np.random.default_rng(0)
+    for name in ("small", "corrupt"):
+        (root / name).mkdir()
+        for i in range(40):
+            Image.fromarray(rng.integers(0, 255, (16, 16, 3), dtype=np.uint8)).save(root / name / f"{i:03d}.png")
+    png = (root / "small" / "000.png").read_bytes()
+    (root / "corrupt" / "a.png").write_bytes(png[: len(png) // 2])
+    (root / "corrupt" / "b.jpg").write_bytes(rng.integers(0, 255, 500, dtype=np.uint8).tobytes())
+    return SimpleNamespace(small=root / "small", corrupt=root / "corrupt")
