@@ -63,7 +63,7 @@ def test_module_entry_point(tmp_path):
     assert r.returncode == 2 and r.stderr.strip().count("\n") == 0 and "image_size" in r.stderr
 
 
-def test_ctrl_c_prints_the_command_that_goes_on(tmp_path):
+def test_ctrl_c_prints_the_command_that_goes_on(tmp_path, sigint_as_in_a_terminal):
     """Ctrl-C: exit 130 and the command that goes on, with the run's --out when it was chosen for
     the user; that command ends the run from its last checkpoint, each evaluation once."""
     args = ["--set", "image_size=8", "--set", "ngf=8", "--set", "ndf=8", "--set", "steps=2000", "--set", "eval_every=50",
