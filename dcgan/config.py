@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from dcgan.augment import policy
+from dcgan.files import atomic_write
 
 LOSSES = ("bce", "wgan-gp", "hinge", "lsgan")
 # the fields a run can change while it trains (TrainConfig.schedule; set in place by dcgan.state.apply_hyperparameters)
@@ -127,7 +128,7 @@ class TrainConfig:
     def to_json(self, path: str | Path | None = None) -> str:
         text = json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n"
         if path is not None:
-            _atomic_write(Path(path), text)
+            atomic_write(path, text)
         return text
 
     @classmethod
@@ -271,14 +272,6 @@ def _validate(c: TrainConfig) -> None:
             _validate(dataclasses.replace(c, schedule=(), **dict(changes)))
         except ConfigError as e:
             bad(f"schedule at step {step}: {e}")
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    """Write via a temporary file and rename, so a reader never sees half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
 
 
 LOCAL_PATH_DATASETS = ("idx", "stacked-mnist", "folder")  # the kinds that take an argument: a local path

@@ -25,7 +25,6 @@ import argparse
 import contextlib
 import json
 import math
-import os
 import shlex
 import sys
 import time
@@ -41,6 +40,7 @@ from dcgan.checkpoint import (CheckpointError, continued_checkpoint, gather_rng,
                               prune_checkpoints, resume_candidates, save_checkpoint)
 from dcgan.config import ConfigError, TrainConfig, parse_overrides
 from dcgan.data import Splits, load_splits
+from dcgan.files import write_probe
 from dcgan.distributed import any_rank, average_gradients, broadcast_module, check_device, dist_info
 from dcgan.losses import LOSSES, gradient_penalty
 from dcgan.state import GAN, apply_hyperparameters, setup, unwrap
@@ -336,11 +336,9 @@ def main(argv: Optional[list[str]] = None) -> int:
 
 
 def _check_writable(out: Path) -> None:
-    probe = out
-    while not probe.exists():
-        probe = probe.parent
-    if not os.access(probe, os.W_OK):
-        raise ConfigError(f"cannot write to {probe}; pass a writable --out")
+    why = write_probe(out)
+    if why:
+        raise ConfigError(f"{why}; pass a writable --out")
 
 
 if __name__ == "__main__":

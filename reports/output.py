@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import os
 import posixpath
-import tempfile
 
 import pyarrow.fs as pafs
 
+from dcgan.files import atomic_write, write_probe
 from experiment import ExperimentError, is_uri
 
 
@@ -35,7 +35,7 @@ def check_writable(target: str) -> None:
         raise OutputError(f"cannot write {target}: it is a directory; pass a file name such as {target}/report.html")
     if not os.path.isdir(parent):
         raise OutputError(f"cannot write {target}: directory {parent} does not exist; create it or pass -o elsewhere")
-    if not os.access(parent, os.W_OK) or (os.path.exists(path) and not os.access(path, os.W_OK)):
+    if write_probe(parent):  # (the file itself is replaced by a rename: its folder is what counts)
         raise OutputError(f"cannot write {target}: permission denied; pass -o FILE somewhere writable")
 
 
@@ -49,13 +49,4 @@ def write_text(target: str, text: str) -> None:
             f.write(data)
         fs.move(tmp, path)
         return
-    path = os.path.abspath(target)
-    fd, tmp = tempfile.mkstemp(prefix=".report-", suffix=".tmp", dir=os.path.dirname(path))
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    atomic_write(os.path.abspath(target), data)

@@ -9,12 +9,12 @@ import argparse
 import dataclasses
 import os
 import shlex
-import tempfile
 import time
 from dataclasses import dataclass
 from typing import Any, Optional
 
 from dcgan.config import ConfigError, TrainConfig, absolute_paths, parse_overrides
+from dcgan.files import write_probe
 from experiment.layout import EXPERIMENT_JSON, Experiment, is_uri, join_uri, open_fs, parent_uri, storage_uri
 from experiment.schema import same_params, warm_runs
 from search.sampling import DEFAULT_SAMPLER
@@ -358,12 +358,6 @@ def check_storage(storage: str, experiment: Experiment) -> None:
         except Exception as e:  # pyarrow raises several kinds for a bad URI
             raise SearchError(f"cannot open storage {storage} ({e}); check the URI and credentials") from None
     else:
-        probe = os.path.abspath(os.path.expanduser(storage))
-        while not os.path.exists(probe):
-            probe = os.path.dirname(probe)
-        try:  # a real write: os.access says yes to root even on read-only mounts and /proc
-            if not os.path.isdir(probe):
-                raise OSError(f"{probe} is not a folder")
-            tempfile.TemporaryFile(dir=probe).close()
-        except OSError as e:
-            raise SearchError(f"cannot write to storage {storage} ({e}); pass a writable --storage") from None
+        why = write_probe(storage)
+        if why:
+            raise SearchError(f"cannot write to storage {storage} ({why}); pass a writable --storage")
