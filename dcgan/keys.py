@@ -11,7 +11,9 @@ the report's leaderboard.
 
 # --- the training loop --------------------------------------------------------------------------
 STEP = "step"  # generator updates so far
-STATUS = "status"  # running | completed | diverged
+STATUS = "status"  # one of RUN_STATUSES
+RUNNING, COMPLETED, DIVERGED = "running", "completed", "diverged"  # STATUS's values (status.json's too)
+RUN_STATUSES = (RUNNING, COMPLETED, DIVERGED)
 D_LOSS, G_LOSS = "d_loss", "g_loss"  # mean losses since the previous evaluation
 D_REAL, D_FAKE = "d_real", "d_fake"  # mean D logits on real and generated batches
 REASON = "reason"  # why a run diverged

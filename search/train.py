@@ -193,9 +193,9 @@ def main(argv: Optional[list[str]] = None) -> int:
     finally:
         if started_ray:
             ray.shutdown()
-    print(json.dumps({k: final.get(k) for k in ("step", "status", "fid", "collapse") if k in final}))
+    print(json.dumps({k: final.get(k) for k in (keys.STEP, keys.STATUS, keys.FID, keys.COLLAPSE) if k in final}))
     print(f"run: {run.uri}")
-    return 1 if final.get("status") == "diverged" else 0
+    return 1 if final.get(keys.STATUS) == keys.DIVERGED else 0
 
 
 if __name__ == "__main__":
