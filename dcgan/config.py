@@ -18,8 +18,9 @@ from typing import Any, Mapping
 
 from dcgan.augment import policy
 from dcgan.files import atomic_write
+from dcgan.losses import LOSSES as LOSS_TABLE
 
-LOSSES = ("bce", "wgan-gp", "hinge", "lsgan")
+LOSSES = tuple(LOSS_TABLE)  # the names of dcgan.losses' table
 # the fields a run can change while it trains (TrainConfig.schedule; set in place by dcgan.state.apply_hyperparameters)
 SCHEDULABLE = ("lr_g", "lr_d", "beta1", "beta2", "d_steps_per_g")
 INITS = ("dcgan", "kaiming")
@@ -33,6 +34,8 @@ class ConfigError(ValueError):
 
 @dataclass(frozen=True)
 class TrainConfig:
+    # The defaults of latent_dim, the objective and the optimisation are the DCGAN paper's (Radford et al.
+    # 2015): the baseline, first trial of every search (spaces.baseline_params), is this config.
     # data
     dataset: str = "digits"  # digits | mnist | fashion-mnist | cifar10 | stacked-mnist | folder:PATH | idx:PATH
     data_root: str = ""  # where torchvision datasets live; "" = $DCGAN_DATA_ROOT or ~/.cache/dcgan-search/data
