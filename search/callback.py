@@ -14,7 +14,8 @@ from dcgan.files import one_line
 from experiment.layout import CONFIRM, EXPERIMENT_JSON, OPTUNA_DB, RESULTS_JSONL, TRIALS, Experiment, confirm_name
 from experiment.schema import DIVERGED, FAILED, RUNNING, final_status, result_row, same_params
 from search.tracking import RunInfo, Trackers
-from search.trial import REPLAYED, confirmation_overrides
+from search.protocol import REPLAYED
+from search.trial import confirmation_overrides
 from spaces import trial_config
 
 class ExperimentWriter(Callback):

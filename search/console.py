@@ -22,7 +22,7 @@ from ray.tune.experiment import Trial
 from dcgan import keys
 from experiment.ranking import Ranking
 from experiment.schema import COMPLETED, DIVERGED, FAILED, STOPPED, final_status, json_safe
-from search.trial import REPLAYED
+from search.protocol import REPLAYED
 
 
 class Console(Callback):

@@ -26,7 +26,8 @@ from experiment.schema import STOPPED, final_status
 from search.cluster import connect_ray
 from search.plan import (SearchError, check_dataset, check_gpus, check_local_machine, check_resumable, check_storage,
                          read_config, resume_command)
-from search.trial import MAX_WORKER_FAILURES, Resources, train_worker
+from search.protocol import MAX_WORKER_FAILURES, Resources
+from search.trial import train_worker
 
 DEFAULT_RUNS = "runs"  # --storage's default
 FINAL_METRICS_JSON = "final_metrics.json"  # the run's last evaluation, written when it has ended

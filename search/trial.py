@@ -27,41 +27,8 @@ from dcgan.config import TrainConfig
 from experiment.layout import (CONFIRM, RESULTS_JSONL, TRAINER_RUN, TRIALS, Experiment, confirm_name, join_uri,
                                ray_trial_dir)
 from experiment.schema import ENDED
+from search.protocol import MAX_WORKER_FAILURES, METRIC, REPLAYED, Resources
 from spaces import trial_config
-
-METRIC = keys.FID
-MAX_WORKER_FAILURES = 2  # restarts of a trial (Tune) or of its workers (Ray Train), each from its last checkpoint
-DRIVER_MEMORY = 64 * 1024 * 1024
-REPLAYED = "replayed"  # a result that a resumed trial reports again from its files (see replay_if_ended)
-
-
-@dataclass(frozen=True)
-class Resources:
-    """What one trial asks of the cluster."""
-
-    workers: int = 1
-    cpus_per_worker: float = 1.0
-    gpus_per_worker: float = 0.0
-
-    @property
-    def inline(self) -> bool:
-        """One worker: the loop runs in the Tune trial's own process."""
-        return self.workers == 1
-
-    def tune_resources(self) -> dict[str, float]:
-        """What the Tune trial itself holds: the worker's share when it runs the loop, else (a
-        multi-worker trial only waits on its trainer) no CPU and a little memory."""
-        return self.per_worker() if self.inline else {"CPU": 0, "memory": DRIVER_MEMORY}
-
-    def per_worker(self) -> dict[str, float]:
-        return {"CPU": self.cpus_per_worker, **({"GPU": self.gpus_per_worker} if self.gpus_per_worker else {})}
-
-    def scaling_config(self):
-        from ray.train import ScalingConfig
-
-        return ScalingConfig(num_workers=self.workers, use_gpu=self.gpus_per_worker > 0,
-                             resources_per_worker=self.per_worker())
-
 
 # A trial's start-up steps, for a benchmark to time: it appends its hooks in every Ray worker
 # (bench/trial_overhead.py, through Ray's worker_process_setup_hook); none by default.
