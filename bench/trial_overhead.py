@@ -3,8 +3,9 @@
 Runs real searches (digits 16 px, the laptop search's model and evaluation: ngf=ndf=32, 1,000
 samples per evaluation) of `--trials` trials, one at a time, each trial two steps with an
 evaluation after each; once with 1 worker per trial and once with 2 (a Ray Train TorchTrainer).
-The trials write start-up events to a file ($DCGAN_TRIAL_MARKS, search/trial.py's `mark`), and
-a Tune callback adds the driver's. Prints, per trial, the median of each part and the start-up:
+Every Ray worker process appends the trials' start-up events to a file (`install_marks`, run in
+each worker by Ray's worker_process_setup_hook, hooks search/trial.py's `event` and Ray Train's
+start-up), and a Tune callback adds the driver's. Prints, per trial, the median of each part and the start-up:
 the time from Tune starting the trial to its loop's first step, plus the first report's trip
 back to the driver.
 
@@ -23,7 +24,7 @@ from collections import defaultdict
 
 from ray.tune import Callback
 
-from search.trial import MARKS_ENV
+MARKS_ENV = "DCGAN_TRIAL_MARKS"  # the file that every worker appends its marks to
 
 # (label, from event, to event); events missing on a path (no controller inline) are skipped
 PARTS = [
@@ -40,6 +41,45 @@ PARTS = [
 WORK = ("setup, 1 step, 1 evaluation, checkpoint (work, not start-up)", "reference", "report")
 
 
+def write_mark(path: str, trial_id: str, event: str, t: float | None = None) -> None:
+    with open(path, "a") as f:
+        f.write(json.dumps({"trial": trial_id, "event": event, "t": t or time.time(), "pid": os.getpid()}) + "\n")
+
+
+def install_marks() -> None:
+    """In a Ray worker process (worker_process_setup_hook): every event of search.trial, and Ray
+    Train's start-up steps, appended to $DCGAN_TRIAL_MARKS. `worker_process` is when this hook ran:
+    the worker process started and Ray set it up."""
+    import search.trial
+
+    path, started = os.environ[MARKS_ENV], time.time()
+
+    def mark(trial_id: str, event: str) -> None:
+        if event == "worker":
+            write_mark(path, trial_id, "worker_process", started)
+        write_mark(path, trial_id, event)
+
+    search.trial.EVENT_HOOKS.append(mark)
+    search.trial.TRAINER_CALLBACKS.append(lambda trial_id: startup_marks(path, trial_id))
+
+
+def startup_marks(path: str, trial_id: str):
+    """Ray Train's own start-up steps as marks (its internal callback API)."""
+    from ray.train.v2._internal.execution.callback import ControllerCallback, WorkerGroupCallback
+
+    class StartupMarks(ControllerCallback, WorkerGroupCallback):
+        def after_controller_start(self, train_run_context) -> None:
+            write_mark(path, trial_id, "controller")
+
+        def before_worker_group_start(self, worker_group_context) -> None:
+            write_mark(path, trial_id, "placement_group")
+
+        def after_worker_group_start(self, worker_group) -> None:
+            write_mark(path, trial_id, "process_group")  # workers started, process group set up (earlier callbacks)
+
+    return StartupMarks()
+
+
 class DriverMarks(Callback):
     """The driver's side of the marks: when Tune is ready for a trial (it started, or the trial
     before ended: trials run one at a time), and when its first result arrives."""
@@ -48,8 +88,7 @@ class DriverMarks(Callback):
         self.path = path
 
     def _mark(self, trial_id: str, event: str) -> None:
-        with open(self.path, "a") as f:
-            f.write(json.dumps({"trial": trial_id, "event": event, "t": time.time(), "pid": os.getpid()}) + "\n")
+        write_mark(self.path, trial_id, event)
 
     def setup(self, **info) -> None:
         self._mark("", "ready")
@@ -94,8 +133,12 @@ def run(workers: int, trials: int, storage: str) -> list[dict[str, float]]:
     from search.run import build_parser
     from search.tuner import Extra, run_search
 
+    import ray
+
     marks = os.path.join(storage, f"marks-{workers}.jsonl")
     os.environ[MARKS_ENV] = marks  # before Ray starts: its workers inherit it
+    ray.shutdown()  # a Ray of its own per run, each worker process marking to this run's file (search.run reuses it)
+    ray.init(include_dashboard=True, log_to_driver=False, runtime_env={"worker_process_setup_hook": install_marks})
     args = build_parser().parse_args([
         "--space", "smoke", "--trials", str(trials), "--steps", "2", "--set", "eval_every=1", "--scheduler", "fifo",
         "--concurrency", "1", "--workers-per-trial", str(workers), "--confirm", "0", "--storage", storage,

@@ -24,6 +24,7 @@ import torch
 import torch.distributed as dist
 
 from dcgan.config import ConfigError, TrainConfig
+from dcgan.files import one_line
 from dcgan.models import Generator
 from dcgan.state import GAN, apply_hyperparameters, unwrap
 
@@ -88,7 +89,7 @@ def read_state(ckpt_dir: str | Path, mmap: bool = False) -> dict:
         raise CheckpointError(f"refusing checkpoint {path}: it holds {what}, which could run code when "
                               "loaded; use a checkpoint written by dcgan.train") from None
     except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile) as e:
-        raise CheckpointError(f"checkpoint {path} is unreadable ({_one_line(e)}): truncated or corrupt") from None
+        raise CheckpointError(f"checkpoint {path} is unreadable ({one_line(e)}): truncated or corrupt") from None
     if not isinstance(state, dict) or "step" not in state:
         raise CheckpointError(f"checkpoint {path} is not a dcgan checkpoint (no step)")
     return state
@@ -215,7 +216,7 @@ def load_generator(ckpt_dir: str | Path, device: str | torch.device = "cpu") -> 
     try:
         g.load_state_dict(weights)
     except RuntimeError as e:
-        raise CheckpointError(f"checkpoint {ckpt / STATE_FILE} does not match its config.json ({_one_line(e)})") from None
+        raise CheckpointError(f"checkpoint {ckpt / STATE_FILE} does not match its config.json ({one_line(e)})") from None
     return g.to(device).eval(), cfg, int(state["step"])
 
 
@@ -241,10 +242,6 @@ def continued_checkpoint(config_file: str | Path, steps: int) -> Path:
     if step >= steps:
         raise ConfigError(f"the checkpoint {ckpt} is at step {step}; pass --steps above it to train on")
     return ckpt
-
-
-def _one_line(error: BaseException) -> str:
-    return " ".join(str(error).split())[:200] or type(error).__name__
 
 
 def prune_checkpoints(out_dir: Path, keep: int) -> None:

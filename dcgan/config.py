@@ -17,8 +17,10 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from dcgan.augment import policy
+from dcgan.files import atomic_write
+from dcgan.losses import LOSSES as LOSS_TABLE
 
-LOSSES = ("bce", "wgan-gp", "hinge", "lsgan")
+LOSSES = tuple(LOSS_TABLE)  # the names of dcgan.losses' table
 # the fields a run can change while it trains (TrainConfig.schedule; set in place by dcgan.state.apply_hyperparameters)
 SCHEDULABLE = ("lr_g", "lr_d", "beta1", "beta2", "d_steps_per_g")
 INITS = ("dcgan", "kaiming")
@@ -32,6 +34,8 @@ class ConfigError(ValueError):
 
 @dataclass(frozen=True)
 class TrainConfig:
+    # The defaults of latent_dim, the objective and the optimisation are the DCGAN paper's (Radford et al.
+    # 2015): the baseline, first trial of every search (spaces.baseline_params), is this config.
     # data
     dataset: str = "digits"  # digits | mnist | fashion-mnist | cifar10 | stacked-mnist | folder:PATH | idx:PATH
     data_root: str = ""  # where torchvision datasets live; "" = $DCGAN_DATA_ROOT or ~/.cache/dcgan-search/data
@@ -127,7 +131,7 @@ class TrainConfig:
     def to_json(self, path: str | Path | None = None) -> str:
         text = json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n"
         if path is not None:
-            _atomic_write(Path(path), text)
+            atomic_write(path, text)
         return text
 
     @classmethod
@@ -271,14 +275,6 @@ def _validate(c: TrainConfig) -> None:
             _validate(dataclasses.replace(c, schedule=(), **dict(changes)))
         except ConfigError as e:
             bad(f"schedule at step {step}: {e}")
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    """Write via a temporary file and rename, so a reader never sees half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
 
 
 LOCAL_PATH_DATASETS = ("idx", "stacked-mnist", "folder")  # the kinds that take an argument: a local path

@@ -11,7 +11,8 @@ the report's leaderboard.
 
 # --- the training loop --------------------------------------------------------------------------
 STEP = "step"  # generator updates so far
-STATUS = "status"  # running | completed | diverged
+STATUS = "status"  # RUNNING | COMPLETED | DIVERGED
+RUNNING, COMPLETED, DIVERGED = "running", "completed", "diverged"  # STATUS's values (status.json's too)
 D_LOSS, G_LOSS = "d_loss", "g_loss"  # mean losses since the previous evaluation
 D_REAL, D_FAKE = "d_real", "d_fake"  # mean D logits on real and generated batches
 REASON = "reason"  # why a run diverged
@@ -30,7 +31,7 @@ CLASS_COVERAGE = "class_coverage"  # labelled data only, else None
 CLASS_KL = "class_kl"
 DUPLICATE_RATE = "duplicate_rate"
 MEMORIZATION = "memorization"  # < 1: generated samples sit closer to training images than held-out real ones do
-COLLAPSE = "collapse"  # one of VERDICTS
+COLLAPSE = "collapse"  # OK | PARTIAL | COLLAPSED | NOT_LEARNED (dcgan.metrics.diagnostics.collapse_verdict)
 
 KEYS = (FID, EXTRACTOR, N, REFERENCE, PRECISION, RECALL, DENSITY, COVERAGE, CLASS_COVERAGE, CLASS_KL,
         DUPLICATE_RATE, MEMORIZATION, COLLAPSE)
@@ -49,5 +50,4 @@ ROW_KEYS = (STEP, STATUS, *LOSS_KEYS, *KEYS, *STACKED_KEYS, REASON)
 
 # ok | partial (some modes missing) | collapsed (few modes) | not_learned (nothing like the data)
 OK, PARTIAL, COLLAPSED, NOT_LEARNED = "ok", "partial", "collapsed", "not_learned"
-VERDICTS = (OK, PARTIAL, COLLAPSED, NOT_LEARNED)
 FAILED_VERDICTS = (COLLAPSED, NOT_LEARNED)  # the generator failed: never counted as a good result

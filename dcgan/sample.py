@@ -17,9 +17,7 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import Optional
 
@@ -29,6 +27,7 @@ import torch
 from dcgan.checkpoint import find_checkpoint, load_generator, winner_checkpoint
 from dcgan.config import ConfigError
 from dcgan.data import to_uint8
+from dcgan.files import atomic_write
 
 GEN_BATCH = 500
 
@@ -81,9 +80,7 @@ def main(argv: Optional[list[str]] = None) -> int:
 
 def _write_whole(target: Path, images: torch.Tensor, as_npy: bool) -> None:
     """Written to a temporary file beside `target`, then renamed: never half a file."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}-", suffix=target.suffix, dir=target.parent)
-    os.close(fd)
-    try:
+    def write(tmp: str) -> None:
         if as_npy:
             with open(tmp, "wb") as f:
                 np.save(f, images.numpy())
@@ -91,10 +88,8 @@ def _write_whole(target: Path, images: torch.Tensor, as_npy: bool) -> None:
             from torchvision.utils import save_image
 
             save_image(images.float() / 255, tmp, nrow=max(1, int(math.sqrt(len(images)))), format="png")
-        os.replace(tmp, target)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+
+    atomic_write(target, write)
 
 
 if __name__ == "__main__":

@@ -25,7 +25,6 @@ import argparse
 import contextlib
 import json
 import math
-import os
 import shlex
 import sys
 import time
@@ -37,10 +36,12 @@ import torch
 import torch.distributed as dist
 import torch.nn as nn
 
+from dcgan import keys
 from dcgan.checkpoint import (CheckpointError, continued_checkpoint, gather_rng, latest_checkpoint, load_checkpoint,
                               prune_checkpoints, resume_candidates, save_checkpoint)
 from dcgan.config import ConfigError, TrainConfig, parse_overrides
 from dcgan.data import Splits, check_data, load_splits
+from dcgan.files import write_probe
 from dcgan.distributed import any_rank, average_gradients, broadcast_module, check_device, dist_info
 from dcgan.losses import LOSSES, gradient_penalty
 from dcgan.state import GAN, apply_hyperparameters, setup, unwrap
@@ -66,7 +67,7 @@ def d_step(gan: GAN, real: torch.Tensor, fake: torch.Tensor) -> dict[str, torch.
     loss.backward()
     average_gradients(gan.d, gan.world)
     gan.opt_d.step()
-    return {"d_loss": loss.detach(), "d_real": real_logits.detach().mean(), "d_fake": fake_logits.detach().mean()}
+    return {keys.D_LOSS: loss.detach(), keys.D_REAL: real_logits.detach().mean(), keys.D_FAKE: fake_logits.detach().mean()}
 
 
 def g_step(gan: GAN, fake: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -77,7 +78,7 @@ def g_step(gan: GAN, fake: torch.Tensor) -> dict[str, torch.Tensor]:
     loss.backward()
     average_gradients(gan.g, gan.world)
     gan.opt_g.step()
-    return {"g_loss": loss.detach()}
+    return {keys.G_LOSS: loss.detach()}
 
 
 def train_step(gan: GAN) -> torch.Tensor:
@@ -97,7 +98,7 @@ def train_step(gan: GAN) -> torch.Tensor:
         gan.sums[key] = gan.sums.get(key, 0.0) + value.float()
     gan.n_summed += 1
     gan.step += 1
-    losses = torch.stack([logged["d_loss"].float(), logged["g_loss"].float()])
+    losses = torch.stack([logged[keys.D_LOSS].float(), logged[keys.G_LOSS].float()])
     return ~torch.isfinite(losses).all() | (losses.abs() > gan.cfg.max_abs_loss).any()  # diverged?
 
 
@@ -180,30 +181,31 @@ def train(cfg: TrainConfig, out_dir: Optional[str | Path] = None, *, report: Opt
         _truncate_metrics(out / "metrics.jsonl", gan.step)
     grid_z = _fixed_grid_noise(cfg)
     bad = torch.zeros((), device=gan.device, dtype=torch.bool)
-    status = "completed" if gan.step >= cfg.steps else "running"  # a finished run resumed: nothing to do
+    status = keys.COMPLETED if gan.step >= cfg.steps else keys.RUNNING  # a finished run resumed: nothing to do
     metrics, t0, step0 = {}, time.perf_counter(), gan.step
     while gan.step < cfg.steps:
         bad |= train_step(gan)
         if gan.step % CHECK_EVERY == 0 or gan.step % cfg.eval_every == 0 or gan.step == cfg.steps:
             if any_rank(bad, world):
-                status = "diverged"
+                status = keys.DIVERGED
                 break
         if gan.step % cfg.eval_every == 0 or gan.step == cfg.steps:
-            status = "completed" if gan.step == cfg.steps else "running"
+            status = keys.COMPLETED if gan.step == cfg.steps else keys.RUNNING
             metrics = evaluate_and_save(gan, out, evaluator, grid_z, status, report)
             rate = (gan.step - step0) / (time.perf_counter() - t0)
             log(_progress_line(metrics, cfg.steps, rate))
         if gan.step in changes:  # after the step's evaluation: it scores the values that trained it
             follow_schedule(gan, cfg)
-    if status == "diverged":
-        metrics = {"step": gan.step, "status": "diverged", "reason": f"a loss became NaN, inf or beyond {cfg.max_abs_loss:g}"}
-        log(f"step {gan.step}/{cfg.steps}: diverged ({metrics['reason']}); run recorded as diverged")
+    if status == keys.DIVERGED:
+        metrics = {keys.STEP: gan.step, keys.STATUS: keys.DIVERGED,
+                   keys.REASON: f"a loss became NaN, inf or beyond {cfg.max_abs_loss:g}"}
+        log(f"step {gan.step}/{cfg.steps}: diverged ({metrics[keys.REASON]}); run recorded as diverged")
         if out is not None:
             _append_jsonl(out / "metrics.jsonl", metrics)
         if report is not None:
             report(dict(metrics), None)
     if out is not None:
-        (out / "status.json").write_text(json.dumps({"status": status, "step": gan.step}) + "\n")
+        (out / "status.json").write_text(json.dumps({keys.STATUS: status, keys.STEP: gan.step}) + "\n")
     return RunResult(status, gan.step, metrics, out, time.perf_counter() - t0)
 
 
@@ -235,7 +237,7 @@ def evaluate_and_save(gan: GAN, out: Optional[Path], evaluator, grid_z: torch.Te
     """At an evaluation: average the losses, broadcast BatchNorm statistics, score G, save the
     grid, the checkpoint and a metrics line (rank 0), and call `report` on every rank."""
     rank, _ = dist_info()
-    metrics: dict[str, Any] = {"step": gan.step, "status": status, **_take_sums(gan)}
+    metrics: dict[str, Any] = {keys.STEP: gan.step, keys.STATUS: status, **_take_sums(gan)}
     broadcast_module(unwrap(gan.g), gan.world)  # ranks' BatchNorm running stats differ; use rank 0's
     if gan.g_ema is not None:
         broadcast_module(gan.g_ema, gan.world)  # so do their averages
@@ -263,17 +265,17 @@ def _truncate_metrics(path: Path, step: int) -> None:
     """On resume, drop lines written after the checkpoint we resume from."""
     if not path.exists():
         return
-    rows = [line for line in path.read_text().splitlines() if line.strip() and json.loads(line)["step"] <= step]
+    rows = [line for line in path.read_text().splitlines() if line.strip() and json.loads(line)[keys.STEP] <= step]
     path.write_text("".join(r + "\n" for r in rows))
 
 
 def _progress_line(m: dict, steps: int, rate: float) -> str:
-    parts = [f"step {m['step']}/{steps}"]
-    for key in ("d_loss", "g_loss", "d_real", "d_fake", "fid"):
+    parts = [f"step {m[keys.STEP]}/{steps}"]
+    for key in (*keys.LOSS_KEYS, keys.FID):
         if m.get(key) is not None:
             parts.append(f"{key} {m[key]:.4g}")
-    if m.get("collapse"):
-        parts.append(f"collapse {m['collapse']}")
+    if m.get(keys.COLLAPSE):
+        parts.append(f"collapse {m[keys.COLLAPSE]}")
     parts.append(f"{rate:.2f} steps/s")
     return "  ".join(parts)
 
@@ -328,7 +330,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         print(f"\nstopped; to go on from its last checkpoint:\n  {shlex.join(['python', '-m', 'dcgan.train', *again])}",
               file=sys.stderr)
         return EXIT_INTERRUPTED
-    if result.status == "diverged":
+    if result.status == keys.DIVERGED:
         print(f"diverged at step {result.step}; recorded in {out / 'status.json'}", file=sys.stderr)
         return 1
     print(f"done: {out}")
@@ -336,11 +338,9 @@ def main(argv: Optional[list[str]] = None) -> int:
 
 
 def _check_writable(out: Path) -> None:
-    probe = out
-    while not probe.exists():
-        probe = probe.parent
-    if not os.access(probe, os.W_OK):
-        raise ConfigError(f"cannot write to {probe}; pass a writable --out")
+    why = write_probe(out)
+    if why:
+        raise ConfigError(f"{why}; pass a writable --out")
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ from typing import Any, Optional
 import pyarrow.fs as pafs
 
 from dcgan import keys
+from dcgan.files import one_line
 from experiment.schema import ENDED, EXPERIMENT_FIELDS, PENDING, RUNNING, TIME_S, TRIAL_STATUSES, is_number, json_safe
 
 EXPERIMENT_JSON, BEST_CONFIG_JSON, OPTUNA_DB, REPORT_HTML = "experiment.json", "best_config.json", "optuna.db", "report.html"
@@ -136,7 +137,7 @@ class Experiment:
             kind = exp.fs.get_file_info(exp.root).type
             has_meta = exp.exists(EXPERIMENT_JSON)
         except (ValueError, OSError) as e:  # pyarrow.lib.ArrowInvalid is a ValueError
-            raise ExperimentError(f"cannot read {where}: {_one_line(e)}") from None
+            raise ExperimentError(f"cannot read {where}: {one_line(e)}") from None
         if kind != pafs.FileType.Directory:
             raise ExperimentError(f"{where} is not a directory; pass an experiment directory "
                                   "(the one holding experiment.json)")
@@ -374,7 +375,3 @@ class Experiment:
                 except ValueError:
                     continue
         return dict(sorted(out.items()))
-
-
-def _one_line(error: BaseException) -> str:
-    return " ".join(str(error).split()) or type(error).__name__

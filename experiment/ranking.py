@@ -23,6 +23,7 @@ from typing import Any, NamedTuple, Optional
 
 from dcgan import keys
 from experiment.layout import Experiment, Trial
+from experiment import schema
 from experiment.schema import json_safe, same_params, warm_runs
 
 # Groups in leaderboard order; `unranked` trials are listed apart from the leaderboard.
@@ -172,7 +173,7 @@ def _place(trial: Trial, last: dict[str, Any] | None,
     marks: list[str] = []
     notes: list[str] = []
     # The status words say "diverged"; a null FID alone may only mean no extractor was available.
-    diverged = trial.status == "diverged" or (last is not None and last.get("status") == "diverged")
+    diverged = trial.status == schema.DIVERGED or (last is not None and last.get(keys.STATUS) == schema.DIVERGED)
     if diverged:
         group, fid = DIVERGED, None
         marks.append("diverged")
@@ -180,7 +181,7 @@ def _place(trial: Trial, last: dict[str, Any] | None,
     elif last is None:
         group, fid = UNRANKED, None
         notes.append("no evaluation yet")
-    elif last.get("fid") is None:
+    elif last.get(keys.FID) is None:
         group, fid = UNRANKED, None
         marks.append("no FID")
         notes.append("its last evaluation has no FID (was a feature extractor available?)")
@@ -190,7 +191,7 @@ def _place(trial: Trial, last: dict[str, Any] | None,
         notes.append(f"FID measured with {_protocol_of(last).describe()}; the experiment ranks "
                      f"{protocol.describe()}")
     else:
-        fid = float(last["fid"])
+        fid = float(last[keys.FID])
         group = GROUP_OF_VERDICT.get(last.get(keys.COLLAPSE), RANKED)
     if group == COLLAPSED:
         marks.append("collapsed")
@@ -199,11 +200,11 @@ def _place(trial: Trial, last: dict[str, Any] | None,
         marks.append("never learned")
         notes.append("never learned: its samples are nowhere near the data (precision and recall near 0); "
                      "a learning rate too low for the budget, or a discriminator that won from the start")
-    elif last is not None and last.get("collapse") == "partial":
+    elif last is not None and last.get(keys.COLLAPSE) == keys.PARTIAL:
         marks.append("partial collapse")
-    if trial.status in ("stopped", "running", "pending", "failed"):
-        marks.append("stopped early" if trial.status == "stopped" else trial.status)
-    if trial.status == "failed":
+    if trial.status in (schema.STOPPED, schema.RUNNING, schema.PENDING, schema.FAILED):
+        marks.append("stopped early" if trial.status == schema.STOPPED else trial.status)
+    if trial.status == schema.FAILED:
         notes.append(trial.error or "failed")
     if trial.unreadable_lines:
         notes.append(f"{trial.unreadable_lines} unreadable line(s) in results.jsonl skipped")

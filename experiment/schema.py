@@ -11,12 +11,14 @@ import math
 from typing import Any, Optional
 
 from dcgan import keys
+from dcgan.keys import COMPLETED, DIVERGED, RUNNING
 
 TIME_S = "time_s"  # seconds since the trial started, added by the search
 RESULT_KEYS = (*keys.ROW_KEYS, TIME_S)
 
-# status.json's words
-PENDING, RUNNING, COMPLETED, STOPPED, DIVERGED, FAILED = "pending", "running", "completed", "stopped", "diverged", "failed"
+# status.json's words: a run's own (RUNNING, COMPLETED, DIVERGED: dcgan.keys, as the loop writes them),
+# and a trial's beside them
+PENDING, STOPPED, FAILED = "pending", "stopped", "failed"  # a trial's, beside them: not started, ended early, raised
 TRIAL_STATUSES = (PENDING, RUNNING, COMPLETED, STOPPED, DIVERGED, FAILED)
 ENDED = (COMPLETED, STOPPED, DIVERGED)  # a trial that ended with its results: never trained again
 

@@ -10,12 +10,13 @@ from plotly.subplots import make_subplots
 from reports.lineage_info import LineageInfo, ScheduleInfo
 from reports.plot_info import DiagnosticsInfo, FidCurvesInfo, ImportanceInfo, ParamsInfo
 from experiment.confirmation import Confirmation
+from experiment import schema
 from experiment.ranking import COLLAPSED, DIVERGED, NOT_LEARNED, RANKED
 
 GROUP_COLOURS = {RANKED: "#1f77b4", COLLAPSED: "#ff7f0e", NOT_LEARNED: "#7f7f7f", DIVERGED: "#d62728"}
 BEST_COLOUR, BASELINE_COLOUR = "#2ca02c", "#111111"
-END_SYMBOLS = {"stopped": "x", "diverged": "star-triangle-down", "running": "circle-open"}
-END_LABELS = {"stopped": "stopped early (ASHA)", "diverged": "diverged", "running": "still running"}
+END_SYMBOLS = {schema.STOPPED: "x", schema.DIVERGED: "star-triangle-down", schema.RUNNING: "circle-open"}
+END_LABELS = {schema.STOPPED: "stopped early (ASHA)", schema.DIVERGED: "diverged", schema.RUNNING: "still running"}
 TEMPLATE = "plotly_white"
 
 

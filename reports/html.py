@@ -18,6 +18,7 @@ from reports.plot_info import (HeaderInfo, ImportanceInfo, ReuseInfo, SampleGrid
                                format_timestamp)
 from dcgan import keys
 from experiment.confirmation import Confirmation
+from experiment import schema
 from experiment.ranking import COLLAPSED, DIVERGED, NOT_LEARNED, Ranking
 
 PLOT_CONFIG = {"displaylogo": False, "responsive": True}
@@ -82,9 +83,9 @@ def facts_html(info: HeaderInfo, ranking: Ranking) -> str:
     protocol, source = ranking.protocol, ranking.protocol_source
     counts = info.status_counts
     done = ", ".join(f"{counts.get(k, 0)} {label}" for k, label in
-                     (("completed", "completed"), ("stopped", "stopped early"), ("diverged", "diverged"),
-                      ("running", "running")))
-    others = ", ".join(f"{v} {k}" for k, v in counts.items() if k in ("pending", "failed") and v)
+                     ((schema.COMPLETED, "completed"), (schema.STOPPED, "stopped early"), (schema.DIVERGED, "diverged"),
+                      (schema.RUNNING, "running")))
+    others = ", ".join(f"{v} {k}" for k, v in counts.items() if k in (schema.PENDING, schema.FAILED) and v)
     wall = format_duration(info.wall_time_s) if info.finished else \
         f"still running (started {format_timestamp(info.started_at)})"
     facts = [

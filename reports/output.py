@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import os
 import posixpath
-import tempfile
 
 import pyarrow.fs as pafs
 
+from dcgan.files import atomic_write, write_probe
 from experiment import ExperimentError, is_uri
-from experiment.storage import check_writable_folder
 
 
 class OutputError(ExperimentError):
@@ -36,12 +35,11 @@ def check_writable(target: str) -> None:
         raise OutputError(f"cannot write {target}: it is a directory; pass a file name such as {target}/report.html")
     if not os.path.isdir(parent):
         raise OutputError(f"cannot write {target}: directory {parent} does not exist; create it or pass -o elsewhere")
-    try:
-        check_writable_folder(parent)
-        if os.path.exists(path) and not os.access(path, os.W_OK):
-            raise PermissionError("permission denied")
-    except OSError as e:
-        raise OutputError(f"cannot write {target} ({' '.join(str(e).split())}); pass -o FILE somewhere writable") from None
+    why = write_probe(parent)  # (the file itself is replaced by a rename: its folder is what counts)
+    if why is None and os.path.exists(path) and not os.access(path, os.W_OK):
+        why = "permission denied"
+    if why:
+        raise OutputError(f"cannot write {target} ({why}); pass -o FILE somewhere writable")
 
 
 def write_text(target: str, text: str) -> None:
@@ -54,13 +52,4 @@ def write_text(target: str, text: str) -> None:
             f.write(data)
         fs.move(tmp, path)
         return
-    path = os.path.abspath(target)
-    fd, tmp = tempfile.mkstemp(prefix=".report-", suffix=".tmp", dir=os.path.dirname(path))
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    atomic_write(os.path.abspath(target), data)

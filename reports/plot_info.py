@@ -15,6 +15,7 @@ from typing import Any, NamedTuple
 
 from dcgan import keys
 from experiment.layout import BEST_CONFIG_JSON, CONFIG_JSON, OPTUNA_DB, TRIALS, Experiment
+from experiment import schema
 from experiment.ranking import COLLAPSED, DIVERGED, RANKED, Ranking, RankedTrial
 
 TOP_K = 4  # trials shown in the sample grids and the class-coverage bars, besides the baseline
@@ -49,7 +50,7 @@ class HeaderInfo(NamedTuple):
 
 def _get_header_info(experiment: Experiment) -> HeaderInfo:
     meta = experiment.meta
-    counts = {s: 0 for s in ("completed", "stopped", "diverged", "running", "pending", "failed")}
+    counts = {s: 0 for s in schema.TRIAL_STATUSES}
     for t in experiment.trials:
         counts[t.status] = counts.get(t.status, 0) + 1
     trial_time = sum(t.time_s for t in experiment.trials)
@@ -138,9 +139,9 @@ def _get_fid_curves_info(ranking: Ranking, steps_target: int | None = None) -> F
     for row in ranking.leaderboard:
         if not row.curve:
             continue
-        end = {"stopped": "stopped", "diverged": "diverged", "running": "running"}.get(row.status)
+        end = row.status if row.status in (schema.STOPPED, schema.DIVERGED, schema.RUNNING) else None
         if row.group == DIVERGED:
-            end = "diverged"
+            end = schema.DIVERGED
         curves.append(FidCurve(row.trial_id, [s for s, _ in row.curve], [f for _, f in row.curve],
                                row.group, row.status, end, row.is_baseline,
                                ranking.best is not None and row.trial_id == ranking.best.trial_id))

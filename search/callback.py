@@ -5,21 +5,18 @@ tells the search's trackers (search/tracking.py: TensorBoard, MLflow, W&B) what 
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Optional
 
 from ray.tune import Callback
 
 from dcgan import keys
+from dcgan.files import one_line
 from experiment.layout import CONFIRM, EXPERIMENT_JSON, OPTUNA_DB, RESULTS_JSONL, TRIALS, Experiment, confirm_name
 from experiment.schema import DIVERGED, FAILED, RUNNING, final_status, result_row, same_params
 from search.tracking import RunInfo, Trackers
-from search.trial import REPLAYED, confirmation_overrides
+from search.protocol import REPLAYED
+from search.trial import confirmation_overrides
 from spaces import trial_config
-
-def one_line(error: Any) -> str:
-    lines = [ln.strip() for ln in str(error).strip().splitlines() if ln.strip()]
-    return lines[-1][:500] if lines else "error"
-
 
 class ExperimentWriter(Callback):
     """Writes trials/<trial_id>/... for every trial of the search."""

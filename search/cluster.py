@@ -7,7 +7,7 @@ import socket
 from typing import Optional
 
 from search.plan import SearchError
-from search.trial import Resources
+from search.protocol import Resources
 
 AUTOSCALING_CONCURRENCY = 8  # trials at once on a cluster that has no room for one yet; --concurrency sets it
 

@@ -50,7 +50,8 @@ def confirm(plan: Plan, concurrency: int) -> None:
 
     from search.callback import ConfirmationWriter
     from search.console import Console
-    from search.trial import MAX_WORKER_FAILURES, run_confirmation
+    from search.protocol import MAX_WORKER_FAILURES
+    from search.trial import run_confirmation
     from search.trackers import make_trackers
     from search.tracking import tune_loggers
 

@@ -21,8 +21,8 @@ from ray.tune.experiment import Trial
 
 from dcgan import keys
 from experiment.ranking import Ranking
-from experiment.schema import COMPLETED, DIVERGED, FAILED, STOPPED, json_safe
-from search.trial import REPLAYED
+from experiment.schema import COMPLETED, DIVERGED, FAILED, STOPPED, final_status, json_safe
+from search.protocol import REPLAYED
 
 
 class Console(Callback):
@@ -90,7 +90,7 @@ class Console(Callback):
             if status == Trial.ERROR:
                 ended[FAILED] += 1
             elif status == Trial.TERMINATED:
-                ended[_ended_as(self.latest.get(t.trial_id), self.steps)] += 1
+                ended[final_status(self.latest.get(t.trial_id), self.steps)] += 1
             else:
                 running += status == Trial.RUNNING
                 left += self.steps - step
@@ -117,12 +117,6 @@ class Console(Callback):
 
 def _print(line: str) -> None:
     print(line, flush=True)
-
-
-def _ended_as(last: Optional[dict], steps: int) -> str:
-    if last and last.get(keys.STATUS) == DIVERGED:
-        return DIVERGED
-    return COMPLETED if last and int(last.get(keys.STEP, 0)) >= steps else STOPPED
 
 
 def evaluation_line(trial_id: str, result: dict, steps: int) -> str:

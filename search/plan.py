@@ -14,13 +14,14 @@ from dataclasses import dataclass
 from typing import Any, Optional
 
 from dcgan.config import ConfigError, TrainConfig, absolute_paths, parse_overrides
+from dcgan.files import write_probe
 from experiment.layout import EXPERIMENT_JSON, Experiment, is_uri, join_uri, open_fs, parent_uri, storage_uri
 from experiment.schema import same_params, warm_runs
-from experiment.storage import bad_name, check_writable_folder
+from experiment.storage import bad_name
 from search.lock import refuse_if_held
-from search.sampling import DEFAULT_SAMPLER
+from search.sampling import DEFAULT_SAMPLER, startup_trials
 from search.tracking import missing_package
-from search.trial import Resources
+from search.protocol import Resources
 from spaces import baseline_params, fixed_params, get_space, trial_config, SPACES
 
 # Laptop defaults: digits at 16 px, small nets, a budget of about 10 minutes on 2 cores.
@@ -266,14 +267,31 @@ def check_resumable(folder: Experiment, marker: str, storage: str, what: str) ->
         raise SearchError(f"no {what} '{parent_uri(folder.uri)[1]}' in {storage} to resume; check --name and --storage")
 
 
-# the flags a search is planned with, and where experiment.json keeps what they gave (search.tuner's
-# experiment_info); --set and the flags of FIXED_FLAGS are kept in its "fixed"
+# The flags a search is planned with, and the experiment.json key that keeps what each gave: the one
+# list that planned_info writes (search.tuner's experiment_info), a --resume reads back, and a flag
+# given with --resume is checked against; --set and the flags of FIXED_FLAGS are kept in its "fixed".
 PLANNED = {"trials": "trials_requested", "scheduler": "scheduler", "sampler": "sampler",
            "startup_trials": "startup_trials", "workers_per_trial": "workers_per_trial",
            "cpus_per_worker": "cpus_per_worker", "gpus_per_worker": "gpus_per_worker",
            "population": "population", "perturb_every": "perturb_every", "mlflow": "mlflow", "wandb": "wandb"}
 CONFIRM_FLAGS = {"confirm": "top", "confirm_seeds": "seeds", "confirm_steps": "steps"}
 FIXED_FLAGS = ("dataset", "image_size", "steps", "seed")
+RESOURCE_FLAGS = {"workers_per_trial": "workers", "cpus_per_worker": "cpus_per_worker",
+                  "gpus_per_worker": "gpus_per_worker"}  # flag -> its Resources field
+
+
+def planned_info(plan: Plan) -> dict[str, Any]:
+    """experiment.json's entries for the flags of PLANNED and CONFIRM_FLAGS, from `plan` (its
+    defaults resolved: the startup trials, the confirmation's steps; perturb_every only for a population)."""
+    info = {key: getattr(plan.resources, RESOURCE_FLAGS[dest]) if dest in RESOURCE_FLAGS else getattr(plan, dest)
+            for dest, key in PLANNED.items()}
+    if plan.startup_trials is None:
+        info["startup_trials"] = startup_trials(plan.trials)
+    if not plan.is_population:
+        info["perturb_every"] = None
+    info["confirm"] = {key: getattr(plan, dest) for dest, key in CONFIRM_FLAGS.items()}
+    info["confirm"]["steps"] = plan.confirm_steps or plan.steps
+    return info
 
 
 def changed_on_resume(args: argparse.Namespace, given: frozenset[str], info: dict[str, Any]) -> list[str]:
@@ -314,15 +332,14 @@ def _plan_resume(args: argparse.Namespace, experiment: Experiment, name: str, gi
     check_dataset(cfg, info["workers_per_trial"])
     check_trackers(info.get("mlflow"), info.get("wandb"))
     confirm = info.get("confirm") or {"top": 0, "seeds": 1, "steps": None}
-    return Plan(name, info["space"], experiment, fixed, info["baseline_params"], info["trials_requested"],
-                cfg.steps, info["seed"], info["scheduler"], args.concurrency,
-                Resources(info["workers_per_trial"], info["cpus_per_worker"], info["gpus_per_worker"]),
-                args.address or os.environ.get("RAY_ADDRESS"), resume=True, verbose=args.verbose,
-                sampler=info.get("sampler", DEFAULT_SAMPLER), startup_trials=info.get("startup_trials"),
-                confirm=confirm["top"], confirm_seeds=confirm["seeds"], confirm_steps=confirm["steps"],
-                warm_start=tuple(info.get("warm_start") or ()), population=info.get("population"),
-                perturb_every=info.get("perturb_every") or DEFAULT_PERTURB_EVERY, mlflow=info.get("mlflow"),
-                wandb=info.get("wandb"))
+    kept = {dest: info.get(key) for dest, key in PLANNED.items()}
+    kept["sampler"] = kept["sampler"] or DEFAULT_SAMPLER
+    kept["perturb_every"] = kept["perturb_every"] or DEFAULT_PERTURB_EVERY
+    resources = Resources(**{field: kept.pop(dest) for dest, field in RESOURCE_FLAGS.items()})
+    return Plan(name, info["space"], experiment, fixed, info["baseline_params"], steps=cfg.steps, seed=info["seed"],
+                concurrency=args.concurrency, resources=resources, address=args.address or os.environ.get("RAY_ADDRESS"),
+                resume=True, verbose=args.verbose, warm_start=tuple(info.get("warm_start") or ()),
+                **{dest: confirm[key] for dest, key in CONFIRM_FLAGS.items()}, **kept)
 
 
 def check_gpus(gpus_per_worker: float, workers: int) -> None:
@@ -370,7 +387,6 @@ def check_storage(storage: str, experiment: Experiment) -> None:
         except Exception as e:  # pyarrow raises several kinds for a bad URI
             raise SearchError(f"cannot open storage {storage} ({e}); check the URI and credentials") from None
     else:
-        try:
-            check_writable_folder(storage)
-        except OSError as e:
-            raise SearchError(f"cannot write to storage {storage} ({e}); pass a writable --storage") from None
+        why = write_probe(storage)
+        if why:
+            raise SearchError(f"cannot write to storage {storage} ({why}); pass a writable --storage")

@@ -23,7 +23,7 @@ from ray.tune.search.optuna import OptunaSearch
 
 from dcgan import keys
 from experiment.schema import is_finite
-from search.trial import REPLAYED
+from search.protocol import REPLAYED
 
 
 TRIAL_ID_ATTR = "trial_id"  # the Optuna trial's user attribute: the experiment's trial id

@@ -28,7 +28,8 @@ from search.cluster import connect_ray
 from search.lock import DriverLock, refuse_if_held
 from search.plan import (SearchError, check_dataset, check_gpus, check_local_machine, check_name, check_resumable,
                          check_storage, read_config, resume_command)
-from search.trial import MAX_WORKER_FAILURES, Resources, train_worker
+from search.protocol import MAX_WORKER_FAILURES, Resources
+from search.trial import train_worker
 
 DEFAULT_RUNS = "runs"  # --storage's default
 FINAL_METRICS_JSON = "final_metrics.json"  # the run's last evaluation, written when it has ended
@@ -206,9 +207,9 @@ def train_run(args: argparse.Namespace, cfg: TrainConfig, resources: Resources, 
     finally:
         if started_ray:
             ray.shutdown()
-    print(json.dumps({k: final.get(k) for k in ("step", "status", "fid", "collapse") if k in final}))
+    print(json.dumps({k: final.get(k) for k in (keys.STEP, keys.STATUS, keys.FID, keys.COLLAPSE) if k in final}))
     print(f"run: {run.uri}")
-    return 1 if final.get("status") == "diverged" else 0
+    return 1 if final.get(keys.STATUS) == keys.DIVERGED else 0
 
 
 if __name__ == "__main__":

@@ -15,12 +15,10 @@ from its own last checkpoint.
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 import os
 import shutil
 import tempfile
-import time
 from dataclasses import dataclass
 from typing import Callable, Iterator, Optional
 
@@ -29,49 +27,19 @@ from dcgan.config import TrainConfig
 from experiment.layout import (CONFIRM, RESULTS_JSONL, TRAINER_RUN, TRIALS, Experiment, confirm_name, join_uri,
                                ray_trial_dir)
 from experiment.schema import ENDED
+from search.protocol import MAX_WORKER_FAILURES, METRIC, REPLAYED, Resources
 from spaces import trial_config
 
-METRIC = keys.FID
-MAX_WORKER_FAILURES = 2  # restarts of a trial (Tune) or of its workers (Ray Train), each from its last checkpoint
-MARKS_ENV = "DCGAN_TRIAL_MARKS"  # bench/trial_overhead.py: a file that start-up events are appended to
-DRIVER_MEMORY = 64 * 1024 * 1024
-REPLAYED = "replayed"  # a result that a resumed trial reports again from its files (see replay_if_ended)
+# A trial's start-up steps, for a benchmark to time: it appends its hooks in every Ray worker
+# (bench/trial_overhead.py, through Ray's worker_process_setup_hook); none by default.
+EVENT_HOOKS: list[Callable[[str, str], None]] = []  # hook(trial_id, event)
+TRAINER_CALLBACKS: list[Callable[[str], object]] = []  # trial_id -> one more Ray Train callback for its TorchTrainer
 
 
-@dataclass(frozen=True)
-class Resources:
-    """What one trial asks of the cluster."""
-
-    workers: int = 1
-    cpus_per_worker: float = 1.0
-    gpus_per_worker: float = 0.0
-
-    @property
-    def inline(self) -> bool:
-        """One worker: the loop runs in the Tune trial's own process."""
-        return self.workers == 1
-
-    def tune_resources(self) -> dict[str, float]:
-        """What the Tune trial itself holds: the worker's share when it runs the loop, else (a
-        multi-worker trial only waits on its trainer) no CPU and a little memory."""
-        return self.per_worker() if self.inline else {"CPU": 0, "memory": DRIVER_MEMORY}
-
-    def per_worker(self) -> dict[str, float]:
-        return {"CPU": self.cpus_per_worker, **({"GPU": self.gpus_per_worker} if self.gpus_per_worker else {})}
-
-    def scaling_config(self):
-        from ray.train import ScalingConfig
-
-        return ScalingConfig(num_workers=self.workers, use_gpu=self.gpus_per_worker > 0,
-                             resources_per_worker=self.per_worker())
-
-
-def mark(trial_id: str, event: str, t: Optional[float] = None) -> None:
-    """A start-up event, for bench/trial_overhead.py; nothing unless $DCGAN_TRIAL_MARKS names a file."""
-    path = os.environ.get(MARKS_ENV)
-    if path:
-        with open(path, "a") as f:
-            f.write(json.dumps({"trial": trial_id, "event": event, "t": t or time.time(), "pid": os.getpid()}) + "\n")
+def event(trial_id: str, name: str) -> None:
+    """Tell the installed hooks that `name` happened in trial `trial_id`."""
+    for hook in EVENT_HOOKS:
+        hook(trial_id, name)
 
 
 def tune_metrics(metrics: dict) -> dict:
@@ -102,15 +70,15 @@ def run_loop(cfg: TrainConfig, place: Place, experiment_uri: Optional[str], out_
     from dcgan.metrics import build_evaluator
     from dcgan.train import train
 
-    mark(trial_id, "imported")
+    event(trial_id, "imported")
     splits = load_splits(cfg)  # once per process: cached
-    mark(trial_id, "data")
+    event(trial_id, "data")
     evaluator = build_evaluator(splits, check_device(cfg), cfg.eval_samples, seed=cfg.seed)
-    mark(trial_id, "reference")
+    event(trial_id, "reference")
     experiment = Experiment(experiment_uri) if experiment_uri and is_rank0 else None
 
     def report(metrics: dict, checkpoint_dir: Optional[str]) -> None:
-        mark(trial_id, "report")
+        event(trial_id, "report")
         if experiment is not None and checkpoint_dir and os.path.exists(f"{checkpoint_dir}/samples.png"):
             experiment.upload(f"{checkpoint_dir}/samples.png",
                               *experiment.sample_parts(place.name, metrics[keys.STEP], place.folder))
@@ -215,11 +183,7 @@ def train_worker(loop_config: dict) -> None:
                          else None)
 
     place = Place(*loop_config.get("place", (TRIALS, "")))
-    if os.environ.get(MARKS_ENV):
-        import psutil
-
-        mark(place.name, "worker_process", psutil.Process().create_time())
-    mark(place.name, "worker")
+    event(place.name, "worker")
     checkpoint = ray.train.get_checkpoint()  # the run's own, once it has one; else where it starts (--continue)
     if checkpoint is None and loop_config.get("start"):
         checkpoint = ray.train.Checkpoint(loop_config["start"])
@@ -252,7 +216,7 @@ def run(cfg: TrainConfig, place: Place, resources: Resources, experiment_uri: st
     """The loop for `cfg`, in this Tune trial's process or on a TorchTrainer; its files at `place`."""
     import ray.tune
 
-    mark(place.name, "trial")
+    event(place.name, "trial")
     if ray.tune.get_checkpoint() is not None and replay_if_ended(place, experiment_uri):
         return
     if resources.inline:
@@ -288,9 +252,7 @@ def run_trainer(cfg: TrainConfig, place: Place, tune_id: str, resources: Resourc
     from ray.train.torch import TorchTrainer
     from ray.tune.integration.ray_train import TuneReportCallback
 
-    callbacks = [TuneReportCallback()]
-    if os.environ.get(MARKS_ENV):
-        callbacks.append(_startup_marks(place.name))
+    callbacks = [TuneReportCallback(), *(make(place.name) for make in TRAINER_CALLBACKS)]
     TorchTrainer(
         train_worker,
         train_loop_config={"config": cfg.to_dict(), "place": (place.folder, place.name), "experiment_uri": experiment_uri},
@@ -304,19 +266,3 @@ def run_trainer(cfg: TrainConfig, place: Place, tune_id: str, resources: Resourc
         ),
     ).fit()
 
-
-def _startup_marks(trial_id: str):
-    """Ray Train's own start-up steps as marks (its internal callback API: bench use only)."""
-    from ray.train.v2._internal.execution.callback import ControllerCallback, WorkerGroupCallback
-
-    class StartupMarks(ControllerCallback, WorkerGroupCallback):
-        def after_controller_start(self, train_run_context) -> None:
-            mark(trial_id, "controller")
-
-        def before_worker_group_start(self, worker_group_context) -> None:
-            mark(trial_id, "placement_group")
-
-        def after_worker_group_start(self, worker_group) -> None:
-            mark(trial_id, "process_group")  # workers started, process group set up (earlier callbacks)
-
-    return StartupMarks()

@@ -27,9 +27,9 @@ from experiment.winner import best_config_json, winner
 from experiment.schema import FAILED, PENDING, RUNNING, warm_runs
 from search.cluster import connect_ray, default_concurrency
 from search.interrupt import TUNE_SIGINT_OFF, interruptible
-from search.plan import DEFAULT_STORAGE, Plan, resume_command
-from search.sampling import make_sampler, random_draws, startup_trials
-from search.trial import MAX_WORKER_FAILURES, METRIC
+from search.plan import DEFAULT_STORAGE, Plan, planned_info, resume_command
+from search.sampling import make_sampler, random_draws
+from search.protocol import MAX_WORKER_FAILURES, METRIC
 from spaces import get_space, trial_config
 
 ASHA_REDUCTION_FACTOR = 2
@@ -44,17 +44,11 @@ def experiment_info(plan: Plan, concurrency: int, started_at: str) -> dict[str, 
     cfg = trial_config(plan.fixed, plan.baseline)
     return {
         "name": plan.name, "space": plan.space, "dataset": cfg.dataset, "image_size": cfg.image_size,
-        "metric": METRIC, "mode": "min", "scheduler": plan.scheduler, "sampler": plan.sampler,
-        "startup_trials": plan.startup_trials if plan.startup_trials is not None else startup_trials(plan.trials),
-        "confirm": {"top": plan.confirm, "seeds": plan.confirm_seeds, "steps": plan.confirm_steps or plan.steps},
-        "trials_requested": plan.trials,
-        "steps": plan.steps, "population": plan.population, "perturb_every": plan.perturb_every if plan.is_population else None, "seed": plan.seed, "concurrency": concurrency,
-        "workers_per_trial": plan.resources.workers, "cpus_per_worker": plan.resources.cpus_per_worker,
-        "gpus_per_worker": plan.resources.gpus_per_worker,
+        "metric": METRIC, "mode": "min", **planned_info(plan), "steps": plan.steps, "seed": plan.seed,
+        "concurrency": concurrency,
         "extractor": None, "eval_samples": cfg.eval_samples, "reference": None,  # filled from the first FID
         "baseline_trial_id": None, "baseline_params": plan.baseline, "warm_start": list(plan.warm_start),
         "fixed": plan.fixed,
-        "mlflow": plan.mlflow, "wandb": plan.wandb,
         "started_at": started_at, "finished_at": None, "wall_time_s": None,
         "versions": {"ray": ray.__version__, "torch": torch.__version__, "optuna": optuna.__version__,
                      "python": platform.python_version(), "dcgan_search": _package_version()},

@@ -14,15 +14,9 @@ from __future__ import annotations
 
 from typing import Any, Callable, Optional
 
-from dcgan.config import ConfigError, TrainConfig
+from dcgan.config import LOSSES, ConfigError, TrainConfig
 
 Space = Callable[[Any], dict[str, Any]]  # optuna.Trial -> {TrainConfig field: value}
-
-# The DCGAN paper's settings (Radford et al. 2015): the first trial of every search.
-PAPER_DEFAULTS: dict[str, Any] = {
-    "lr_g": 2e-4, "lr_d": 2e-4, "beta1": 0.5, "beta2": 0.999, "d_steps_per_g": 1,
-    "loss": "bce", "latent_dim": 100,
-}
 
 SPACES: dict[str, Space] = {}
 
@@ -91,7 +85,7 @@ def latent(trial) -> dict[str, Any]:
 @register_space("loss")
 def loss(trial) -> dict[str, Any]:
     """GAN loss in {bce, wgan-gp, hinge, lsgan}; gp_weight log-uniform in [0.1, 100] for wgan-gp only."""
-    out: dict[str, Any] = {"loss": trial.suggest_categorical("loss", ["bce", "wgan-gp", "hinge", "lsgan"])}
+    out: dict[str, Any] = {"loss": trial.suggest_categorical("loss", list(LOSSES))}
     if out["loss"] == "wgan-gp":
         out["gp_weight"] = trial.suggest_float("gp_weight", 0.1, 100.0, log=True)
     return out
@@ -130,9 +124,7 @@ class _FixedTrial:
             value = self.given[name]
             if not inside(value):
                 raise ConfigError(f"{name}={value} is outside the {allowed}")
-        elif name in PAPER_DEFAULTS:
-            value = PAPER_DEFAULTS[name]
-        elif name in TrainConfig.__dataclass_fields__:
+        elif name in TrainConfig.__dataclass_fields__:  # TrainConfig's defaults are the paper's
             value = getattr(TrainConfig(), name)
         else:
             raise ConfigError(f"space parameter '{name}' is not a TrainConfig field; rename it")

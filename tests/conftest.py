@@ -6,6 +6,10 @@ each classifier once instead of once per test.
 `synthetic` / `experiment_dir`: synthetic experiment directories, written by the real writer
 (`experiment.Experiment`) with no Ray and no training: sample grids as real PNGs, and a real
 Optuna SQLite study created with optuna directly. `experiment/` and `reports/` are tested on them.
+
+`sigint_as_in_a_terminal`: Python's own SIGINT handler for the test, and the default disposition
+for the processes it starts, whatever the suite inherited (a suite started as `cmd &` by a script
+ignores SIGINT, and its children would too).
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from __future__ import annotations
 import io
 import math
 import random
+import signal
 from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
@@ -31,6 +36,15 @@ def metrics_cache(metrics_cache_dir, monkeypatch):
     monkeypatch.setenv("DCGAN_CACHE", str(metrics_cache_dir))
     monkeypatch.setenv("DCGAN_NO_DOWNLOAD", "1")
     return metrics_cache_dir
+
+
+@pytest.fixture
+def sigint_as_in_a_terminal():
+    """SIGINT handled as in a terminal: Python's KeyboardInterrupt here, and (a handler is reset on
+    exec, where an ignored signal stays ignored) the default in every process the test starts."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
 
 
 # --- synthetic experiments -----------------------------------------------------------------------

@@ -63,6 +63,7 @@ def _weights(run_dir):
 
 
 @pytest.mark.parametrize("loss, augment", [("bce", ""), ("wgan-gp", ""), ("wgan-gp", "color,translation,cutout")])
+@pytest.mark.slow  # trains long enough to checkpoint, stop and resume: minutes on 2 cores
 def test_resume_gives_the_same_weights(tmp_path, loss, augment):
     straight, split = tmp_path / "straight", tmp_path / "split"
     train(tiny(loss=loss, augment=augment, steps=100, eval_every=50), straight, evaluator=None, log=_quiet)
@@ -92,6 +93,7 @@ def test_lr_10_diverges_with_a_record(tmp_path):
     assert seen[-1]["status"] == "diverged"
 
 
+@pytest.mark.slow  # trains a run (or two processes): minutes on 2 cores
 def test_two_process_ddp_keeps_g_identical(tmp_path):
     out = tmp_path / "run"
     mp.start_processes(_ddp_worker_final, args=(str(tmp_path / "init"), str(out)), nprocs=2, start_method="spawn")
@@ -134,6 +136,7 @@ def _ddp_worker_final(rank: int, init_file: str, out: str) -> None:
 
 
 @pytest.mark.parametrize("how", ["truncated", "pickled object"])
+@pytest.mark.slow  # trains long enough to checkpoint, stop and resume: minutes on 2 cores
 def test_resume_falls_back_past_a_bad_checkpoint(tmp_path, how):
     """The latest checkpoint truncated, or holding a pickled object: refused in one line naming the
     file, and the run resumes from the checkpoint before it, to the same weights as a straight run."""
@@ -163,6 +166,7 @@ class _Payload:  # any class that pickle would rebuild, and so run code of, when
 # --- the moving average of G's weights (ema) ------------------------------------------------------
 
 
+@pytest.mark.slow  # trains a run (or two processes): minutes on 2 cores
 def test_the_average_follows_its_recurrence():
     """The first update copies G; update t after it keeps min(decay, (1 + t) / (10 + t)) of the
     average. Checked against the recurrence on G's weights and BatchNorm statistics, step by step."""
@@ -187,6 +191,7 @@ def test_the_cap_holds_after_the_ramp():
     assert not torch.equal(g_before, _flat(gan.g))
 
 
+@pytest.mark.slow  # trains a run (or two processes): minutes on 2 cores
 def test_without_ema_the_generator_is_g_itself(tmp_path):
     gan = setup(tiny())
     assert gan.g_ema is None and gan.g_eval() is gan.g
@@ -194,6 +199,7 @@ def test_without_ema_the_generator_is_g_itself(tmp_path):
     assert "g_ema" not in read_state(latest_checkpoint(tmp_path))
 
 
+@pytest.mark.slow  # trains a run (or two processes): minutes on 2 cores
 def test_the_average_is_scored_sampled_and_saved(tmp_path, monkeypatch):
     seen, scored = {}, []
     real_setup = dcgan.train.setup
@@ -214,6 +220,7 @@ def test_the_average_is_scored_sampled_and_saved(tmp_path, monkeypatch):
     assert cfg.ema == 0.99 and step == 50
 
 
+@pytest.mark.slow  # trains long enough to checkpoint, stop and resume: minutes on 2 cores
 def test_resume_continues_the_average(tmp_path):
     straight, split = tmp_path / "straight", tmp_path / "split"
     train(tiny(ema=0.99, steps=100), straight, evaluator=None, log=_quiet)

@@ -63,14 +63,15 @@ def test_module_entry_point(tmp_path):
     assert r.returncode == 2 and r.stderr.strip().count("\n") == 0 and "image_size" in r.stderr
 
 
-def test_ctrl_c_prints_the_command_that_goes_on(tmp_path):
+@pytest.mark.slow  # trains long enough to checkpoint, stop and resume: minutes on 2 cores
+def test_ctrl_c_prints_the_command_that_goes_on(tmp_path, sigint_as_in_a_terminal):
     """Ctrl-C: exit 130 and the command that goes on, with the run's --out when it was chosen for
     the user; that command ends the run from its last checkpoint, each evaluation once."""
     args = ["--set", "image_size=8", "--set", "ngf=8", "--set", "ndf=8", "--set", "steps=2000", "--set", "eval_every=50",
             "--set", "batch_size=16", "--no-eval"]
     run = subprocess.Popen([sys.executable, "-m", "dcgan.train", *args], cwd=tmp_path, stdout=subprocess.PIPE,
                            stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 120
+    deadline = time.time() + 600  # a loaded machine: the run may take minutes to start
     while time.time() < deadline and _last_step(tmp_path.glob("runs/*/metrics.jsonl")) < 100:
         time.sleep(0.02)  # at step 100's line, step 50's checkpoint is written (it comes after its line)
     run.send_signal(signal.SIGINT)

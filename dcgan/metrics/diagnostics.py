@@ -99,10 +99,10 @@ def prdc(real: RealNeighbours, fake: torch.Tensor, fake_radius_pr: Optional[torc
         recalled.append((d < fake_radius_pr[None, :]).any(1))
         covered.append(d.min(1).values < r_dc)
     return {
-        "precision": in_real_ball.double().mean().item(),
-        "recall": torch.cat(recalled).double().mean().item(),
-        "density": (density_count / K_DC).mean().item(),
-        "coverage": torch.cat(covered).double().mean().item(),
+        keys.PRECISION: in_real_ball.double().mean().item(),
+        keys.RECALL: torch.cat(recalled).double().mean().item(),
+        keys.DENSITY: (density_count / K_DC).mean().item(),
+        keys.COVERAGE: torch.cat(covered).double().mean().item(),
     }
 
 
@@ -139,13 +139,13 @@ def class_metrics(fake_labels: torch.Tensor, data_hist: np.ndarray) -> dict[str,
     hist = histogram(fake_labels, len(data_hist))
     covered = hist >= CLASS_COVERED_SHARE * data_hist
     present = data_hist > 0
-    return {"class_coverage": float(covered[present].mean()), "class_kl": kl_divergence(hist, data_hist)}
+    return {keys.CLASS_COVERAGE: float(covered[present].mean()), keys.CLASS_KL: kl_divergence(hist, data_hist)}
 
 
 def stacked_modes(fake_labels: torch.Tensor, num_modes: int = 1000) -> dict[str, float]:
     """PacGAN's Stacked MNIST score: modes with at least one sample, and KL to uniform."""
     hist = histogram(fake_labels, num_modes)
-    return {"modes": float((hist > 0).sum()), "modes_kl": kl_divergence(hist, np.full(num_modes, 1.0 / num_modes))}
+    return {keys.MODES: float((hist > 0).sum()), keys.MODES_KL: kl_divergence(hist, np.full(num_modes, 1.0 / num_modes))}
 
 
 # --- the verdict ----------------------------------------------------------------------------------

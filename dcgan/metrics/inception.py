@@ -19,6 +19,7 @@ from typing import Optional
 
 import torch
 
+from dcgan.files import atomic_write
 from dcgan.metrics import cache
 
 NAME = "inception-v3-pool3"
@@ -60,13 +61,9 @@ def resolve_weights(path: Optional[str | Path] = None, allow_download: Optional[
 def _download(target: Path) -> Path:
     from torch_fidelity.feature_extractor_inceptionv3 import URL_INCEPTION_V3
 
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(target.name + f".tmp{os.getpid()}")
     try:
-        torch.hub.download_url_to_file(URL_INCEPTION_V3, str(tmp), progress=False)
-        tmp.replace(target)
+        atomic_write(target, lambda tmp: torch.hub.download_url_to_file(URL_INCEPTION_V3, tmp, progress=False))
     except Exception as e:  # no network, a proxy, a full disk: the user's fix is the same
-        tmp.unlink(missing_ok=True)
         raise _missing(f"download failed: {type(e).__name__}: {str(e)[:100]}") from None
     return target
 

@@ -27,7 +27,7 @@ def cluster(tmp_path_factory):
     from ray.cluster_utils import Cluster
 
     if ray.is_initialized():
-        pytest.skip("another Ray is running in this process; one Ray instance at a time (DESIGN.md)")
+        pytest.skip("another Ray is running in this process; one Ray instance per machine (docs/ray.md)")
     saved = {k: os.environ.get(k) for k in ("DCGAN_CACHE", "DCGAN_NO_DOWNLOAD")}
     os.environ.update(DCGAN_CACHE=str(tmp_path_factory.mktemp("cache")), DCGAN_NO_DOWNLOAD="1")
     c = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "include_dashboard": True})

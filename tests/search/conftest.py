@@ -1,5 +1,5 @@
 """One local Ray for every search test (two Ray instances on one machine stall the second
-trial's placement group; see DESIGN.md), with the dashboard on, and tiny configs."""
+trial's placement group; docs/ray.md), with the dashboard on, and tiny configs."""
 
 from __future__ import annotations
 

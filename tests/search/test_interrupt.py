@@ -20,7 +20,7 @@ def tune_stop():
     signal.signal(signal.SIGUSR1, previous)
 
 
-def test_first_ctrl_c_stops_tune_and_the_steps_after_it_the_second_quits(tune_stop):
+def test_first_ctrl_c_stops_tune_and_the_steps_after_it_the_second_quits(tune_stop, sigint_as_in_a_terminal):
     ran, term = [], signal.getsignal(signal.SIGTERM)  # Ray's driver sets its own, once ray.init ran
     with interruptible() as interrupt:
         interrupt.run(lambda: ran.append("search"))
@@ -48,7 +48,7 @@ def test_sigterm_stops_tune_as_ctrl_c_does(tune_stop):
         signal.signal(signal.SIGTERM, previous)
 
 
-def test_no_ctrl_c_runs_every_step_and_leaves_the_handler_as_it_was(tune_stop):
+def test_no_ctrl_c_runs_every_step_and_leaves_the_handler_as_it_was(tune_stop, sigint_as_in_a_terminal):
     ran = []
     with interruptible() as interrupt:
         interrupt.run(lambda: ran.append("search"))

@@ -207,7 +207,7 @@ def test_search_train_with_two_workers_from_and_to_a_bucket(ray_session, s3_stor
     assert final["workers"] == 2 and final["checkpoint"]
 
 
-def test_search_train_stopped_by_ctrl_c_resumes_to_the_same_weights(ray_session, tmp_path):
+def test_search_train_stopped_by_ctrl_c_resumes_to_the_same_weights(ray_session, tmp_path, sigint_as_in_a_terminal):
     """Ctrl-C in a long run of search.train: exit 130, the command that goes on, no final metrics.
     `--resume` goes on from the run's last checkpoint (Ray Train keeps it in the run's folder) and
     ends where an unstopped run ends: the same FID to the last digit, each evaluation once."""
@@ -340,7 +340,7 @@ def ctrl_c(ray_session, module_and_args: list[str], ready) -> tuple[int, str]:
     return driver.returncode, out
 
 
-def test_ctrl_c_stops_the_search_and_resume_ends_it(ray_session, tmp_path, capsys):
+def test_ctrl_c_stops_the_search_and_resume_ends_it(ray_session, tmp_path, capsys, sigint_as_in_a_terminal):
     """Ctrl-C (SIGINT) while a trial runs: the search stops at once with exit 130 and the command
     that goes on; nothing is marked lost, no winner named, and the running trial stays RUNNING in
     the study. That command then ends the search: the stopped trial goes on from its checkpoint and
