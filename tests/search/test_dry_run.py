@@ -86,3 +86,18 @@ def test_dry_run_refuses_bad_input_like_the_search(tmp_path):
     out = subprocess.run([sys.executable, "-m", "search.run", "--space", "ratio-lr", "--dry-run"], cwd=tmp_path,
                          env=env, capture_output=True, text=True, timeout=300)
     assert out.returncode == 2 and "unknown space 'ratio-lr'" in out.stderr and not any(tmp_path.iterdir())
+
+
+def test_dry_run_of_a_population_names_its_members_control_and_budget(tmp_path):
+    """pbt: the population (what runs at once, at least 4), the paper's setting beside it, and a
+    budget of (population + 1) members of the full steps; planned in this process, nothing started."""
+    from search.dryrun import describe_plan
+    from search.plan import plan_search
+    from search.run import build_parser
+
+    args = build_parser().parse_args(["--space", "ratio_lr", "--scheduler", "pbt", "--population", "6", "--steps", "400",
+                                      "--concurrency", "2", "--confirm", "0", "--storage", str(tmp_path)])
+    text = describe_plan(plan_search(args))
+    assert "population  6 members drawn at random from the space and the baseline beside them" in text
+    assert "trials      7 of 400 steps" in text and "at most 2,800 trial-steps" in text
+    assert list(tmp_path.iterdir()) == []
