@@ -182,7 +182,8 @@ class TensorBoard(Tracker):
     """Event files per run under <experiment>/tensorboard/ (tensorboardX, a Ray Tune dependency):
     every scalar of a row at its step, the sample grid as an image, the params as text. For an
     experiment in remote storage they are written to a local cache and uploaded after each
-    evaluation (tensorboardX cannot write to every pyarrow URI, e.g. S3 with endpoint_override).
+    evaluation (tensorboardX cannot write to every pyarrow URI, e.g. S3 with endpoint_override), a
+    file per evaluation.
     A run restarted from a checkpoint opens a new file that purges the steps it trains again."""
 
     label = "TensorBoard"
@@ -217,8 +218,12 @@ class TensorBoard(Tracker):
             writer.add_scalar(name, value, step)
         if grid is not None:
             writer.add_image(SAMPLES_TAG, grid_array(grid), step, dataformats="HWC")
-        writer.flush()
-        self._upload(run)
+        if is_uri(self.experiment.uri):
+            # closed, so that the upload holds this evaluation: tensorboardX's flush() does not wait
+            # for its writer thread's queue; the next evaluation opens a file of its own
+            self.end(run, "")
+        else:
+            writer.flush()
 
     def end(self, run: RunInfo, status: str) -> None:
         writer = self._writers.pop(run.key, None)
