@@ -114,12 +114,17 @@ def test_mlflow_one_run_per_trial_with_params_history_grids_and_the_winner(tmp_p
     assert (tmp_path / "mlartifacts").is_dir()  # the artifacts beside the store, not in the working folder
 
 
-def test_wandb_offline_runs_with_config_history_grids_and_the_winner(tmp_path, monkeypatch):
+def test_wandb_offline_runs_with_config_history_grids_and_the_winner(tmp_path, monkeypatch, request):
     pytest.importorskip("wandb")
     from search.trackers import WandbTracker, wandb_run_id
 
+    import wandb
+
     for k, v in wandb_env(tmp_path).items():
         monkeypatch.setenv(k, v)
+    # W&B keeps one service per process, with the settings (WANDB_DIR) it was started with: ended
+    # after this test, so that a later test's runs go where that test says
+    request.addfinalizer(wandb.teardown)
     tracker = WandbTracker("dcgan", SEARCH)
     tracker.start(TRIAL)
     tracker.log(TRIAL, row(50, 80.0), grid(10))
