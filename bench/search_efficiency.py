@@ -176,39 +176,32 @@ def user_generator(dataset: str, strategy: str, experiment: Path, spent: int) ->
     """The FID of the generator the user ends with: the winner retrained from scratch for LONG_RUN x the
     trial steps, or, for a population, continued from its checkpoint for what the total compute leaves
     after the `spent` trial-steps of the search. None if the search named no winner."""
-    from dcgan.checkpoint import CONTINUE_FROM, continued_checkpoint
+    from dcgan.checkpoint import continued_checkpoint
     from dcgan.config import TrainConfig
     from dcgan.train import train
 
     best_file = experiment / "best_config.json"
     if not best_file.exists():
         return None
-    cfg = TrainConfig.from_json(best_file)
     _, steps, _ = DATASETS[dataset]
-    start = None
-    if strategy in POPULATION and json.loads(best_file.read_text()).get(CONTINUE_FROM):
+    start, length = None, LONG_RUN * steps
+    if strategy in POPULATION:
         length = max(steps, steps + total_compute(dataset) - spent)
         start = continued_checkpoint(best_file, length)
-    else:
-        length = LONG_RUN * steps
-    cfg = cfg.replace(steps=length, eval_every=length)  # one evaluation, at the end
+    cfg = TrainConfig.from_json(best_file).replace(steps=length, eval_every=length)  # one evaluation, at the end
     return train(cfg, None, resume_from=start, log=lambda _: None).metrics.get(keys.FID)
 
 
-def paper_default(dataset: str, seed: int) -> Optional[float]:
-    """The paper's setting trained from scratch for the user's whole compute, scored at its end."""
+def paper_default(dataset: str, experiment: Path) -> Optional[float]:
+    """The paper's setting, as the search's baseline trial trained it (its config.json), trained from
+    scratch for the user's whole compute and scored at its end."""
     from dcgan.config import TrainConfig
-    from search.plan import plan_search
-    from search.run import build_parser
-    from spaces import trial_config
-
-    flags, _, _ = DATASETS[dataset]
-    plan = plan_search(build_parser().parse_args([*flags, *COMMON, "--space", "ratio_lr", "--seed", str(seed),
-                                                  "--storage", tempfile.mkdtemp(prefix="paper-")]))
-    length = total_compute(dataset)
-    cfg: TrainConfig = trial_config(plan.fixed, plan.baseline).replace(steps=length, eval_every=length)
     from dcgan.train import train
 
+    baseline = json.loads((experiment / "experiment.json").read_text())["baseline_trial_id"]
+    length = total_compute(dataset)
+    cfg = TrainConfig.from_json(experiment / "trials" / baseline / "config.json").replace(steps=length,
+                                                                                          eval_every=length)
     return train(cfg, None, log=lambda _: None).metrics.get(keys.FID)
 
 
@@ -420,10 +413,10 @@ def main() -> None:
                     write_outputs(Path(args.out), results)  # after each search: a run cut short keeps its figures
                     if not args.no_long_run:
                         spent = rows[-1]["spent"] if rows else 0
-                        users[(dataset, strategy, seed)] = user_generator(
-                            dataset, strategy, Path(storage) / f"{dataset}-{strategy}-{seed}", spent)
+                        searched = Path(storage) / f"{dataset}-{strategy}-{seed}"
+                        users[(dataset, strategy, seed)] = user_generator(dataset, strategy, searched, spent)
                         if (dataset, "paper", seed) not in users:
-                            users[(dataset, "paper", seed)] = paper_default(dataset, seed)
+                            users[(dataset, "paper", seed)] = paper_default(dataset, searched)
                         write_users(Path(args.out), users)
     print(f"\nsearch efficiency: {args.seeds} seeds, budgets of trial-steps " + ", ".join(
         f"{d} {DATASETS[d][1] * DATASETS[d][2]} ({DATASETS[d][2]} trials of {DATASETS[d][1]})" for d in args.datasets)

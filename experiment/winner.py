@@ -60,4 +60,3 @@ def best_config_json(experiment: Experiment, best: RankedTrial,
             "gain_over_baseline_pct": confirmed.gain_pct,
         }
     return out
-

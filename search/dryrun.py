@@ -32,6 +32,7 @@ def describe_plan(plan: Plan) -> str:
     cfg = trial_config(plan.fixed, plan.baseline)
     concurrency, concurrency_note = planned_concurrency(plan)
     plan = plan.with_population(concurrency or 1)  # a population's size, from what runs at once
+    concurrency = min(concurrency, plan.trials) if concurrency else concurrency
     runs, confirm_steps = planned_runs(plan)
     search_steps = plan.trials * plan.steps
     res = plan.resources
@@ -81,8 +82,9 @@ def parameters(plan: Plan) -> dict[str, str]:
 
 def planned_concurrency(plan: Plan) -> tuple[Optional[int], str]:
     """(trials at once, where that number comes from); None where only the cluster knows."""
+    cap = plan.trials if not plan.is_population else 1 << 30  # a population's size comes from this number
     if plan.concurrency:
-        return min(plan.concurrency, plan.trials), "--concurrency"
+        return min(plan.concurrency, cap), "--concurrency"
     if plan.address and plan.address != "local":
         return None, (f"as many as the cluster at {plan.address} fits, known once connected; pass --concurrency "
                       "to plan with a number")
@@ -94,7 +96,7 @@ def planned_concurrency(plan: Plan) -> tuple[Optional[int], str]:
 
         fits = min(fits, torch.cuda.device_count() // (res.workers * res.gpus_per_worker))
         gpus = f" and {torch.cuda.device_count()} GPU(s)"
-    return max(1, int(min(fits, plan.trials))), f"what a local Ray on this machine's {os.cpu_count()} CPUs{gpus} fits"
+    return max(1, int(min(fits, cap))), f"what a local Ray on this machine's {os.cpu_count()} CPUs{gpus} fits"
 
 
 def estimate_wall_time(plan: Plan, concurrency: Optional[int], trial_steps: int) -> str:

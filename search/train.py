@@ -20,6 +20,7 @@ import time
 from typing import Optional
 
 from dcgan import keys
+from dcgan.checkpoint import CONTINUE_FROM
 from dcgan.config import ConfigError, TrainConfig, absolute_paths, parse_overrides
 from dcgan.train import EXIT_INTERRUPTED
 from experiment.layout import CONFIG_JSON, Experiment, is_uri, join_uri, parent_uri, storage_uri
@@ -75,7 +76,7 @@ def config_from_flags(args: argparse.Namespace, default: Optional[TrainConfig] =
 
 def continued_from(config: str, steps: int) -> str:
     """The checkpoint (a path or a URI) that `config`, a search's best_config.json, names for --continue."""
-    from dcgan.checkpoint import CONTINUE_FROM, continued_checkpoint
+    from dcgan.checkpoint import continued_checkpoint
 
     if not is_uri(config):
         return str(continued_checkpoint(config, steps))  # checked here: found, readable, before `steps`
@@ -95,7 +96,7 @@ def plan_run(args: argparse.Namespace) -> tuple[TrainConfig, Resources, Experime
             raise SearchError("--resume goes on with a run as it was started (with or without --continue); drop "
                               "--continue")
         cfg, run = resumed_run(args)
-        start = (run.read_json(CONTINUED_JSON) or {}).get("checkpoint")
+        start = (run.read_json(CONTINUED_JSON) or {}).get(CONTINUE_FROM)
     elif not args.config:
         raise SearchError("--config FILE is needed (a search's best_config.json), or --name NAME --resume to go on "
                           "with a run")
@@ -157,7 +158,7 @@ def train_with_ray(cfg: TrainConfig, resources: Resources, run: Experiment, star
     if not run.exists(CONFIG_JSON):  # a resumed run keeps its own
         run.write_text(cfg.to_json(), CONFIG_JSON)
         if start:
-            run.write_json({"checkpoint": start}, CONTINUED_JSON)
+            run.write_json({CONTINUE_FROM: start}, CONTINUED_JSON)
     # rank 0 writes dcgan's own run folder (samples, metrics.jsonl) there when storage is local
     out_dir = None if is_uri(run.uri) else run.path("run")
     storage, name = parent_uri(run.uri)
