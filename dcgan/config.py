@@ -12,6 +12,7 @@ import difflib
 import json
 import math
 import os
+import sys
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Mapping
@@ -147,6 +148,8 @@ class TrainConfig:
             values = json.loads(text)
         except json.JSONDecodeError as e:
             raise ConfigError(f"config is not valid JSON ({e.msg}, line {e.lineno})") from None
+        except ValueError:  # an integer of more digits than Python converts
+            raise ConfigError(f"config is not usable JSON ({TOO_LONG})") from None
         if not isinstance(values, dict):
             raise ConfigError("config JSON must be an object of TrainConfig fields")
         if isinstance(values.get("config"), dict):  # best_config.json carries metrics beside it
@@ -202,14 +205,18 @@ def _coerce(field: dataclasses.Field, value: Any) -> Any:
     return value
 
 
+TOO_LONG = f"an integer of more than {sys.get_int_max_str_digits()} digits"
+
+
 def _parse_schedule(value: Any) -> tuple:
     """A schedule as JSON gives it ([{"step": 400, "lr_g": 1e-3}, ...]) or as the config holds it
     (((400, (("lr_g", 1e-3),)), ...)) -> the latter: changes by step, their values coerced and checked."""
     if isinstance(value, str):  # --set schedule=... on the command line
         try:
             value = json.loads(value) if value.strip() else []
-        except json.JSONDecodeError as e:
-            raise ConfigError(f"schedule is not valid JSON ({e.msg}); give a list such as "
+        except ValueError as e:  # not JSON, or an integer of more digits than Python converts
+            why = e.msg if isinstance(e, json.JSONDecodeError) else TOO_LONG
+            raise ConfigError(f"schedule is not valid JSON ({why}); give a list such as "
                               '[{"step": 400, "lr_g": 0.001}]') from None
     if not isinstance(value, (list, tuple)):
         raise ConfigError(f"schedule must be a list of {{\"step\": N, field: value}}, got {value!r}"[:300])

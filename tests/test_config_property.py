@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from dataclasses import fields
 
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from dcgan.config import ConfigError, TrainConfig, parse_overrides
@@ -43,6 +43,11 @@ def test_any_json_object_loads_or_says_one_line(values):
 
 
 @settings(max_examples=500, deadline=None)
+@example(["schedule=" + "9" * 5000])  # found by this test: the schedule's JSON raised the digit limit's ValueError
 @given(st.lists(st.tuples(KEYS, TYPED | st.text(max_size=20)).map("=".join) | st.text(max_size=20), max_size=6))
 def test_any_set_list_loads_or_says_one_line(pairs):
     loads_or_says_one_line(lambda: TrainConfig.from_dict(parse_overrides(pairs)))
+
+
+def test_a_config_file_with_an_integer_too_long_to_read_says_so():
+    loads_or_says_one_line(lambda: TrainConfig.from_json('{"steps": ' + "9" * 5000 + "}"))
