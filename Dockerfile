@@ -1,6 +1,6 @@
 # The image of every pod of a KubeRay cluster (kuberay/rayjob.yaml, docs/kubernetes.md): Ray's GPU
 # image of the Ray version the project resolves to, with the project installed once, at build time,
-# instead of on every node start. tests/test_rayjob_yaml.py checks this FROM against the installed Ray.
+# instead of on every node start. tests/deploy/test_rayjob_yaml.py checks this FROM against the installed Ray.
 #
 #   docker build -t YOUR-REGISTRY/dcgan-search:2.60.0-py311-gpu .
 #   docker push YOUR-REGISTRY/dcgan-search:2.60.0-py311-gpu

@@ -177,7 +177,7 @@ def collapse_verdict(m: dict, class_info_reliable: bool) -> str:
     partial:   class_coverage < 0.9, or class_kl > 0.25, or duplicate_rate >= 0.1, or recall < 0.3;
     ok otherwise. Class terms count only when the classes are reliable (labelled data and at least
     MIN_SAMPLES_PER_CLASS generated samples per class). The thresholds are checked by the planted
-    cases in tests/test_metrics_planted.py (held-out real: ok; one class: collapsed; half the
+    cases in tests/dcgan/metrics/test_metrics_planted.py (held-out real: ok; one class: collapsed; half the
     classes: partial; noise and a constant image: not_learned)."""
     cc = m.get(keys.CLASS_COVERAGE) if class_info_reliable else None
     kl = m.get(keys.CLASS_KL) if class_info_reliable else None
