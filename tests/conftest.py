@@ -7,6 +7,10 @@ each classifier once instead of once per test.
 (`experiment.Experiment`) with no Ray and no training: sample grids as real PNGs, and a real
 Optuna SQLite study created with optuna directly. `experiment/` and `reports/` are tested on them.
 
+`pytest_xdist_make_scheduler`: the suite runs in two processes (pytest-xdist, pyproject's addopts),
+every test that may start Ray in one of them (one Ray instance per machine: docs/ray.md), the
+others in the other.
+
 `sigint_as_in_a_terminal`: Python's own SIGINT handler for the test, and the default disposition
 for the processes it starts, whatever the suite inherited (a suite started as `cmd &` by a script
 ignores SIGINT, and its children would too).
@@ -24,6 +28,29 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+
+
+RAY_FOLDERS = ("search", "cluster")  # tests/<folder>/: the tests that may start Ray, or join one
+
+
+def group_of(nodeid: str) -> str:
+    """"ray" for a test of RAY_FOLDERS (its id: tests/<folder>/test_x.py::...), else "rest"."""
+    parts = nodeid.split("::")[0].split("/")
+    return "ray" if len(parts) > 2 and parts[1] in RAY_FOLDERS else "rest"
+
+
+@pytest.hookimpl(tryfirst=True, optionalhook=True)  # before xdist's own choice from --dist
+def pytest_xdist_make_scheduler(config, log):
+    """pytest-xdist's scheduler for this suite: two units of work, one to each process, each run in
+    collection order: the tests of RAY_FOLDERS, and the rest. (Not xdist's `loadgroup` with marks:
+    it tags test ids in a way that pytest 9.2 ignores, pytest-xdist issue #1386.)"""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class RayInOneProcess(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return group_of(nodeid)
+
+    return RayInOneProcess(config, log)
 
 
 @pytest.fixture(scope="session")

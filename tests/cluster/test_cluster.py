@@ -85,7 +85,8 @@ def test_a_node_lost_mid_trial_and_the_trial_continues_from_its_checkpoint(clust
     the trial on a live node from its last checkpoint (its steps never go back), and the search ends
     with every trial accounted for."""
     search = start_search(cluster, tmp_path, "fault", "--trials", "2", "--steps", "400", "--set", "eval_every=50",
-                          "--image-size", "16", "--set", "ngf=32", "--set", "ndf=32", "--set", "eval_samples=200")
+                          "--confirm", "0",
+                          "--image-size", "16", "--set", "ngf=16", "--set", "ndf=16", "--set", "eval_samples=200")
     exp = tmp_path / "fault"
     victim, deadline = None, time.time() + 300
     while victim is None and search.poll() is None and time.time() < deadline:
