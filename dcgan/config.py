@@ -27,6 +27,7 @@ SCHEDULABLE = ("lr_g", "lr_d", "beta1", "beta2", "d_steps_per_g")
 INITS = ("dcgan", "kaiming")
 PRECISIONS = ("fp32", "bf16")
 IMAGE_SIZES = (8, 16, 28, 32, 64, 128, 256)
+TOO_LONG = f"an integer of more than {sys.get_int_max_str_digits()} digits"  # JSON that Python will not read
 
 
 class ConfigError(ValueError):
@@ -203,9 +204,6 @@ def _coerce(field: dataclasses.Field, value: Any) -> Any:
     except (TypeError, ValueError, OverflowError):  # OverflowError: float() of an int beyond a float's range
         raise ConfigError(f"{name} must be {kind}, got {value!r}") from None
     return value
-
-
-TOO_LONG = f"an integer of more than {sys.get_int_max_str_digits()} digits"
 
 
 def _parse_schedule(value: Any) -> tuple:

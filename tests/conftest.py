@@ -33,12 +33,6 @@ import pytest
 RAY_FOLDERS = ("search", "cluster")  # tests/<folder>/: the tests that may start Ray, or join one
 
 
-def group_of(nodeid: str) -> str:
-    """"ray" for a test of RAY_FOLDERS (its id: tests/<folder>/test_x.py::...), else "rest"."""
-    parts = nodeid.split("::")[0].split("/")
-    return "ray" if len(parts) > 2 and parts[1] in RAY_FOLDERS else "rest"
-
-
 @pytest.hookimpl(tryfirst=True, optionalhook=True)  # before xdist's own choice from --dist
 def pytest_xdist_make_scheduler(config, log):
     """pytest-xdist's scheduler for this suite: two units of work, one to each process, each run in
@@ -48,7 +42,8 @@ def pytest_xdist_make_scheduler(config, log):
 
     class RayInOneProcess(LoadScopeScheduling):
         def _split_scope(self, nodeid: str) -> str:
-            return group_of(nodeid)
+            parts = nodeid.split("::")[0].split("/")  # tests/<folder>/test_x.py
+            return "ray" if len(parts) > 2 and parts[1] in RAY_FOLDERS else "rest"
 
     return RayInOneProcess(config, log)
 

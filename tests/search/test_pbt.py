@@ -48,17 +48,7 @@ def checkpoints_at(exp: Path, trial_id: str, step: int) -> list[Path]:
     return [c for c in found if int(read_state(c, mmap=True)["step"]) == step]
 
 
-def one_thread(fn):
-    """fn() with the one CPU thread a 1-CPU trial has (Ray sets OMP_NUM_THREADS=1): the same float sums."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        return fn()
-    finally:
-        torch.set_num_threads(threads)
-
-
-def test_exploits_go_on_from_the_source_with_new_values(pbt_search):
+def test_exploits_go_on_from_the_source_with_new_values(pbt_search, one_thread):
     """An exploit: the member goes on from the source's checkpoint at its step, with new values in its
     optimisers (compared with the source's checkpoint trained on here); the control is never
     perturbed nor copied; the lineage and the schedule are in the experiment."""
@@ -128,7 +118,7 @@ def test_exploits_go_on_from_the_source_with_new_values(pbt_search):
     assert 'id="lineage"' in report and 'id="schedule"' in report
 
 
-def test_the_lineage_replays_a_member_and_the_winner_continues(pbt_search, tmp_path):
+def test_the_lineage_replays_a_member_and_the_winner_continues(pbt_search, tmp_path, one_thread):
     """dcgan.train --config best_config.json replays the winner's schedule to its FID; each exploited
     member's lineage replays it too; --continue trains on from the winner's last checkpoint."""
     from dcgan import train as dcgan_train

@@ -53,7 +53,7 @@ LEARNS = ["--image-size", "8", "--set", "ngf=16", "--set", "ndf=16", "--set", "e
           "--set", "batch_size=32", "--steps", str(LEARNS_STEPS), "--set", "eval_every=50", "--set", "augment="]
 
 
-def test_smoke_search(ray_session, tmp_path):
+def test_smoke_search(ray_session, tmp_path, one_thread):
     """A whole search: the paper's setting first, ASHA, Optuna told what became of each trial, the
     top trials and the baseline confirmed with new seeds, best_config.json by that confirmation,
     the report, and the winner re-run from its file."""
@@ -105,20 +105,12 @@ def test_smoke_search(ray_session, tmp_path):
     assert 'id="confirmation-table"' in report and "Confirmed: confirmed best" in report
 
     # the winner re-runs from best_config.json alone, to its FID in the search: the same number, with
-    # the one CPU thread its trial had (Ray sets OMP_NUM_THREADS=1 for a 1-CPU trial; with 2 threads
-    # the float sums differ and by step 200 the FID by about 10%)
+    # the one CPU thread its trial had
     cfg = TrainConfig.from_json(exp / "best_config.json")
     assert cfg == trials[best["trial_id"]]["config"]
-    import torch
-
     from dcgan.train import train
 
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        result = train(cfg, tmp_path / "rerun")
-    finally:
-        torch.set_num_threads(threads)
+    result = one_thread(lambda: train(cfg, tmp_path / "rerun"))
     assert result.metrics["fid"] == pytest.approx(best["fid"], rel=1e-6)
 
     # the long run goes on from the TPE winner's last checkpoint (--continue): its first step is the
@@ -194,7 +186,8 @@ def test_search_train_with_two_workers_from_and_to_a_bucket(ray_session, s3_stor
     assert final["workers"] == 2 and final["checkpoint"]
 
 
-def test_search_train_stopped_by_ctrl_c_resumes_to_the_same_weights(ray_session, tmp_path, sigint_as_in_a_terminal):
+def test_search_train_stopped_by_ctrl_c_resumes_to_the_same_weights(ray_session, tmp_path, sigint_as_in_a_terminal,
+                                                                   one_thread):
     """Ctrl-C in a long run of search.train: exit 130, the command that goes on, no final metrics.
     `--resume` goes on from the run's last checkpoint (Ray Train keeps it in the run's folder) and
     ends where an unstopped run ends: the same FID to the last digit, each evaluation once."""
@@ -216,16 +209,9 @@ def test_search_train_stopped_by_ctrl_c_resumes_to_the_same_weights(ray_session,
     assert search_train.main([*args, "--name", "stopped", "--resume"]) == 0  # the first command, and --resume
     resumed = json.loads((run / "final_metrics.json").read_text())["metrics"]
     # the run unstopped: dcgan.train in this process, on the one CPU thread a 1-CPU Ray worker has
-    import torch
-
     from dcgan.train import train
 
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        straight = train(cfg, tmp_path / "straight").metrics
-    finally:
-        torch.set_num_threads(threads)
+    straight = one_thread(lambda: train(cfg, tmp_path / "straight")).metrics
     assert resumed["step"] == steps and resumed["fid"] == straight["fid"]
     rows = [json.loads(line) for line in metrics.read_text().splitlines()]
     assert [r["step"] for r in rows] == list(range(every, steps + 1, every)) and rows[0].get("mark")

@@ -108,8 +108,8 @@ def test_classifier_is_accurate_cached_and_not_retrained(planted):
 
 
 def test_the_extractor_names_its_classifiers_weights(tmp_path, monkeypatch):
-    """A classifier is trained once in a cache, then read from it. Two fresh caches (two nodes of a cluster) train the same classifier, so their FIDs share a
-    yardstick and an extractor name; a classifier trained otherwise (another seed here; another
+    """A classifier is trained once in a cache, then read from it. Two fresh caches (two nodes of a
+    cluster) train the same classifier, so their FIDs share a yardstick and an extractor name; a classifier trained otherwise (another seed here; another
     GPU's nondeterministic kernels on a cluster) scores the same images differently, and its name
     says so, so the ranking never sets its FIDs beside the others'."""
     cfg = TrainConfig(dataset="digits", image_size=8, eval_samples=300)
