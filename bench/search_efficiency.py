@@ -37,6 +37,7 @@ writes a CSV of the best-so-far curves and a plotly HTML after each search.
     python bench/search_efficiency.py [--seeds 3] [--out bench-results] [--datasets digits mnist]
     python bench/search_efficiency.py --strategies default --reuse bench-results/search_efficiency.csv
     python bench/search_efficiency.py --show bench-results/search_efficiency.csv
+    python bench/search_efficiency.py --show run1/search_efficiency.csv run2/search_efficiency.csv --out merged
     python bench/search_efficiency.py --datasets mnist32 --concurrency 4 --gpus-per-trial 0.25  # a GPU
 """
 
@@ -356,6 +357,31 @@ def read_results(path: Path, rerun: list[str]) -> dict:
     return results
 
 
+def read_users(path: Path) -> dict:
+    """The user's-generator FIDs of a former run (its user_generator.csv); None where no winner was named."""
+    with open(path, newline="") as f:
+        return {(row["dataset"], row["strategy"], int(row["seed"])): float(row["fid"]) if row["fid"] else None
+                for row in csv.DictReader(f)}
+
+
+def show(paths: list[Path], out: Optional[Path]) -> None:
+    """The tables of former runs' CSVs, merged (a bench run in pieces: one seed per process, say), each
+    search_efficiency.csv with the user_generator.csv beside it where there is one; a (dataset, strategy,
+    seed) in two of them is taken from the later. With `out`, the merged CSVs and plot are written there."""
+    results, users = {}, {}
+    for path in paths:
+        results.update(read_results(path, rerun=[]))
+        if path.with_name("user_generator.csv").exists():
+            users.update(read_users(path.with_name("user_generator.csv")))
+    print_table(results)
+    if users:
+        print_users(users)
+    if out is not None:
+        write_outputs(out, results)
+        write_users(out, users)
+        print(f"wrote {out}/search_efficiency.csv, user_generator.csv and search_efficiency.html")
+
+
 def _value_at(curve: list[tuple[int, float]], x: int) -> float:
     value = math.inf
     for spent, best in curve:
@@ -371,7 +397,7 @@ def main() -> None:
     p.add_argument("--first-seed", type=int, default=0, help="seeds run are first-seed, first-seed + 1, ... (default 0)")
     p.add_argument("--datasets", nargs="+", default=list(DEFAULT_DATASETS), choices=list(DATASETS))
     p.add_argument("--strategies", nargs="+", default=list(DEFAULT_STRATEGIES), choices=list(STRATEGIES))
-    p.add_argument("--out", default="bench-results", help="folder for the CSV and the HTML (default bench-results)")
+    p.add_argument("--out", help="folder for the CSVs and the HTML (default bench-results; with --show, none)")
     p.add_argument("--budget-trials", type=int, help="the budget in trials' worth (default 8 for each dataset)")
     p.add_argument("--concurrency", type=int, default=2, help="trials at once (default 2)")
     p.add_argument("--gpus-per-trial", type=float, default=0.0, help="a GPU's share per trial (default 0: CPU)")
@@ -381,10 +407,19 @@ def main() -> None:
     p.add_argument("--no-long-run", action="store_true", help="skip the second measure (the user's generator)")
     p.add_argument("--reuse", metavar="CSV", help="a former run's search_efficiency.csv: its curves of the strategies "
                    "not run now, and its baseline FIDs, join the table and the plot (to run one strategy again)")
-    p.add_argument("--show", metavar="CSV", help="print the table of a former run's search_efficiency.csv and exit")
+    p.add_argument("--show", metavar="CSV", nargs="+", type=Path,
+                   help="print the tables of former runs' search_efficiency.csv (merged, with the user_generator.csv "
+                   "beside each) and exit; with --out, write the merged CSVs and plot there")
     args = p.parse_args()
     if args.show:
-        return print_table(read_results(Path(args.show), rerun=[]))
+        missing = [str(path) for path in args.show if not path.is_file()]
+        if missing:
+            p.error(f"no such file: {', '.join(missing)}")
+        out = Path(args.out) if args.out else None
+        if out is not None and any(path.parent.resolve() == out.resolve() for path in args.show):
+            p.error(f"--out {out} holds a CSV being shown: name a new folder for the merged files")
+        return show(args.show, out)
+    args.out = args.out or "bench-results"
     warm = dict(w.partition("=")[::2] for w in args.warm_start)
     if "warm" in args.strategies and not all(warm.get(d) for d in args.datasets):
         p.error("the warm strategy needs --warm-start DATASET=FILE for each of --datasets "
