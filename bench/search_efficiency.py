@@ -373,13 +373,18 @@ def show(paths: list[Path], out: Optional[Path]) -> None:
         results.update(read_results(path, rerun=[]))
         if path.with_name("user_generator.csv").exists():
             users.update(read_users(path.with_name("user_generator.csv")))
-    print_table(results)
-    if users:
-        print_users(users)
+    print_tables(results, users)
     if out is not None:
         write_outputs(out, results)
         write_users(out, users)
         print(f"wrote {out}/search_efficiency.csv, user_generator.csv and search_efficiency.html")
+
+
+def print_tables(results: dict, users: dict) -> None:
+    """Both measures: the best FID at equal trial-steps, and the user's generator where it was measured."""
+    print_table(results)
+    if users:
+        print_users(users)
 
 
 def _value_at(curve: list[tuple[int, float]], x: int) -> float:
@@ -456,9 +461,7 @@ def main() -> None:
     print(f"\nsearch efficiency: {args.seeds} seeds, budgets of trial-steps " + ", ".join(
         f"{d} {DATASETS[d][1] * DATASETS[d][2]} ({DATASETS[d][2]} trials of {DATASETS[d][1]})" for d in args.datasets)
         + f"; {time.time() - t0:.0f} s in all")
-    print_table(results)
-    if users:
-        print_users(users)
+    print_tables(results, users)
     print(f"wrote {args.out}/search_efficiency.csv, user_generator.csv and search_efficiency.html")
 
 
