@@ -18,11 +18,12 @@ budget of trial-steps (generator steps summed over trials, the baseline trial's 
                 setting beside it as the control, each trained for the trial steps (the same budget)
 
 A second measure is what the user ends with: after each search, its winner (best_config.json) trained
-for 3x the trial steps, from scratch for a sampled search (step 4 of the user's path) or continued
-from its checkpoint where the strategy hands one back (pbt, pb2: --continue), so that every strategy
-spends the same total compute (search and long run, in trial-steps); against it the paper's default
-trained from scratch for that whole compute. Printed as a second table, and written to
-user_generator.csv.
+on at equal total compute (search and long run, in trial-steps: the budget and LONG_RUN x the trial steps),
+two ways where the strategy allows both: `retrained` from scratch for LONG_RUN x the trial steps (the user's
+path before --continue), and `continued` from the winner's checkpoint (--continue, step 4 of the user's path
+today) for what the total compute leaves after the trial-steps the search spent. A population's winner is
+only continued. Against them the paper's default trained from scratch for that whole compute. Printed as
+a second table, and written to user_generator.csv (a column says which long run).
 
 Data: digits at 16 px (the laptop search's model, ngf=ndf=32, and its digits default, augment=translation,
 for every strategy alike) and the MNIST test set from
@@ -44,6 +45,7 @@ writes a CSV of the best-so-far curves and a plotly HTML after each search.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import json
 import math
@@ -108,6 +110,7 @@ STRATEGIES = {
     "pb2": Strategy(["--space", "ratio_lr", "--scheduler", "pb2"], None, "#e377c2"),
 }
 POPULATION = ("pbt", "pb2")  # the strategies whose winner is continued, not retrained
+RETRAINED, CONTINUED = "retrained", "continued"  # the user's long run: from step 0, or from the winner's checkpoint
 DEFAULT_STRATEGIES = ("random", "default", "pbt", "pb2")
 LONG_RUN = 3  # the user's long run: this many times the trial steps
 
@@ -173,11 +176,16 @@ def total_compute(dataset: str) -> int:
     return n * steps + LONG_RUN * steps
 
 
-def user_generator(dataset: str, strategy: str, experiment: Path, spent: int) -> Optional[float]:
+def long_runs(strategy: str) -> tuple[str, ...]:
+    """How the user's long run may start for a strategy's winner: a population's only continues."""
+    return (CONTINUED,) if strategy in POPULATION else (RETRAINED, CONTINUED)
+
+
+def user_generator(dataset: str, experiment: Path, spent: int, how: str) -> Optional[float]:
     """The FID of the generator the user ends with: the winner retrained from scratch for LONG_RUN x the
-    trial steps, or, for a population, continued from its checkpoint for what the total compute leaves
-    after the `spent` trial-steps of the search. None if the search named no winner."""
-    from dcgan.checkpoint import continued_checkpoint
+    trial steps, or continued from its checkpoint for what the total compute leaves after the `spent`
+    trial-steps of the search. None if the search named no winner."""
+    from dcgan.checkpoint import continued_checkpoint, read_state
     from dcgan.config import TrainConfig
     from dcgan.train import train
 
@@ -186,9 +194,9 @@ def user_generator(dataset: str, strategy: str, experiment: Path, spent: int) ->
         return None
     _, steps, _ = DATASETS[dataset]
     start, length = None, LONG_RUN * steps
-    if strategy in POPULATION:
-        length = max(steps, steps + total_compute(dataset) - spent)
-        start = continued_checkpoint(best_file, length)
+    if how == CONTINUED:  # from the checkpoint's step, for the compute the search left (at least one evaluation's)
+        start = continued_checkpoint(best_file, math.inf)
+        length = int(read_state(start, mmap=True)["step"]) + max(steps // 4, total_compute(dataset) - spent)
     cfg = TrainConfig.from_json(best_file).replace(steps=length, eval_every=length)  # one evaluation, at the end
     return train(cfg, None, resume_from=start, log=lambda _: None).metrics.get(keys.FID)
 
@@ -320,28 +328,33 @@ def write_users(out: Path, users: dict) -> None:
     out.mkdir(parents=True, exist_ok=True)
     with open(out / "user_generator.csv", "w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(["dataset", "strategy", "seed", "total_trial_steps", "fid"])
-        for (dataset, strategy, seed), fid in users.items():
-            w.writerow([dataset, strategy, seed, total_compute(dataset), "" if fid is None else fid])
+        w.writerow(["dataset", "strategy", "seed", "long_run", "total_trial_steps", "fid"])
+        for (dataset, strategy, seed, how), fid in users.items():
+            w.writerow([dataset, strategy, seed, how, total_compute(dataset), "" if fid is None else fid])
 
 
 def print_users(users: dict) -> None:
-    """Per dataset and strategy, the median (min-max over seeds) FID of the generator the user ends with,
-    and how much lower it is than random search's (median) and the paper default's (median)."""
+    """Per dataset, strategy and long run, the median (min-max over seeds) FID of the generator the user
+    ends with, and how much lower it is than random search's (median, its winner retrained and continued)
+    and the paper default's (median)."""
     fid = lambda x: f"{x:.2f}" if x is not None and math.isfinite(x) else "none"  # noqa: E731
     print(f"\nthe user's generator at equal total compute (search + a long run of {LONG_RUN}x the trial steps)")
-    print(f"{'dataset':<8} {'strategy':<14} {'FID: median (min-max)':>26} {'vs random':>10} {'vs paper':>9}")
+    print(f"{'dataset':<8} {'strategy':<14} {'long run':<10} {'FID: median (min-max)':>26} {'vs random retrained':>20} "
+          f"{'vs random continued':>20} {'vs paper':>9}")
     for dataset in sorted({k[0] for k in users}):
-        def med(strategy: str) -> Optional[float]:
-            v = [f for (d, s, _), f in users.items() if (d, s) == (dataset, strategy) and f is not None]
+        def med(strategy: str, how: str) -> Optional[float]:
+            v = [f for (d, s, _, h), f in users.items() if (d, s, h) == (dataset, strategy, how) and f is not None]
             return statistics.median(v) if v else None
 
         for strategy in [s for s in (*STRATEGIES, "paper") if any(k[:2] == (dataset, s) for k in users)]:
-            v = sorted(f if f is not None else math.inf for (d, s, _), f in users.items() if (d, s) == (dataset, strategy))
-            m = statistics.median(v)
-            rel = lambda ref: f"{(ref - m) / ref * 100:+.0f}%" if ref and math.isfinite(m) else "-"  # noqa: E731
-            print(f"{dataset:<8} {strategy:<14} {fid(m) + f' ({fid(v[0])}-{fid(v[-1])})':>26} "
-                  f"{rel(med('random')):>10} {rel(med('paper')):>9}")
+            for how in [h for h in (RETRAINED, CONTINUED) if any(k[:2] == (dataset, strategy) and k[3] == h for k in users)]:
+                v = sorted(f if f is not None else math.inf for (d, s, _, h), f in users.items()
+                           if (d, s, h) == (dataset, strategy, how))
+                m = statistics.median(v)
+                rel = lambda ref: f"{(ref - m) / ref * 100:+.0f}%" if ref and math.isfinite(m) else "-"  # noqa: E731
+                print(f"{dataset:<8} {strategy:<14} {how if strategy != 'paper' else 'whole':<10} "
+                      f"{fid(m) + f' ({fid(v[0])}-{fid(v[-1])})':>26} {rel(med('random', RETRAINED)):>20} "
+                      f"{rel(med('random', CONTINUED)):>20} {rel(med('paper', RETRAINED)):>9}")
 
 
 def read_results(path: Path, rerun: list[str]) -> dict:
@@ -358,10 +371,12 @@ def read_results(path: Path, rerun: list[str]) -> dict:
 
 
 def read_users(path: Path) -> dict:
-    """The user's-generator FIDs of a former run (its user_generator.csv); None where no winner was named."""
+    """The user's-generator FIDs of a former run (its user_generator.csv); None where no winner was named.
+    A file from before the long_run column: a population's winner was continued, any other retrained."""
     with open(path, newline="") as f:
-        return {(row["dataset"], row["strategy"], int(row["seed"])): float(row["fid"]) if row["fid"] else None
-                for row in csv.DictReader(f)}
+        return {(row["dataset"], row["strategy"], int(row["seed"]),
+                 row.get("long_run") or (CONTINUED if row["strategy"] in POPULATION else RETRAINED)):
+                float(row["fid"]) if row["fid"] else None for row in csv.DictReader(f)}
 
 
 def show(paths: list[Path], out: Optional[Path]) -> None:
@@ -409,6 +424,8 @@ def main() -> None:
     p.add_argument("--warm-start", action="append", default=[], metavar="DATASET=FILE",
                    help="the config the warm strategy starts from on DATASET (a best_config.json); repeatable")
     p.add_argument("--quick", action="store_true", help="tiny budgets: only to see that the script runs")
+    p.add_argument("--keep", metavar="DIR", help="keep the searches' experiments in DIR (a new folder), to look at "
+                   "or continue their winners later (default: a temporary folder, removed at the end)")
     p.add_argument("--no-long-run", action="store_true", help="skip the second measure (the user's generator)")
     p.add_argument("--reuse", metavar="CSV", help="a former run's search_efficiency.csv: its curves of the strategies "
                    "not run now, and its baseline FIDs, join the table and the plot (to run one strategy again)")
@@ -425,6 +442,10 @@ def main() -> None:
             p.error(f"--out {out} holds a CSV being shown: name a new folder for the merged files")
         return show(args.show, out)
     args.out = args.out or "bench-results"
+    if args.keep and Path(args.keep).exists():
+        p.error(f"--keep {args.keep} exists: name a new folder for the experiments")
+    if args.keep:
+        Path(args.keep).mkdir(parents=True)
     warm = dict(w.partition("=")[::2] for w in args.warm_start)
     if "warm" in args.strategies and not all(warm.get(d) for d in args.datasets):
         p.error("the warm strategy needs --warm-start DATASET=FILE for each of --datasets "
@@ -440,7 +461,8 @@ def main() -> None:
     resources = ["--concurrency", str(args.concurrency), "--gpus-per-worker", str(args.gpus_per_trial)]
     results, t0 = (read_results(Path(args.reuse), args.strategies) if args.reuse else {}), time.time()
     users: dict = {}
-    with tempfile.TemporaryDirectory(prefix="search-efficiency-") as storage:
+    with contextlib.nullcontext(str(Path(args.keep).resolve())) if args.keep else \
+            tempfile.TemporaryDirectory(prefix="search-efficiency-") as storage:
         for dataset in args.datasets:
             for seed in range(args.first_seed, args.first_seed + args.seeds):
                 bar = next((r["bar"] for (d, _, s), r in results.items() if (d, s) == (dataset, seed)), None)
@@ -454,9 +476,10 @@ def main() -> None:
                     if not args.no_long_run:
                         spent = rows[-1]["spent"] if rows else 0
                         searched = Path(storage) / f"{dataset}-{strategy}-{seed}"
-                        users[(dataset, strategy, seed)] = user_generator(dataset, strategy, searched, spent)
-                        if (dataset, "paper", seed) not in users:
-                            users[(dataset, "paper", seed)] = paper_default(dataset, searched)
+                        for how in long_runs(strategy):
+                            users[(dataset, strategy, seed, how)] = user_generator(dataset, searched, spent, how)
+                        if (dataset, "paper", seed, RETRAINED) not in users:
+                            users[(dataset, "paper", seed, RETRAINED)] = paper_default(dataset, searched)
                         write_users(Path(args.out), users)
     print(f"\nsearch efficiency: {args.seeds} seeds, budgets of trial-steps " + ", ".join(
         f"{d} {DATASETS[d][1] * DATASETS[d][2]} ({DATASETS[d][2]} trials of {DATASETS[d][1]})" for d in args.datasets)
