@@ -48,6 +48,12 @@ DEFAULT_CONFIRM = 2  # the top 2 trials and the baseline, each trained again...
 DEFAULT_CONFIRM_SEEDS = 2  # ...with 2 other seeds
 SCHEDULERS = ("asha", "fifo", "pbt", "pb2")
 POPULATION_SCHEDULERS = ("pbt", "pb2")  # a population trained together: --population, --perturb-every
+# Without --scheduler: PBT, whose user ends with a better generator than random search's or TPE + ASHA's at
+# equal total compute on digits and MNIST (docs/search-efficiency.md); asha when a flag of a sampled search
+# is given (those flags say which search the user means).
+DEFAULT_SCHEDULER = "pbt"
+SAMPLED_SCHEDULER = "asha"
+SAMPLED_FLAGS = ("trials", "sampler", "startup_trials", "warm_start")  # flags of a sampled search only
 MIN_POPULATION = 4  # the default population: the concurrency, at least this
 DEFAULT_PERTURB_EVERY = 1  # evaluations between a member's exploits
 
@@ -106,9 +112,10 @@ def plan_search(args: argparse.Namespace, given: frozenset[str] = frozenset()) -
     if not args.space:
         raise SearchError(f"--space is required; known: {', '.join(sorted(SPACES))}")
     space = get_space(args.space)
+    args.scheduler = scheduler_of(args)
     for flag, value, low in (("--trials", args.trials, 1), ("--steps", args.steps, 1),
                              ("--workers-per-trial", args.workers_per_trial, 1)):
-        if value < low:
+        if value is not None and value < low:
             raise SearchError(f"{flag} must be >= {low}, got {value}")
     if args.concurrency is not None and args.concurrency < 1:
         raise SearchError(f"--concurrency must be >= 1, got {args.concurrency}")
@@ -124,7 +131,10 @@ def plan_search(args: argparse.Namespace, given: frozenset[str] = frozenset()) -
                              ("--population", args.population, 2), ("--perturb-every", args.perturb_every, 1)):
         if value is not None and value < low:
             raise SearchError(f"{flag} must be >= {low}, got {value}")
-    check_population_flags(args, given)
+    check_population_flags(args)
+    if not args.resume and args.scheduler not in POPULATION_SCHEDULERS:
+        args.trials = DEFAULT_TRIALS if args.trials is None else args.trials
+        args.sampler = args.sampler or DEFAULT_SAMPLER
 
     args.mlflow = mlflow_uri(args.mlflow)
     name = args.name or f"{args.space}-{time.strftime('%Y%m%d-%H%M%S')}"
@@ -140,7 +150,7 @@ def plan_search(args: argparse.Namespace, given: frozenset[str] = frozenset()) -
     if searched:
         raise SearchError(f"--set {searched[0]} fixes a parameter that space '{args.space}' searches; drop it")
     warm = warm_start(args.space, space, args.warm_start or [], baseline)
-    if args.trials < 1 + len(warm_runs(warm)):
+    if args.trials is not None and args.trials < 1 + len(warm_runs(warm)):
         raise SearchError(f"--trials {args.trials} leaves no trial for the --warm-start configs after the baseline; "
                           f"pass --trials {1 + len(warm_runs(warm))} or more")
     cfg = trial_config(fixed, baseline)
@@ -157,23 +167,33 @@ def plan_search(args: argparse.Namespace, given: frozenset[str] = frozenset()) -
                 Resources(args.workers_per_trial, args.cpus_per_worker, args.gpus_per_worker),
                 address, resume=False, verbose=args.verbose, sampler=args.sampler, startup_trials=args.startup_trials,
                 confirm=args.confirm, confirm_seeds=args.confirm_seeds, confirm_steps=args.confirm_steps,
-                warm_start=warm, population=args.population, perturb_every=args.perturb_every,
+                warm_start=warm, population=args.population, perturb_every=args.perturb_every or DEFAULT_PERTURB_EVERY,
                 mlflow=args.mlflow, wandb=args.wandb)
 
 
-def check_population_flags(args: argparse.Namespace, given: frozenset[str]) -> None:
+def scheduler_of(args: argparse.Namespace) -> Optional[str]:
+    """--scheduler, or where it is not given: DEFAULT_SCHEDULER, but SAMPLED_SCHEDULER beside a flag of a
+    sampled search (SAMPLED_FLAGS); None on --resume, which goes on with the experiment's."""
+    if args.scheduler or args.resume:
+        return args.scheduler
+    return SAMPLED_SCHEDULER if any(getattr(args, flag) is not None for flag in SAMPLED_FLAGS) else DEFAULT_SCHEDULER
+
+
+def check_population_flags(args: argparse.Namespace) -> None:
     """--population and --perturb-every go with pbt and pb2, and the flags of a sampled search do not."""
+    if args.scheduler is None:  # --resume without --scheduler: the experiment's own
+        return
     population = args.scheduler in POPULATION_SCHEDULERS
     if not population:
         for flag in ("population", "perturb_every"):
-            if flag in given:
+            if getattr(args, flag) is not None:
                 raise SearchError(f"--{flag.replace('_', '-')} goes with --scheduler pbt or pb2; add one, or drop it")
         return
     drawn = "its population is drawn at random from the space; drop it"
     for flag, fix in (("trials", "it trains --population N members and the paper's setting; pass --population"),
                       ("sampler", drawn), ("startup_trials", drawn),
                       ("warm_start", "it starts from random draws; use --scheduler asha or fifo to try a config first")):
-        if flag in given:
+        if getattr(args, flag) is not None:
             raise SearchError(f"--{flag.replace('_', '-')} does not go with --scheduler {args.scheduler}: {fix}")
 
 

@@ -23,8 +23,8 @@ from typing import Any, Optional
 from dcgan.config import ConfigError
 from search.lock import DriverLock
 from search.plan import (DEFAULT_CONFIRM, DEFAULT_CONFIRM_SEEDS, DEFAULT_IMAGE_SIZE, DEFAULT_PERTURB_EVERY,
-                         DEFAULT_STEPS, DEFAULT_STORAGE, DEFAULT_TRIALS, MIN_POPULATION, SCHEDULERS, SearchError,
-                         plan_search)
+                         DEFAULT_SCHEDULER, DEFAULT_STEPS, DEFAULT_STORAGE, DEFAULT_TRIALS, MIN_POPULATION,
+                         SAMPLED_SCHEDULER, SCHEDULERS, SearchError, plan_search)
 from search.sampling import DEFAULT_SAMPLER, SAMPLERS
 from spaces import SPACES, describe
 
@@ -34,17 +34,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--space", help="search space name (see --list-spaces)")
     p.add_argument("--list-spaces", action="store_true", help="print the known spaces and exit")
     p.add_argument("--dataset", default="digits", help="dataset name (default: digits, embedded)")
-    p.add_argument("--trials", type=int, default=DEFAULT_TRIALS, help=f"number of trials (default {DEFAULT_TRIALS})")
+    p.add_argument("--trials", type=int, help=f"number of trials of a sampled search (default {DEFAULT_TRIALS}; "
+                                              f"given without --scheduler: {SAMPLED_SCHEDULER})")
     p.add_argument("--steps", type=int, default=DEFAULT_STEPS, help=f"generator updates per trial (default {DEFAULT_STEPS})")
     p.add_argument("--image-size", type=int, default=DEFAULT_IMAGE_SIZE, help=f"(default {DEFAULT_IMAGE_SIZE})")
     p.add_argument("--concurrency", type=int, help="trials at once (default: as many as the cluster's resources fit)")
-    p.add_argument("--scheduler", choices=SCHEDULERS, default="asha",
-                   help="asha stops poor trials early (default); pbt and pb2 train a population together, the "
-                        "members that fall behind going on from the leaders' weights with perturbed values")
+    p.add_argument("--scheduler", choices=SCHEDULERS,
+                   help=f"pbt and pb2 train a population together, the members that fall behind going on from the "
+                        f"leaders' weights with perturbed values; asha stops a sampled search's poor trials early, "
+                        f"fifo runs them all to the end (default {DEFAULT_SCHEDULER}; {SAMPLED_SCHEDULER} with "
+                        f"--trials, --sampler, --startup-trials or --warm-start)")
     p.add_argument("--population", type=int, help="pbt, pb2: members drawn from the space (default: the trials "
                                                    f"that run at once, at least {MIN_POPULATION}); the paper's "
                                                    "setting trains beside them, never perturbed")
-    p.add_argument("--perturb-every", type=int, default=DEFAULT_PERTURB_EVERY,
+    p.add_argument("--perturb-every", type=int,
                    help=f"pbt, pb2: evaluations between a member's exploits (default {DEFAULT_PERTURB_EVERY})")
     p.add_argument("--storage", default=DEFAULT_STORAGE, help="experiments root: a path or a URI such as s3://bucket/x")
     p.add_argument("--name", help="experiment name (default: <space>-<time>)")
@@ -56,8 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers-per-trial", type=int, default=1, help="DDP workers per trial (default 1)")
     p.add_argument("--cpus-per-worker", type=float, default=1.0, help="(default 1)")
     p.add_argument("--gpus-per-worker", type=float, default=0.0, help="fractions share a GPU (default 0)")
-    p.add_argument("--sampler", choices=SAMPLERS, default=DEFAULT_SAMPLER,
-                   help=f"Optuna sampler (default {DEFAULT_SAMPLER}; random for a baseline)")
+    p.add_argument("--sampler", choices=SAMPLERS,
+                   help=f"Optuna sampler of a sampled search (default {DEFAULT_SAMPLER}; random for a baseline)")
     p.add_argument("--startup-trials", type=int, help="random trials before the sampler proposes (default: a quarter "
                                                       "of --trials, at least 2)")
     p.add_argument("--warm-start", action="append", metavar="FILE",

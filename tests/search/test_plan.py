@@ -43,3 +43,17 @@ def test_every_search_scores_and_hands_on_the_average_of_g(tmp_path, flags, ema)
 def test_mnist_searches_average_g_too(tmp_path, mnist_dir):
     plan = plan_of(tmp_path, "--dataset", f"idx:{mnist_dir}", "--image-size", "28")
     assert trial_config(plan.fixed, plan.baseline).ema == 0.999
+
+
+@pytest.mark.parametrize("flags, scheduler, trials, sampler", [
+    ([], "pbt", 5, "random"),  # the default: a population of max(4, trials at once) and the paper's setting
+    (["--population", "6"], "pbt", 7, "random"),
+    (["--trials", "5"], "asha", 5, "tpe"),  # a flag of a sampled search: the sampled search's default
+    (["--sampler", "random"], "asha", 12, "random"),
+    (["--startup-trials", "3"], "asha", 12, "tpe"),
+    (["--scheduler", "fifo"], "fifo", 12, "tpe"),
+    (["--scheduler", "pb2"], "pb2", 5, "random"),
+])
+def test_which_search_runs_without_scheduler(tmp_path, flags, scheduler, trials, sampler):
+    plan = plan_of(tmp_path, *flags).with_population(2)  # two trials at once: a population of 4
+    assert (plan.scheduler, plan.trials, plan.sampler) == (scheduler, trials, sampler)
