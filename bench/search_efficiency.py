@@ -8,14 +8,16 @@ budget of trial-steps (generator steps summed over trials, the baseline trial's 
                 what the bounds alone buy (not run by default)
     before      TPE + ASHA as the search was before: Optuna's 10 random start-up trials, both learning
                 rates in [1e-5, 1e-2], and a trial stopped by ASHA told to Optuna as a finished one
-    default     search.run's defaults now (the sampler, the space's bounds, pruning), with the start-up
-                a search of the budget's trials gets (a quarter of them, at least 2)
-    gp          the default with Optuna's GPSampler (not run by default: measured, not better; README)
-    warm        the default with --warm-start: an earlier search's winner tried right after the baseline
+    tpe         search.run's sampled search (TPE, the space's bounds, ASHA's pruning), with the start-up
+                a search of the budget's trials gets (a quarter of them, at least 2); search.run's
+                default before PBT (named `default` in the CSVs of that time, read as `tpe`)
+    gp          tpe with Optuna's GPSampler (not run by default: measured, not better; README)
+    warm        tpe with --warm-start: an earlier search's winner tried right after the baseline
                 (not run by default; --warm-start DATASET=FILE names the file for each dataset, best
                 a search's on other data, else the prior was measured on the data it is scored on)
-    pbt, pb2    population-based training: a population of the budget's trials less one, and the paper's
-                setting beside it as the control, each trained for the trial steps (the same budget)
+    pbt, pb2    population-based training (pbt: search.run's default): a population of the budget's
+                trials less one, and the paper's setting beside it as the control, each trained for
+                the trial steps (the same budget)
 
 A second measure is what the user ends with: after each search, its winner (best_config.json) trained
 on at equal total compute (search and long run, in trial-steps: the budget and LONG_RUN x the trial steps),
@@ -36,7 +38,7 @@ reach the baseline's FID and to reach random search's median final FID, and the 
 writes a CSV of the best-so-far curves and a plotly HTML after each search.
 
     python bench/search_efficiency.py [--seeds 3] [--out bench-results] [--datasets digits mnist]
-    python bench/search_efficiency.py --strategies default --reuse bench-results/search_efficiency.csv
+    python bench/search_efficiency.py --strategies tpe --reuse bench-results/search_efficiency.csv
     python bench/search_efficiency.py --show bench-results/search_efficiency.csv
     python bench/search_efficiency.py --show run1/search_efficiency.csv run2/search_efficiency.csv --out merged
     python bench/search_efficiency.py --datasets mnist32 --concurrency 4 --gpus-per-trial 0.25  # a GPU
@@ -103,15 +105,16 @@ STRATEGIES = {
                               "#8c564b"),
     "before": Strategy(["--space", "ratio_lr_before", "--sampler", "tpe", "--startup-trials", "10", "--scheduler", "asha"],
                        SearchAsBefore, "#ff7f0e"),
-    "default": Strategy(["--space", "ratio_lr"], None, "#1f77b4"),
-    "gp": Strategy(["--space", "ratio_lr", "--sampler", "gp"], None, "#2ca02c"),  # not run by default: a candidate
-    "warm": Strategy(["--space", "ratio_lr"], None, "#9467bd"),  # not run by default: needs --warm-start DATASET=FILE
+    "tpe": Strategy(["--space", "ratio_lr", "--sampler", "tpe", "--scheduler", "asha"], None, "#1f77b4"),
+    "gp": Strategy(["--space", "ratio_lr", "--sampler", "gp", "--scheduler", "asha"], None, "#2ca02c"),  # a candidate
+    "warm": Strategy(["--space", "ratio_lr", "--scheduler", "asha"], None, "#9467bd"),  # not run by default: needs --warm-start DATASET=FILE
     "pbt": Strategy(["--space", "ratio_lr", "--scheduler", "pbt"], None, "#d62728"),
     "pb2": Strategy(["--space", "ratio_lr", "--scheduler", "pb2"], None, "#e377c2"),
 }
 POPULATION = ("pbt", "pb2")  # the strategies whose winner is continued, not retrained
 RETRAINED, CONTINUED = "retrained", "continued"  # the user's long run: from step 0, or from the winner's checkpoint
-DEFAULT_STRATEGIES = ("random", "default", "pbt", "pb2")
+DEFAULT_STRATEGIES = ("random", "tpe", "pbt", "pb2")
+RENAMED = {"default": "tpe"}  # a strategy's name in CSVs of an earlier run -> its name now
 LONG_RUN = 3  # the user's long run: this many times the trial steps
 
 
@@ -362,8 +365,8 @@ def read_results(path: Path, rerun: list[str]) -> dict:
     results: dict = {}
     with open(path, newline="") as f:
         for row in csv.DictReader(f):
-            key = (row["dataset"], row["strategy"], int(row["seed"]))
-            if row["strategy"] in rerun:
+            key = (row["dataset"], RENAMED.get(row["strategy"], row["strategy"]), int(row["seed"]))
+            if key[1] in rerun:
                 continue
             r = results.setdefault(key, {"curve": [], "bar": float(row["baseline_fid"]) if row["baseline_fid"] else None})
             r["curve"].append((int(row["trial_steps"]), float(row["best_fid"]) if row["best_fid"] else math.inf))
@@ -374,7 +377,7 @@ def read_users(path: Path) -> dict:
     """The user's-generator FIDs of a former run (its user_generator.csv); None where no winner was named.
     A file from before the long_run column: a population's winner was continued, any other retrained."""
     with open(path, newline="") as f:
-        return {(row["dataset"], row["strategy"], int(row["seed"]),
+        return {(row["dataset"], RENAMED.get(row["strategy"], row["strategy"]), int(row["seed"]),
                  row.get("long_run") or (CONTINUED if row["strategy"] in POPULATION else RETRAINED)):
                 float(row["fid"]) if row["fid"] else None for row in csv.DictReader(f)}
 
