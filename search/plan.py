@@ -48,9 +48,8 @@ DEFAULT_CONFIRM = 2  # the top 2 trials and the baseline, each trained again...
 DEFAULT_CONFIRM_SEEDS = 2  # ...with 2 other seeds
 SCHEDULERS = ("asha", "fifo", "pbt", "pb2")
 POPULATION_SCHEDULERS = ("pbt", "pb2")  # a population trained together: --population, --perturb-every
-# Without --scheduler: PBT, whose user ends with a better generator than random search's or TPE + ASHA's at
-# equal total compute on digits and MNIST (docs/search-efficiency.md); asha when a flag of a sampled search
-# is given (those flags say which search the user means).
+# Without --scheduler: PBT (its user ended with the better generator at equal compute on digits and MNIST:
+# docs/search-efficiency.md), or asha where a flag of a sampled search says that one is meant.
 DEFAULT_SCHEDULER = "pbt"
 SAMPLED_SCHEDULER = "asha"
 SAMPLED_FLAGS = ("trials", "sampler", "startup_trials", "warm_start")  # flags of a sampled search only
@@ -112,13 +111,13 @@ def plan_search(args: argparse.Namespace, given: frozenset[str] = frozenset()) -
     if not args.space:
         raise SearchError(f"--space is required; known: {', '.join(sorted(SPACES))}")
     space = get_space(args.space)
-    args.scheduler = scheduler_of(args)
     for flag, value, low in (("--trials", args.trials, 1), ("--steps", args.steps, 1),
-                             ("--workers-per-trial", args.workers_per_trial, 1)):
+                             ("--workers-per-trial", args.workers_per_trial, 1), ("--concurrency", args.concurrency, 1),
+                             ("--confirm", args.confirm, 0), ("--confirm-seeds", args.confirm_seeds, 1),
+                             ("--startup-trials", args.startup_trials, 1), ("--confirm-steps", args.confirm_steps, 1),
+                             ("--population", args.population, 2), ("--perturb-every", args.perturb_every, 1)):
         if value is not None and value < low:
             raise SearchError(f"{flag} must be >= {low}, got {value}")
-    if args.concurrency is not None and args.concurrency < 1:
-        raise SearchError(f"--concurrency must be >= 1, got {args.concurrency}")
     if args.cpus_per_worker <= 0 or args.gpus_per_worker < 0:
         raise SearchError("--cpus-per-worker must be > 0 and --gpus-per-worker >= 0")
     check_gpus(args.gpus_per_worker, args.workers_per_trial)
@@ -126,15 +125,7 @@ def plan_search(args: argparse.Namespace, given: frozenset[str] = frozenset()) -
         raise SearchError("--resume needs --name NAME, the experiment to continue")
     if args.resume and args.warm_start:
         raise SearchError("--warm-start starts a new search; a resumed one keeps its own (drop --warm-start)")
-    for flag, value, low in (("--confirm", args.confirm, 0), ("--confirm-seeds", args.confirm_seeds, 1),
-                             ("--startup-trials", args.startup_trials, 1), ("--confirm-steps", args.confirm_steps, 1),
-                             ("--population", args.population, 2), ("--perturb-every", args.perturb_every, 1)):
-        if value is not None and value < low:
-            raise SearchError(f"{flag} must be >= {low}, got {value}")
-    check_population_flags(args)
-    if not args.resume and args.scheduler not in POPULATION_SCHEDULERS:
-        args.trials = DEFAULT_TRIALS if args.trials is None else args.trials
-        args.sampler = args.sampler or DEFAULT_SAMPLER
+    choose_scheduler(args)
 
     args.mlflow = mlflow_uri(args.mlflow)
     name = args.name or f"{args.space}-{time.strftime('%Y%m%d-%H%M%S')}"
@@ -171,30 +162,27 @@ def plan_search(args: argparse.Namespace, given: frozenset[str] = frozenset()) -
                 mlflow=args.mlflow, wandb=args.wandb)
 
 
-def scheduler_of(args: argparse.Namespace) -> Optional[str]:
-    """--scheduler, or where it is not given: DEFAULT_SCHEDULER, but SAMPLED_SCHEDULER beside a flag of a
-    sampled search (SAMPLED_FLAGS); None on --resume, which goes on with the experiment's."""
-    if args.scheduler or args.resume:
-        return args.scheduler
-    return SAMPLED_SCHEDULER if any(getattr(args, flag) is not None for flag in SAMPLED_FLAGS) else DEFAULT_SCHEDULER
-
-
-def check_population_flags(args: argparse.Namespace) -> None:
-    """--population and --perturb-every go with pbt and pb2, and the flags of a sampled search do not."""
-    if args.scheduler is None:  # --resume without --scheduler: the experiment's own
+def choose_scheduler(args: argparse.Namespace) -> None:
+    """args.scheduler where it is not given: DEFAULT_SCHEDULER, or SAMPLED_SCHEDULER beside a flag of a
+    sampled search (SAMPLED_FLAGS); the flags that do not go with it refused; a sampled search's defaults
+    filled in. Nothing on --resume, which goes on with the experiment's own (changed_on_resume)."""
+    if args.resume:
         return
-    population = args.scheduler in POPULATION_SCHEDULERS
-    if not population:
-        for flag in ("population", "perturb_every"):
-            if getattr(args, flag) is not None:
-                raise SearchError(f"--{flag.replace('_', '-')} goes with --scheduler pbt or pb2; add one, or drop it")
+    sampled = [flag for flag in SAMPLED_FLAGS if getattr(args, flag) is not None]
+    args.scheduler = args.scheduler or (SAMPLED_SCHEDULER if sampled else DEFAULT_SCHEDULER)
+    if args.scheduler in POPULATION_SCHEDULERS:
+        drawn = "its population is drawn at random from the space; drop it"
+        fix = {"trials": "it trains --population N members and the paper's setting; pass --population",
+               "warm_start": "it starts from random draws; use --scheduler asha or fifo to try a config first"}
+        if sampled:
+            raise SearchError(f"--{sampled[0].replace('_', '-')} does not go with --scheduler {args.scheduler}: "
+                              f"{fix.get(sampled[0], drawn)}")
         return
-    drawn = "its population is drawn at random from the space; drop it"
-    for flag, fix in (("trials", "it trains --population N members and the paper's setting; pass --population"),
-                      ("sampler", drawn), ("startup_trials", drawn),
-                      ("warm_start", "it starts from random draws; use --scheduler asha or fifo to try a config first")):
+    for flag in ("population", "perturb_every"):
         if getattr(args, flag) is not None:
-            raise SearchError(f"--{flag.replace('_', '-')} does not go with --scheduler {args.scheduler}: {fix}")
+            raise SearchError(f"--{flag.replace('_', '-')} goes with --scheduler pbt or pb2; add one, or drop it")
+    args.trials = DEFAULT_TRIALS if args.trials is None else args.trials
+    args.sampler = args.sampler or DEFAULT_SAMPLER
 
 
 def mlflow_uri(flag: Optional[str]) -> Optional[str]:

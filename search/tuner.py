@@ -131,12 +131,12 @@ def build_tuner(plan: Plan, concurrency: int, extra: Optional["Extra"] = None):
             optuna_storage(plan)  # fetch the study's local copy back first
         return tune.Tuner.restore(plan.experiment.uri, trainable, resume_unfinished=True, resume_errored=False)
     # a new search, or one stopped before Tune first saved its state (no trial had started): as planned
-    if plan.is_population:
-        return population_tuner(plan, trainable, extra or Extra())
-    if not plan.verbose:
+    if not plan.verbose:  # (a population's draws come from a study too)
         import optuna
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)  # "A new study created ..." and the like
+    if plan.is_population:
+        return population_tuner(plan, trainable, extra or Extra())
     storage, local_db = optuna_storage(plan)
     writer = ExperimentWriter(plan.experiment, plan.fixed, plan.steps, plan.baseline, optuna_db=local_db,
                               trackers=make_trackers(plan))
