@@ -114,7 +114,7 @@ STRATEGIES = {
 POPULATION = ("pbt", "pb2")  # the strategies whose winner is continued, not retrained
 RETRAINED, CONTINUED = "retrained", "continued"  # the user's long run: from step 0, or from the winner's checkpoint
 DEFAULT_STRATEGIES = ("random", "tpe", "pbt", "pb2")
-RENAMED = {"default": "tpe"}  # a strategy's name in CSVs of an earlier run -> its name now
+RENAMED = {"default": "tpe"}  # a strategy's name in CSVs of an earlier run -> its name now (strategy_of)
 LONG_RUN = 3  # the user's long run: this many times the trial steps
 
 
@@ -360,12 +360,17 @@ def print_users(users: dict) -> None:
                       f"{rel(med('random', CONTINUED)):>20} {rel(med('paper', RETRAINED)):>9}")
 
 
+def strategy_of(row: dict) -> str:
+    """A CSV row's strategy, by its name now (RENAMED)."""
+    return RENAMED.get(row["strategy"], row["strategy"])
+
+
 def read_results(path: Path, rerun: list[str]) -> dict:
     """The curves and bars of a former run's CSV, but those of the strategies run again."""
     results: dict = {}
     with open(path, newline="") as f:
         for row in csv.DictReader(f):
-            key = (row["dataset"], RENAMED.get(row["strategy"], row["strategy"]), int(row["seed"]))
+            key = (row["dataset"], strategy_of(row), int(row["seed"]))
             if key[1] in rerun:
                 continue
             r = results.setdefault(key, {"curve": [], "bar": float(row["baseline_fid"]) if row["baseline_fid"] else None})
@@ -377,8 +382,8 @@ def read_users(path: Path) -> dict:
     """The user's-generator FIDs of a former run (its user_generator.csv); None where no winner was named.
     A file from before the long_run column: a population's winner was continued, any other retrained."""
     with open(path, newline="") as f:
-        return {(row["dataset"], RENAMED.get(row["strategy"], row["strategy"]), int(row["seed"]),
-                 row.get("long_run") or (CONTINUED if row["strategy"] in POPULATION else RETRAINED)):
+        return {(row["dataset"], strategy_of(row), int(row["seed"]),
+                 row.get("long_run") or (CONTINUED if strategy_of(row) in POPULATION else RETRAINED)):
                 float(row["fid"]) if row["fid"] else None for row in csv.DictReader(f)}
 
 

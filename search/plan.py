@@ -70,7 +70,7 @@ class Plan:
     experiment: Experiment
     fixed: dict[str, Any]  # TrainConfig overrides shared by every trial
     baseline: dict[str, Any]
-    trials: int
+    trials: Optional[int]  # None for a population until with_population
     steps: int
     seed: int
     scheduler: str
