@@ -158,6 +158,24 @@ class TrainConfig:
         return cls.from_dict(values)
 
 
+DURATION_UNITS = {"s": 1, "m": 60, "h": 3600}  # --budget 90s, 20m, 2h (a bare number: seconds)
+
+
+def parse_duration(text: str, flag: str = "--budget") -> float:
+    """`"20m"` -> 1200.0: a wall time in seconds, minutes or hours (a bare number is seconds);
+    ConfigError naming the forms for anything else, or a duration that is not positive."""
+    value = str(text).strip().lower()
+    unit = value[-1:] if value[-1:] in DURATION_UNITS else "s"
+    number = value[:-1] if value[-1:] in DURATION_UNITS else value
+    try:
+        seconds = float(number) * DURATION_UNITS[unit]
+    except ValueError:
+        seconds = math.nan
+    if not (math.isfinite(seconds) and seconds > 0):
+        raise ConfigError(f"{flag} takes a wall time such as 90s, 20m or 2h, got {text!r}")
+    return seconds
+
+
 def parse_overrides(pairs: list[str]) -> dict[str, Any]:
     """`["lr_g=1e-3", "loss=hinge"]` -> {"lr_g": "1e-3", ...}; values are coerced by from_dict."""
     out: dict[str, Any] = {}

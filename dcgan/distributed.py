@@ -94,3 +94,12 @@ def any_rank(flag: torch.Tensor, world: int) -> bool:
         flag = flag.to(torch.int32)
         dist.all_reduce(flag, op=dist.ReduceOp.MAX)
     return bool(flag)
+
+
+def rank0_decides(flag: bool, world: int, device: torch.device) -> bool:
+    """Rank 0's `flag` on every rank (a collective: every rank must call it)."""
+    if world == 1:
+        return flag
+    t = torch.tensor(int(flag), dtype=torch.uint8, device=device)
+    dist.broadcast(t, 0)
+    return bool(t)

@@ -37,12 +37,12 @@ import torch.distributed as dist
 import torch.nn as nn
 
 from dcgan import keys
-from dcgan.checkpoint import (CheckpointError, continued_checkpoint, gather_rng, latest_checkpoint, load_checkpoint,
-                              prune_checkpoints, resume_candidates, save_checkpoint)
-from dcgan.config import ConfigError, TrainConfig, parse_overrides
+from dcgan.checkpoint import (RUN_LENGTH_KEYS, CheckpointError, continued_checkpoint, gather_rng, latest_checkpoint,
+                              load_checkpoint, prune_checkpoints, read_state, resume_candidates, save_checkpoint)
+from dcgan.config import ConfigError, TrainConfig, parse_duration, parse_overrides
 from dcgan.data import Splits, check_data, load_splits
-from dcgan.files import write_probe
-from dcgan.distributed import any_rank, average_gradients, broadcast_module, check_device, dist_info
+from dcgan.files import atomic_write, write_probe
+from dcgan.distributed import any_rank, average_gradients, broadcast_module, check_device, dist_info, rank0_decides
 from dcgan.losses import LOSSES, gradient_penalty
 from dcgan.state import GAN, apply_hyperparameters, setup, unwrap
 
@@ -50,6 +50,7 @@ Report = Callable[[dict, Optional[str]], None]  # (metrics, checkpoint dir on ra
 CHECK_EVERY = 25  # updates between checks for NaN/inf (each check syncs with the device)
 EXIT_INTERRUPTED = 130  # a CLI stopped by Ctrl-C: 128 + SIGINT, as a shell reports it
 GRID_SIZE = 64  # images in the sample grid
+UNBOUNDED_STEPS = 10**9  # the steps of a run that a wall time ends (dcgan.train --budget without --steps)
 
 
 # --- the GAN steps --------------------------------------------------------------------------------
@@ -112,9 +113,10 @@ class RunResult:
     metrics: dict  # the last evaluation's
     out_dir: Optional[Path]
     loop_s: float = 0.0  # wall seconds in the loop (steps and evaluations), set-up excluded
+    cfg: Optional[TrainConfig] = None  # the config trained: with a deadline, its steps are where it stopped
 
 
-def _fixed_grid_noise(cfg: TrainConfig) -> torch.Tensor:
+def fixed_grid_noise(cfg: TrainConfig) -> torch.Tensor:
     return torch.randn(GRID_SIZE, cfg.latent_dim, generator=torch.Generator().manual_seed(cfg.seed + 7919))
 
 
@@ -156,13 +158,17 @@ def _finite_or_none(row: dict) -> dict:
 
 def train(cfg: TrainConfig, out_dir: Optional[str | Path] = None, *, report: Optional[Report] = None,
           resume_from: Optional[str | Path] = None, evaluator: Any = "auto",
-          log: Callable[[str], None] = print, splits: Optional[Splits] = None) -> RunResult:
+          log: Callable[[str], None] = print, splits: Optional[Splits] = None,
+          deadline: Optional[float] = None) -> RunResult:
     """Train `cfg` for `cfg.steps` generator updates; see the module docstring.
 
     out_dir: where rank 0 writes (None: write nothing). resume_from: a checkpoint folder, or a
     run folder whose latest checkpoint is used. evaluator: a callable G -> metrics dict, None
     for losses only, or "auto" to build the FID/diagnostics evaluator for the dataset. splits: the
-    data, if not `cfg.dataset`'s (benchmarks pass synthetic data)."""
+    data, if not `cfg.dataset`'s (benchmarks pass synthetic data). deadline: a `time.monotonic()`
+    by which the run ends, its last evaluation and checkpoint included (each evaluation's time is
+    kept back for it); stopped at step k, it is a run of k steps (`RunResult.cfg`, and the run
+    folder's config.json), which a run of `--steps k` reproduces and a longer one extends."""
     rank, world = dist_info()
     splits = splits or load_splits(cfg)
     gan = setup(cfg, splits)
@@ -179,21 +185,31 @@ def train(cfg: TrainConfig, out_dir: Optional[str | Path] = None, *, report: Opt
         out.mkdir(parents=True, exist_ok=True)
         cfg.to_json(out / "config.json")
         _truncate_metrics(out / "metrics.jsonl", gan.step)
-    grid_z = _fixed_grid_noise(cfg)
+    grid_z = fixed_grid_noise(cfg)
     bad = torch.zeros((), device=gan.device, dtype=torch.bool)
     status = keys.COMPLETED if gan.step >= cfg.steps else keys.RUNNING  # a finished run resumed: nothing to do
     metrics, t0, step0 = {}, time.perf_counter(), gan.step
+    eval_s = 0.0  # the last evaluation's seconds: a deadline is met with one more evaluation
     while gan.step < cfg.steps:
         bad |= train_step(gan)
+        # stop where the time left holds only the last evaluation (at an evaluation's step: only two)
+        margin = eval_s * (2 if gan.step % cfg.eval_every == 0 else 1)
+        if deadline is not None and gan.step < cfg.steps and time_is_up(deadline, margin, gan, world):
+            cfg = cfg.replace(steps=gan.step)  # the run ends here: this step is its last, evaluated and saved
+            gan.cfg = gan.cfg.replace(steps=gan.step)
+            if out is not None:
+                cfg.to_json(out / "config.json")
         if gan.step % CHECK_EVERY == 0 or gan.step % cfg.eval_every == 0 or gan.step == cfg.steps:
             if any_rank(bad, world):
                 status = keys.DIVERGED
                 break
         if gan.step % cfg.eval_every == 0 or gan.step == cfg.steps:
             status = keys.COMPLETED if gan.step == cfg.steps else keys.RUNNING
+            t_eval = time.perf_counter()
             metrics = evaluate_and_save(gan, out, evaluator, grid_z, status, report)
+            eval_s = time.perf_counter() - t_eval
             rate = (gan.step - step0) / (time.perf_counter() - t0)
-            log(_progress_line(metrics, cfg.steps, rate))
+            log(_progress_line(metrics, cfg.steps, rate, deadline))
         if gan.step in changes:  # after the step's evaluation: it scores the values that trained it
             follow_schedule(gan, cfg)
     if status == keys.DIVERGED:
@@ -205,8 +221,8 @@ def train(cfg: TrainConfig, out_dir: Optional[str | Path] = None, *, report: Opt
         if report is not None:
             report(dict(metrics), None)
     if out is not None:
-        (out / "status.json").write_text(json.dumps({keys.STATUS: status, keys.STEP: gan.step}) + "\n")
-    return RunResult(status, gan.step, metrics, out, time.perf_counter() - t0)
+        atomic_write(out / "status.json", json.dumps({keys.STATUS: status, keys.STEP: gan.step}) + "\n")
+    return RunResult(status, gan.step, metrics, out, time.perf_counter() - t0, cfg)
 
 
 def follow_schedule(gan: GAN, cfg: TrainConfig) -> None:
@@ -266,11 +282,20 @@ def _truncate_metrics(path: Path, step: int) -> None:
     if not path.exists():
         return
     rows = [line for line in path.read_text().splitlines() if line.strip() and json.loads(line)[keys.STEP] <= step]
-    path.write_text("".join(r + "\n" for r in rows))
+    atomic_write(path, "".join(r + "\n" for r in rows))  # whole or not at all: a full disk keeps the old file
 
 
-def _progress_line(m: dict, steps: int, rate: float) -> str:
-    parts = [f"step {m[keys.STEP]}/{steps}"]
+def time_is_up(deadline: float, eval_s: float, gan: GAN, world: int) -> bool:
+    """Whether a run with `deadline` must end after this step to be evaluated and saved in time; under
+    DDP rank 0's clock decides, every CHECK_EVERY steps, so that every rank stops at the same step."""
+    if world > 1 and gan.step % CHECK_EVERY:
+        return False
+    return rank0_decides(time.monotonic() + eval_s >= deadline, world, gan.device)
+
+
+def _progress_line(m: dict, steps: int, rate: float, deadline: Optional[float] = None) -> str:
+    left = f" ({max(0.0, deadline - time.monotonic()):.0f} s left)" if deadline is not None else ""
+    parts = [f"step {m[keys.STEP]}/{steps}" if steps < UNBOUNDED_STEPS else f"step {m[keys.STEP]}{left}"]
     for key in (*keys.LOSS_KEYS, keys.FID):
         if m.get(key) is not None:
             parts.append(f"{key} {m[key]:.4g}")
@@ -285,11 +310,15 @@ def _progress_line(m: dict, steps: int, rate: float) -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m dcgan.train", description="Train one DCGAN config on one device.")
-    p.add_argument("--config", help="a TrainConfig JSON file (e.g. best_config.json); default: the defaults")
+    p.add_argument("--config", help="a TrainConfig JSON file (e.g. best_config.json); default: the run's own "
+                                    "config.json where --out holds a run, else the defaults")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config field; repeatable")
-    p.add_argument("--out", help="run folder (default: runs/<dataset>-<time>); an existing run there resumes")
+    p.add_argument("--out", help="run folder (default: runs/<dataset>-<time>); an existing run there resumes, "
+                                 "and with more --steps goes on from its last checkpoint")
     p.add_argument("--steps", type=int, help="generator updates in all (default: the config's; as --set steps=N)")
+    p.add_argument("--budget", metavar="TIME", help="stop by this wall time of the command (90s, 20m, 2h), with a "
+                                                    "last evaluation and checkpoint; without --steps, no step limit")
     p.add_argument("--continue", dest="continue_run", action="store_true",
                    help="start from the checkpoint that --config names (a search's best_config.json: its winner's "
                         "last checkpoint) and train on to --steps with the config's last hyperparameters")
@@ -299,21 +328,24 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Optional[list[str]] = None) -> int:
     args = build_parser().parse_args(argv)
+    started = time.monotonic()  # a --budget counts from here: set-up, training and the last evaluation
     try:
-        base = TrainConfig.from_json(args.config).to_dict() if args.config else {}
-        steps = {} if args.steps is None else {"steps": args.steps}
-        cfg = TrainConfig.from_dict({**base, **parse_overrides(args.overrides), **steps})
+        budget = parse_duration(args.budget) if args.budget is not None else None
+        out = Path(args.out) if args.out else None
+        previous = TrainConfig.from_json(out / "config.json") if out and (out / "config.json").exists() else None
+        base = TrainConfig.from_json(args.config).to_dict() if args.config else previous.to_dict() if previous else {}
+        overrides = parse_overrides(args.overrides)
+        if args.steps is not None or (budget is not None and "steps" not in overrides):  # a budget alone: no step limit
+            overrides["steps"] = args.steps if args.steps is not None else UNBOUNDED_STEPS
+        cfg = TrainConfig.from_dict({**base, **overrides})
         if args.continue_run and not args.config:
             raise ConfigError("--continue needs --config, a search's best_config.json (it names the checkpoint)")
         start = continued_checkpoint(args.config, cfg.steps) if args.continue_run else None
         check_data(cfg)  # a missing, unreadable or too small dataset fails here, before anything is written
         check_device(cfg)  # so does a device (or bf16) that this machine lacks
-        out = Path(args.out) if args.out else Path("runs") / f"{cfg.dataset.replace(':', '_').replace('/', '_')}-{time.strftime('%Y%m%d-%H%M%S')}"
-        if (out / "config.json").exists():
-            previous = TrainConfig.from_json(out / "config.json")
-            if previous != cfg:
-                raise ConfigError(f"{out} holds a run of a different config; pass another --out")
-            resume = out if latest_checkpoint(out) else start  # a continued run stopped: from its own checkpoints
+        out = out or Path("runs") / f"{cfg.dataset.replace(':', '_').replace('/', '_')}-{time.strftime('%Y%m%d-%H%M%S')}"
+        if previous is not None:
+            resume = _resumed_run(out, previous, cfg) or start  # a continued run stopped: from its own checkpoints
         elif out.exists() and any(out.iterdir()):
             raise ConfigError(f"{out} exists and is not a run folder; pass another --out")
         else:
@@ -322,9 +354,12 @@ def main(argv: Optional[list[str]] = None) -> int:
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    print(f"training {cfg.dataset} at {cfg.image_size}px, loss {cfg.loss}, {cfg.steps} steps -> {out}")
+    length = f"{budget:g} s" if cfg.steps >= UNBOUNDED_STEPS else f"{cfg.steps} steps" + (
+        f" or {budget:g} s" if budget is not None else "")
+    print(f"training {cfg.dataset} at {cfg.image_size}px, loss {cfg.loss}, {length} -> {out}")
     try:
-        result = train(cfg, out, resume_from=resume, evaluator=None if args.no_eval else "auto")
+        result = train(cfg, out, resume_from=resume, evaluator=None if args.no_eval else "auto",
+                       deadline=started + budget if budget is not None else None)
     except KeyboardInterrupt:  # Ctrl-C: the checkpoints written so far stay, and the run goes on from the last
         again = [*(sys.argv[1:] if argv is None else argv), *([] if args.out else ["--out", str(out)])]
         print(f"\nstopped; to go on from its last checkpoint:\n  {shlex.join(['python', '-m', 'dcgan.train', *again])}",
@@ -333,8 +368,26 @@ def main(argv: Optional[list[str]] = None) -> int:
     if result.status == keys.DIVERGED:
         print(f"diverged at step {result.step}; recorded in {out / 'status.json'}", file=sys.stderr)
         return 1
-    print(f"done: {out}")
+    print(f"done: {out} (step {result.step})")
     return 0
+
+
+def _resumed_run(out: Path, previous: TrainConfig, cfg: TrainConfig) -> Optional[Path]:
+    """The run folder to resume (None if it has no checkpoint yet): `cfg` may differ from the run's own
+    config.json only in how long and how it runs (RUN_LENGTH_KEYS: more steps extend a finished run),
+    and its steps must be at or past the run's last checkpoint."""
+    mine, theirs = cfg.to_dict(), previous.to_dict()
+    changed = [k for k in mine if mine[k] != theirs[k] and k not in RUN_LENGTH_KEYS]
+    if changed:
+        raise ConfigError(f"{out} holds a run of a different config ({changed[0]}: {theirs[changed[0]]!r} there, "
+                          f"{mine[changed[0]]!r} here); pass another --out")
+    last = latest_checkpoint(out)
+    if last is None:
+        return None
+    step = int(read_state(last, mmap=True)["step"])
+    if step > cfg.steps:
+        raise ConfigError(f"{out} is at step {step}, past --steps {cfg.steps}; pass --steps {step} or more")
+    return out
 
 
 def _check_writable(out: Path) -> None:

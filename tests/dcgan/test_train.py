@@ -9,7 +9,7 @@ import torch.multiprocessing as mp
 import dcgan.train
 from dcgan.checkpoint import load_generator, read_state
 from dcgan.config import TrainConfig
-from dcgan.train import _fixed_grid_noise, latest_checkpoint, sample_grid, setup, train, train_step
+from dcgan.train import fixed_grid_noise, latest_checkpoint, sample_grid, setup, train, train_step
 
 TINY = dict(dataset="digits", image_size=8, ngf=8, ndf=8, latent_dim=8, batch_size=16, eval_every=25, steps=50, device="cpu")
 
@@ -210,7 +210,7 @@ def test_the_average_is_scored_sampled_and_saved(tmp_path, monkeypatch):
     torch.testing.assert_close(scored[-1], _flat(gan.g_ema.module))  # the evaluator got the average
     assert not torch.allclose(scored[-1], _flat(gan.g))
     for g, name in ((gan.g_ema.module, "average.png"), (gan.g, "g.png")):  # the grid is the average's
-        sample_grid(g, _fixed_grid_noise(cfg), tmp_path / name)
+        sample_grid(g, fixed_grid_noise(cfg), tmp_path / name)
     grid = (tmp_path / "samples" / "step_0000050.png").read_bytes()
     assert grid == (tmp_path / "average.png").read_bytes() != (tmp_path / "g.png").read_bytes()
     state = read_state(latest_checkpoint(tmp_path))
