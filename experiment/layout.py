@@ -256,8 +256,9 @@ class Experiment:
         self.write_json({k: info[k] for k in EXPERIMENT_FIELDS}, EXPERIMENT_JSON)
 
     def update_info(self, **changes: Any) -> dict[str, Any]:
-        """Read experiment.json, change some fields, write it back; returns the new info."""
-        info = {**self.read_json(EXPERIMENT_JSON), **changes}
+        """Read experiment.json, change some fields, write it back; returns the new info. A field the
+        file has not got (an experiment from before it existed) is written null."""
+        info = {**dict.fromkeys(EXPERIMENT_FIELDS), **self.read_json(EXPERIMENT_JSON), **changes}
         self.write_info(info)
         return info
 

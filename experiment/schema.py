@@ -30,6 +30,8 @@ EXPERIMENT_FIELDS = (
     "extractor", "eval_samples", "reference",  # the FID protocol: null until the first FID
     "baseline_trial_id", "baseline_params", "warm_start", "fixed",
     "mlflow", "wandb",  # the trackers besides TensorBoard (search/tracking.py), null when off
+    # --budget (as given), --budget-steps, and what the budget became (search/budget.py); null without one
+    "budget_requested", "budget_steps_requested", "budget",
     "started_at", "finished_at", "wall_time_s", "versions",
 )
 

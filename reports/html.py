@@ -97,6 +97,7 @@ def facts_html(info: HeaderInfo, ranking: Ranking) -> str:
         ("every trial", " · ".join(f"{k}={v}" for k, v in info.fixed.items()) or "n/a"),  # as --set spells it
         ("trials", f"{sum(counts.values())} of {info.trials_requested} requested: {done}"
                    + (f" ({others})" if others else "")),
+        *([("budget", info.budget)] if info.budget else []),
         ("wall time", wall),
         ("compute", f"{info.gpu_hours:.2f} GPU-hours · {info.cpu_hours:.2f} CPU-hours "
                     f"(trial time {format_duration(info.trial_time_s)})"),
@@ -156,7 +157,7 @@ def best_html(ranking: Ranking) -> str:
     if gain is None:
         versus = f'<span class="note">({escape(ranking.gain_note)})</span>'
     elif best.trial_id == baseline.trial_id:
-        versus = "<b>the baseline itself is the best trial</b>"
+        versus = "<b>the baseline itself is the best trial</b>, and best_config.json holds it"
     else:
         direction = f"{gain:.1f}% lower FID" if gain >= 0 else f"{-gain:.1f}% higher FID"
         versus = (f"<b>{escape(direction)} than the baseline</b> ({escape(baseline.trial_id)}, FID "

@@ -46,6 +46,7 @@ class HeaderInfo(NamedTuple):
     cpu_hours: float  # workers_per_trial * cpus_per_worker * trial time
     versions: dict[str, str]
     fixed: dict[str, Any]  # the config every trial shared (experiment.json's "fixed"), less the dataset line's
+    budget: str | None = None  # what --budget or --budget-steps became (search/budget.py's summary); None without
 
 
 def _get_header_info(experiment: Experiment) -> HeaderInfo:
@@ -67,6 +68,7 @@ def _get_header_info(experiment: Experiment) -> HeaderInfo:
         cpu_hours=workers * float(meta.get("cpus_per_worker") or 0) * trial_time / 3600,
         versions={k: str(v) for k, v in (meta.get("versions") or {}).items()},
         fixed={k: v for k, v in (meta.get("fixed") or {}).items() if k not in ("dataset", "image_size")},
+        budget=(meta.get("budget") or {}).get("summary"),
     )
 
 

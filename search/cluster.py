@@ -6,7 +6,7 @@ import logging
 import socket
 from typing import Optional
 
-from search.plan import SearchError
+from search.checks import SearchError
 from search.protocol import Resources
 
 AUTOSCALING_CONCURRENCY = 8  # trials at once on a cluster that has no room for one yet; --concurrency sets it

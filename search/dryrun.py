@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import os
 import statistics
+import time
 from typing import Optional
 
 import pyarrow.fs as pafs
 
+from dcgan.config import parse_duration
 from experiment.layout import EXPERIMENT_JSON, Experiment, ExperimentError, join_uri, open_fs, parent_uri
+from search.budget import EVALUATIONS, Rates, budgeted
 from search.confirm import planned_runs
 from search.console import duration, format_params
 from search.plan import Plan
@@ -29,10 +32,11 @@ NOT_SPEED = ("steps", "seed", "eval_every")  # fixed values that do not change a
 def describe_plan(plan: Plan) -> str:
     """The plan as lines: the space and its parameters, trials, steps, the budget, resources,
     concurrency, storage, the experiment's path and the estimated wall time (or why there is none)."""
-    cfg = trial_config(plan.fixed, plan.baseline)
     concurrency, concurrency_note = planned_concurrency(plan)
     plan = plan.with_population(concurrency or 1)  # a population's size, from what runs at once
     concurrency = min(concurrency, plan.trials) if concurrency else concurrency
+    plan, budget_words = budget_in_words(plan, concurrency) if plan.budgeted and not plan.resume else (plan, None)
+    cfg = trial_config(plan.fixed, plan.baseline)
     runs, confirm_steps = planned_runs(plan)
     search_steps = plan.trials * plan.steps
     res = plan.resources
@@ -40,8 +44,10 @@ def describe_plan(plan: Plan) -> str:
         f"dry run of search {plan.name}" + (" (resumed)" if plan.resume else "") + ": nothing started, nothing written",
         f"space       {plan.space}: {describe(plan.space)}",
         *(f"  {name:<14}{text}" for name, text in parameters(plan).items()),
-        f"trials      {plan.trials} of {plan.steps} steps on {cfg.dataset} {cfg.image_size}px, an evaluation every "
-        f"{cfg.eval_every} steps; the baseline first ({format_params(plan.baseline)})"
+        (f"trials      {plan.trials} of {plan.steps} steps on {cfg.dataset} {cfg.image_size}px, an evaluation every "
+         f"{cfg.eval_every} steps" if budget_words is None or plan.budget_plan else
+         f"trials      {plan.trials} on {cfg.dataset} {cfg.image_size}px, ngf=ndf={cfg.ngf}, their steps planned at "
+         "the start") + f"; the baseline first ({format_params(plan.baseline)})"
         + (f", then {len(plan.warm_start)} warm start(s)" if plan.warm_start else ""),
         (f"population  {plan.population} members drawn at random from the space and the baseline beside them, "
          f"never perturbed; {plan.scheduler}: every {plan.perturb_every} evaluation(s) the bottom quarter goes on "
@@ -51,15 +57,52 @@ def describe_plan(plan: Plan) -> str:
                                           else "")),
         "confirm     " + (f"the top {plan.confirm} and the baseline, {plan.confirm_seeds} new seed(s) each: at most "
                            f"{runs} runs of {confirm_steps} steps" if runs else "none (--confirm 0)"),
-        f"budget      at most {search_steps + runs * confirm_steps:,} trial-steps: {search_steps:,} in the search"
-        + (f" + {runs * confirm_steps:,} in the confirmation" if runs else ""),
+        budget_words or f"budget      at most {search_steps + runs * confirm_steps:,} trial-steps: {search_steps:,} in the "
+                        "search" + (f" + {runs * confirm_steps:,} in the confirmation" if runs else ""),
         f"per trial   {res.workers} worker(s) x ({res.cpus_per_worker:g} CPU, {res.gpus_per_worker:g} GPU)",
         f"at once     {concurrency if concurrency else '?'} trial(s): {concurrency_note}",
         f"storage     {parent_uri(plan.experiment.uri)[0]}",
         f"experiment  {plan.experiment.uri}",
-        f"wall time   {estimate_wall_time(plan, concurrency, search_steps + runs * confirm_steps)}",
+        f"wall time   {estimate_wall_time(plan, concurrency, search_steps + runs * confirm_steps)}"
+        if not plan.budget else f"wall time   {plan.budget}, the budget (the report's own process after it)",
     ]
     return "\n".join(lines)
+
+
+def budget_in_words(plan: Plan, concurrency: Optional[int]) -> tuple[Plan, str]:
+    """(the plan with its budget spent where that can be known now, the budget's line): --budget-steps
+    at once; a wall time at the speed of earlier experiments in the storage like this one, else in
+    shares only (its steps are measured at the start)."""
+    if plan.budget_steps is not None:
+        plan = budgeted(plan, concurrency or 1)
+        return plan, f"budget      {plan.budget_plan['summary']}"
+    rates, sources = earlier_rates(plan, concurrency)
+    if rates is not None:
+        estimated = budgeted(plan, concurrency or 1, time.monotonic() + parse_duration(plan.budget), rates)
+        return plan, (f"budget      {estimated.budget_plan['summary']}; estimated from "
+                      f"{', '.join(sources[:3])}, measured again at the start")
+    who = f"{plan.population} members and the control" if plan.is_population else f"{plan.trials} trials"
+    return plan, (f"budget      {plan.budget}: trial-steps measured at the start (no earlier experiment here ran "
+                  f"these trials), shared equally by {who}, {EVALUATIONS} evaluations each")
+
+
+def earlier_rates(plan: Plan, concurrency: Optional[int]) -> tuple[Optional[Rates], list[str]]:
+    """Seconds per trial-step (evaluations and restarts included) of the trials of earlier experiments
+    in the storage that ran these trials on the same resources at the same concurrency."""
+    if concurrency is None:
+        return None, []
+    rates, sources = [], []
+    for earlier in earlier_experiments(plan):
+        meta = earlier.meta
+        if any(meta.get(k) != v for k, v in _shape(plan, concurrency).items()) or not _same_trials(plan, meta):
+            continue
+        mine = [t.time_s / t.steps_reached for t in earlier.trials if t.time_s > 0 and t.steps_reached > 0]
+        if mine:
+            rates += mine
+            sources.append(earlier.name)
+    if not rates:
+        return None, []
+    return Rates(statistics.median(rates), 0.0, 0.0, 0.0), sources
 
 
 def parameters(plan: Plan) -> dict[str, str]:
@@ -104,21 +147,13 @@ def estimate_wall_time(plan: Plan, concurrency: Optional[int], trial_steps: int)
     that ran the same trials on the same resources at the same concurrency; or why it cannot say."""
     if concurrency is None:
         return "cannot estimate: the number of trials at once is unknown (pass --concurrency)"
-    rates, sources = [], []
-    for earlier in earlier_experiments(plan):
-        meta = earlier.meta
-        if any(meta.get(k) != v for k, v in _shape(plan, concurrency).items()) or not _same_trials(plan, meta):
-            continue
-        mine = [t.time_s / t.steps_reached for t in earlier.trials if t.time_s > 0 and t.steps_reached > 0]
-        if mine:
-            rates += mine
-            sources.append(earlier.name)
-    if not rates:
+    rates, sources = earlier_rates(plan, concurrency)
+    if rates is None:
         return ("cannot estimate: no earlier experiment in this storage ran these trials (same data, size and "
                 "fixed values) on the same resources at the same concurrency; the first one measures it")
-    rate = statistics.median(rates)
+    rate = rates.step_s
     return (f"about {duration(rate * trial_steps / concurrency)} at most: {trial_steps:,} trial-steps, {concurrency} "
-            f"at a time, at {rate:.3g} s a trial-step (the median of {len(rates)} trial(s) of "
+            f"at a time, at {rate:.3g} s a trial-step (the median of the trials of "
             f"{', '.join(sources[:3])}{', ...' if len(sources) > 3 else ''}); ASHA's early stops make it shorter, "
             "starting Ray and each trial's process longer")
 

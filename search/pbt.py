@@ -14,13 +14,22 @@ population drawn from the space, a control that is never perturbed, and every ex
 - Every exploit goes to the member's lineage (experiment/lineage.py): its schedule replays it from
   step 0, and the report draws it. The trial applies the new values after the restore
   (dcgan.state.apply_hyperparameters), where Ray's own pbt_dcgan_mnist example never does.
+- Reproducible: the same seed and steps give the same exploits. Ray's schedulers draw clone sources
+  and perturbations from the module `random` (PB2 also from numpy's global generator), which Tune's
+  own event loop consumes too, by amounts that depend on timing; so each scheduler decides with
+  streams of its own, seeded by the search's seed, swapped in only while it decides. And it decides
+  synchronously: every member waits at each perturbation step until all are there, and the bottom
+  quarter is chosen from everyone's FID at that step, not from whichever members reported first.
 """
 
 from __future__ import annotations
 
 import math
+import random
 from contextlib import contextmanager
 from typing import Any
+
+import numpy as np
 
 from ray.tune.schedulers import PopulationBasedTraining, TrialScheduler
 from ray.tune.schedulers.pb2 import PB2
@@ -131,15 +140,31 @@ class _Members:
     """What both schedulers add to Ray's: the control left out of the population's ranking (so it is
     never exploited nor copied), a lineage started for each member, and every exploit recorded."""
 
-    def _setup_members(self, experiment: Experiment, control: dict, steps: int) -> None:
+    def _setup_members(self, experiment: Experiment, control: dict, steps: int, seed: int) -> None:
         self.experiment, self.control, self.steps = experiment, control, steps
+        self._streams = (random.Random(seed).getstate(), np.random.RandomState(seed).get_state())
+
+    @contextmanager
+    def _own_random(self):
+        """The module `random` and numpy's global generator on this scheduler's own streams while it
+        decides; the global ones as they were after."""
+        outer = random.getstate(), np.random.get_state()
+        random.setstate(self._streams[0])
+        np.random.set_state(self._streams[1])
+        try:
+            yield
+        finally:
+            self._streams = random.getstate(), np.random.get_state()
+            random.setstate(outer[0])
+            np.random.set_state(outer[1])
 
     def on_trial_result(self, tune_controller, trial, result: dict) -> str:
         # a member at its last step ends as it is: copied over then, it would end with another's
         # weights and its own last FID, and nothing left to train
         if int(result.get(keys.STEP, 0)) >= self.steps:
             return TrialScheduler.CONTINUE
-        return super().on_trial_result(tune_controller, trial, result)
+        with self._own_random():
+            return super().on_trial_result(tune_controller, trial, result)
 
     def is_control(self, trial) -> bool:
         return set(trial.config) == set(self.control) and same_params(trial.config, self.control)
@@ -164,19 +189,21 @@ class _Members:
 
 
 class ExperimentPBT(_Members, PopulationBasedTraining):
-    def __init__(self, *, experiment: Experiment, control: dict, distributions: dict, steps: int, **kwargs):
+    def __init__(self, *, experiment: Experiment, control: dict, distributions: dict, steps: int, seed: int,
+                 **kwargs):
         super().__init__(hyperparam_mutations=pbt_mutations(distributions), quantile_fraction=QUANTILE,
                          resample_probability=RESAMPLE_PROBABILITY, perturbation_factors=PERTURBATION_FACTORS,
-                         custom_explore_fn=within_bounds(distributions), log_config=False, **kwargs)
-        self._setup_members(experiment, control, steps)
+                         custom_explore_fn=within_bounds(distributions), log_config=False, synch=True, **kwargs)
+        self._setup_members(experiment, control, steps, seed)
 
 
 class ExperimentPB2(_Members, PB2):
-    def __init__(self, *, experiment: Experiment, control: dict, distributions: dict, steps: int, **kwargs):
+    def __init__(self, *, experiment: Experiment, control: dict, distributions: dict, steps: int, seed: int,
+                 **kwargs):
         self.coordinates = Coordinates(distributions)
         super().__init__(hyperparam_bounds=self.coordinates.bounds(), quantile_fraction=QUANTILE, log_config=False,
-                         **kwargs)
-        self._setup_members(experiment, control, steps)
+                         synch=True, **kwargs)
+        self._setup_members(experiment, control, steps, seed)
 
     @contextmanager
     def _viewed(self, trial):
@@ -198,9 +225,10 @@ class ExperimentPB2(_Members, PB2):
         return self.coordinates.from_view(view), operations
 
 
-def make_scheduler(kind: str, experiment: Experiment, control: dict, distributions: dict, steps: int, interval: int):
+def make_scheduler(kind: str, experiment: Experiment, control: dict, distributions: dict, steps: int, interval: int,
+                   seed: int):
     """The population's scheduler: `kind` pbt or pb2, for members of `steps` generator updates,
-    perturbing every `interval` of them."""
+    perturbing every `interval` of them, its decisions drawn from streams seeded by `seed`."""
     cls = ExperimentPBT if kind == "pbt" else ExperimentPB2
-    return cls(experiment=experiment, control=control, distributions=distributions, steps=steps, time_attr=keys.STEP,
-               metric=keys.FID, mode="min", perturbation_interval=interval)
+    return cls(experiment=experiment, control=control, distributions=distributions, steps=steps, seed=seed,
+               time_attr=keys.STEP, metric=keys.FID, mode="min", perturbation_interval=interval)

@@ -8,19 +8,18 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
-import shlex
 import time
 from dataclasses import dataclass
 from typing import Any, Optional
 
-from dcgan.config import ConfigError, TrainConfig, absolute_paths, parse_overrides
-from dcgan.files import write_probe
-from experiment.layout import EXPERIMENT_JSON, Experiment, is_uri, join_uri, open_fs, parent_uri, storage_uri
+from dcgan.config import ConfigError, TrainConfig, absolute_paths, parse_duration, parse_overrides
+from experiment.layout import EXPERIMENT_JSON, Experiment, join_uri, storage_uri
 from experiment.schema import same_params, warm_runs
-from experiment.storage import bad_name
+from search.checks import (SearchError, check_dataset, check_gpus, check_local_machine, check_name,  # noqa: F401
+                           check_resumable, check_storage, check_trackers, mlflow_uri, read_config, resume_command)
+from search.budget import MIN_BUDGET_S, budget_population, width_for
 from search.lock import refuse_if_held
 from search.sampling import DEFAULT_SAMPLER, startup_trials
-from search.tracking import missing_package
 from search.protocol import Resources
 from spaces import baseline_params, fixed_params, get_space, trial_config, SPACES
 
@@ -57,10 +56,6 @@ MIN_POPULATION = 4  # the default population: the concurrency, at least this
 DEFAULT_PERTURB_EVERY = 1  # evaluations between a member's exploits
 
 
-class SearchError(ConfigError):
-    """Bad input to the search; the message says how to fix it."""
-
-
 @dataclass(frozen=True)
 class Plan:
     """Everything the search needs, validated before Ray starts or a file is written."""
@@ -90,16 +85,26 @@ class Plan:
     # Ray is up); `trials` is then the population and the control
     population: Optional[int] = None
     perturb_every: int = DEFAULT_PERTURB_EVERY
+    # --budget (a wall time, as given) or --budget-steps: search.budget plans the trials, steps and
+    # evaluations from it once Ray is up; `budget_plan` is what it became (experiment.json's "budget")
+    budget: Optional[str] = None
+    budget_steps: Optional[int] = None
+    budget_plan: Optional[dict] = None
 
     @property
     def is_population(self) -> bool:
         return self.scheduler in POPULATION_SCHEDULERS
 
+    @property
+    def budgeted(self) -> bool:
+        return self.budget is not None or self.budget_steps is not None
+
     def with_population(self, concurrency: int) -> "Plan":
         """A population search's plan with its population known (trials: the members and the control)."""
         if not self.is_population:
             return self
-        population = self.population or max(MIN_POPULATION, concurrency)
+        population = self.population or (budget_population(concurrency) if self.budgeted
+                                          else max(MIN_POPULATION, concurrency))
         return dataclasses.replace(self, population=population, trials=population + 1, sampler="random")
     mlflow: Optional[str] = None  # an MLflow tracking URI: a run per trial there (search/tracking.py)
     wandb: Optional[str] = None  # a W&B project: likewise
@@ -118,6 +123,7 @@ def plan_search(args: argparse.Namespace, given: frozenset[str] = frozenset()) -
                              ("--population", args.population, 2), ("--perturb-every", args.perturb_every, 1)):
         if value is not None and value < low:
             raise SearchError(f"{flag} must be >= {low}, got {value}")
+    check_budget(args, given)
     if args.cpus_per_worker <= 0 or args.gpus_per_worker < 0:
         raise SearchError("--cpus-per-worker must be > 0 and --gpus-per-worker >= 0")
     check_gpus(args.gpus_per_worker, args.workers_per_trial)
@@ -136,6 +142,9 @@ def plan_search(args: argparse.Namespace, given: frozenset[str] = frozenset()) -
         return _plan_resume(args, experiment, name, given)
 
     fixed = _fixed_overrides(args)
+    width = width_for(args.gpus_per_worker) if args.budget or args.budget_steps else None
+    if width and "ngf" not in parse_overrides(args.overrides):  # the budget's width for the hardware
+        fixed |= {"ngf": width, "ndf": width}
     baseline = baseline_params(space)
     searched = sorted(set(baseline) & set(parse_overrides(args.overrides)))
     if searched:
@@ -159,7 +168,32 @@ def plan_search(args: argparse.Namespace, given: frozenset[str] = frozenset()) -
                 address, resume=False, verbose=args.verbose, sampler=args.sampler, startup_trials=args.startup_trials,
                 confirm=args.confirm, confirm_seeds=args.confirm_seeds, confirm_steps=args.confirm_steps,
                 warm_start=warm, population=args.population, perturb_every=args.perturb_every or DEFAULT_PERTURB_EVERY,
-                mlflow=args.mlflow, wandb=args.wandb)
+                mlflow=args.mlflow, wandb=args.wandb, budget=args.budget, budget_steps=args.budget_steps)
+
+
+def check_budget(args: argparse.Namespace, given: frozenset[str]) -> None:
+    """--budget and --budget-steps: one of them, a wall time that holds a search, and none of the
+    values they plan given beside them; a budget's confirmation is none unless --confirm is given."""
+    if args.budget is None and args.budget_steps is None:
+        return
+    if args.budget is not None and args.budget_steps is not None:
+        raise SearchError("--budget and --budget-steps both give the budget; pass one")
+    planned = [f for f in ("steps", "confirm_steps") if f in given] + \
+        [f"set {k}" for k in ("steps", "eval_every") if k in parse_overrides(args.overrides)]
+    if planned and not args.resume:
+        flag = planned[0].replace("set ", "--set ") if planned[0].startswith("set ") else "--" + planned[0].replace("_", "-")
+        raise SearchError(f"{flag} is what the budget plans; drop it (or the budget)")
+    if args.budget is not None and parse_duration(args.budget) < MIN_BUDGET_S:
+        raise SearchError(f"--budget {args.budget} cannot hold a search: Ray's start and one evaluation of each "
+                          f"trial take more; give {MIN_BUDGET_S} s or more")
+    address = args.address or os.environ.get("RAY_ADDRESS")
+    if address and address != "local" and not args.concurrency and not args.resume:
+        raise SearchError("a budget on a cluster needs --concurrency N: the trials at once decide each one's steps, "
+                          "and a cluster's size is known only once it runs")
+    if args.budget_steps is not None and args.budget_steps < 1:
+        raise SearchError(f"--budget-steps must be >= 1, got {args.budget_steps}")
+    if "confirm" not in given:
+        args.confirm = 0  # the confirmation trains nothing the user keeps: asked for, it is paid from the budget
 
 
 def choose_scheduler(args: argparse.Namespace) -> None:
@@ -185,30 +219,8 @@ def choose_scheduler(args: argparse.Namespace) -> None:
     args.sampler = args.sampler or DEFAULT_SAMPLER
 
 
-def mlflow_uri(flag: Optional[str]) -> Optional[str]:
-    """--mlflow's tracking URI: as given, $MLFLOW_TRACKING_URI for a bare --mlflow, a local FILE.db
-    made sqlite:///<its absolute path> (so that --resume from another folder finds it); None without
-    the flag."""
-    if flag is None:
-        return None
-    uri = flag or os.environ.get("MLFLOW_TRACKING_URI")
-    if not uri:
-        raise SearchError("--mlflow without a URI takes $MLFLOW_TRACKING_URI, which is not set; pass --mlflow URI "
-                          "(http://host:5000, sqlite:///mlflow.db, mlflow.db) or set MLFLOW_TRACKING_URI")
-    if ":" in uri:
-        return uri
-    if not uri.endswith(".db"):
-        raise SearchError(f"--mlflow {uri}: a local MLflow store is a SQLite file; pass --mlflow {uri}.db (or "
-                          "sqlite:///PATH.db, or a tracking server's http://host:5000)")
-    return "sqlite:///" + os.path.abspath(os.path.expanduser(uri))
 
 
-def check_trackers(mlflow: Optional[str], wandb: Optional[str]) -> None:
-    """The packages of the trackers asked for are installed."""
-    for flag, value in (("mlflow", mlflow), ("wandb", wandb)):
-        problem = missing_package(flag) if value else None
-        if problem:
-            raise SearchError(problem)
 
 
 def warm_start(space_name: str, space, sources: list[str], baseline: dict[str, Any]) -> tuple[dict[str, Any], ...]:
@@ -234,16 +246,6 @@ def warm_start(space_name: str, space, sources: list[str], baseline: dict[str, A
     return tuple(out)
 
 
-def read_config(where: str, flag: str = "--config") -> TrainConfig:
-    """A TrainConfig JSON file (best_config.json, a trial's config.json): a local path or a URI."""
-    if not is_uri(where):
-        return TrainConfig.from_json(where)
-    folder, name = parent_uri(where)
-    try:
-        text = Experiment(folder).read_text(name)
-    except (OSError, ValueError) as e:
-        raise SearchError(f"cannot read {flag} {where} ({' '.join(str(e).split())[:200]}); check the URI") from None
-    return TrainConfig.from_json(text)
 
 
 def _fixed_overrides(args: argparse.Namespace) -> dict[str, Any]:
@@ -257,22 +259,8 @@ def _fixed_overrides(args: argparse.Namespace) -> dict[str, Any]:
     return {k: coerced[k] for k in sorted(fixed)}
 
 
-def resume_command(module: str, uri: str, default_storage: str, *flags: str) -> str:
-    """The command that goes on with the experiment or run at `uri` (from the same folder):
-    `python -m module FLAGS --name NAME [--storage ...] --resume`."""
-    storage, name = parent_uri(uri)
-    where = ["--storage", storage] if storage != storage_uri(default_storage) else []
-    return shlex.join(["python", "-m", module, *flags, "--name", name, *where, "--resume"])
 
 
-def check_resumable(folder: Experiment, marker: str, storage: str, what: str) -> None:
-    """`folder` (an experiment, a run) holds `marker`, the file it starts with, for --resume."""
-    try:
-        found = folder.exists(marker)
-    except OSError as e:
-        raise SearchError(f"cannot read storage {storage} ({e}); check --storage") from None
-    if not found:
-        raise SearchError(f"no {what} '{parent_uri(folder.uri)[1]}' in {storage} to resume; check --name and --storage")
 
 
 # The flags a search is planned with, and the experiment.json key that keeps what each gave: the one
@@ -281,7 +269,8 @@ def check_resumable(folder: Experiment, marker: str, storage: str, what: str) ->
 PLANNED = {"trials": "trials_requested", "scheduler": "scheduler", "sampler": "sampler",
            "startup_trials": "startup_trials", "workers_per_trial": "workers_per_trial",
            "cpus_per_worker": "cpus_per_worker", "gpus_per_worker": "gpus_per_worker",
-           "population": "population", "perturb_every": "perturb_every", "mlflow": "mlflow", "wandb": "wandb"}
+           "population": "population", "perturb_every": "perturb_every", "mlflow": "mlflow", "wandb": "wandb",
+           "budget": "budget_requested", "budget_steps": "budget_steps_requested"}
 CONFIRM_FLAGS = {"confirm": "top", "confirm_seeds": "seeds", "confirm_steps": "steps"}
 FIXED_FLAGS = ("dataset", "image_size", "steps", "seed")
 RESOURCE_FLAGS = {"workers_per_trial": "workers", "cpus_per_worker": "cpus_per_worker",
@@ -350,51 +339,10 @@ def _plan_resume(args: argparse.Namespace, experiment: Experiment, name: str, gi
                 **{dest: confirm[key] for dest, key in CONFIRM_FLAGS.items()}, **kept)
 
 
-def check_gpus(gpus_per_worker: float, workers: int) -> None:
-    """GPU shares Ray can place and NCCL can run."""
-    if gpus_per_worker > 1 and not float(gpus_per_worker).is_integer():
-        raise SearchError(f"--gpus-per-worker above 1 must be a whole number, got {gpus_per_worker}")
-    if 0 < gpus_per_worker < 1 and workers > 1:
-        raise SearchError(f"--gpus-per-worker {gpus_per_worker} with --workers-per-trial {workers} would put several "
-                          "ranks of one trial on one GPU, which NCCL refuses; share GPUs between 1-worker trials "
-                          "(--workers-per-trial 1), or give each worker a whole GPU")
 
 
-def check_local_machine(cfg: TrainConfig, gpus_per_worker: float) -> None:
-    """For a search on a local Ray: this machine has the device the trials ask for."""
-    import torch
-
-    from dcgan.distributed import check_device
-
-    if gpus_per_worker and not torch.cuda.is_available():
-        raise SearchError("--gpus-per-worker asks for a GPU, and this machine has none; drop it, or run on a GPU "
-                          "machine or cluster (ray up cluster.yaml, then --address or RAY_ADDRESS)")
-    check_device(cfg)
 
 
-def check_dataset(cfg: TrainConfig, workers: int = 1) -> None:
-    """The data loads, every image of it reads, and each worker's shard fills a batch (DataError,
-    a ConfigError, says what to fix), before a trial starts."""
-    from dcgan.data import check_data
-
-    check_data(cfg, workers)
 
 
-def check_name(name: str, flag: str = "--name") -> None:
-    """An experiment's or a run's name: one folder of the storage, never a path out of it."""
-    problem = bad_name(name)
-    if problem:
-        raise SearchError(f"{flag} {problem}; pass a name such as {flag} my-search-1")
 
-
-def check_storage(storage: str, experiment: Experiment) -> None:
-    """A local storage path must be creatable and writable; a URI must name a filesystem."""
-    if is_uri(storage):
-        try:
-            open_fs(experiment.uri)
-        except Exception as e:  # pyarrow raises several kinds for a bad URI
-            raise SearchError(f"cannot open storage {storage} ({e}); check the URI and credentials") from None
-    else:
-        why = write_probe(storage)
-        if why:
-            raise SearchError(f"cannot write to storage {storage} ({why}); pass a writable --storage")

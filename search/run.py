@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from typing import Any, Optional
 
 from dcgan.config import ConfigError
@@ -49,6 +50,11 @@ def build_parser() -> argparse.ArgumentParser:
                                                    "setting trains beside them, never perturbed")
     p.add_argument("--perturb-every", type=int,
                    help=f"pbt, pb2: evaluations between a member's exploits (default {DEFAULT_PERTURB_EVERY})")
+    p.add_argument("--budget", metavar="TIME", help="the whole search's wall time on the resources given (90s, "
+                                                    "20m, 2h): the trials' steps and evaluations are planned from "
+                                                    "step times measured at the start (docs/budget.md)")
+    p.add_argument("--budget-steps", type=int, metavar="N", help="the budget in trial-steps (generator updates "
+                                                                 "summed over the trials): the same N, the same plan")
     p.add_argument("--storage", default=DEFAULT_STORAGE, help="experiments root: a path or a URI such as s3://bucket/x")
     p.add_argument("--name", help="experiment name (default: <space>-<time>)")
     p.add_argument("--resume", action="store_true", help="continue the experiment --name (same --space)")
@@ -94,6 +100,7 @@ def given_flags(argv: Optional[list[str]]) -> frozenset[str]:
 
 
 def main(argv: Optional[list[str]] = None) -> int:
+    started = time.monotonic()  # a --budget counts from here
     args = build_parser().parse_args(argv)
     if args.list_spaces:
         for name in sorted(SPACES):
@@ -101,20 +108,22 @@ def main(argv: Optional[list[str]] = None) -> int:
         return 0
     try:
         plan = plan_search(args, given_flags(argv))
+        if args.dry_run or plan.budgeted:  # a budget too small is refused before Ray starts
+            from search.dryrun import describe_plan
+
+            words = describe_plan(plan)
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     if args.dry_run:
-        from search.dryrun import describe_plan
-
-        print(describe_plan(plan))
+        print(words)
         return 0
     from dcgan.train import EXIT_INTERRUPTED
     from search.tuner import run_search, search_resume_command
 
     try:
         with DriverLock(plan.experiment, "search.run"):  # one driver per experiment
-            return run_search(plan)
+            return run_search(plan, started=started)
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -153,6 +162,7 @@ def run_from_python(**options: Any):
     run to its end; returns its experiment (experiment.load), or None for a dry run, whose plan is
     printed. Bad input raises SearchError (a ConfigError) naming the fix; a search stopped by
     Ctrl-C raises KeyboardInterrupt, after printing the command (or the resume=True call) that goes on."""
+    started = time.monotonic()
     argv = argv_of(options)
     parser = build_parser()
     parser.exit_on_error = False
@@ -172,7 +182,7 @@ def run_from_python(**options: Any):
     from experiment import load
     from search.tuner import run_search
 
-    if run_search(plan) == EXIT_INTERRUPTED:
+    if run_search(plan, started=started) == EXIT_INTERRUPTED:
         raise KeyboardInterrupt(f"search {plan.name} stopped; run_search(..., name={plan.name!r}, resume=True) "
                                 "goes on with it")
     return load(plan.experiment.uri)

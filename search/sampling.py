@@ -34,7 +34,12 @@ def random_draws(space, n: int, seed: int) -> tuple[list[dict], dict]:
     its baseline), and the distribution of every parameter drawn: {name: optuna distribution}."""
     import optuna
 
-    study = optuna.create_study(sampler=make_sampler("random", n, seed))
+    verbosity = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # not "A new study created in memory ..."
+    try:
+        study = optuna.create_study(sampler=make_sampler("random", n, seed))
+    finally:
+        optuna.logging.set_verbosity(verbosity)
     draws, distributions = [], {}
     for _ in range(n):
         trial = study.ask()

@@ -27,8 +27,8 @@ from experiment.layout import CONFIG_JSON, Experiment, is_uri, join_uri, parent_
 from experiment.schema import STOPPED, final_status
 from search.cluster import connect_ray
 from search.lock import DriverLock, refuse_if_held
-from search.plan import (SearchError, check_dataset, check_gpus, check_local_machine, check_name, check_resumable,
-                         check_storage, read_config, resume_command)
+from search.checks import (SearchError, check_dataset, check_gpus, check_local_machine, check_name, check_resumable,
+                           check_storage, read_config, resume_command)
 from search.protocol import MAX_WORKER_FAILURES, Resources
 from search.trial import train_worker
 

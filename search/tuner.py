@@ -19,12 +19,14 @@ import time
 from dataclasses import dataclass
 from typing import Any, Optional
 
+from dcgan.config import parse_duration
 from dcgan.train import EXIT_INTERRUPTED
 from experiment.layout import BEST_CONFIG_JSON, OPTUNA_DB, Experiment, is_uri, parent_uri, ray_trial_dir
 from experiment.confirmation import confirmation
 from experiment.ranking import rank_trials
 from experiment.winner import best_config_json, winner
 from experiment.schema import FAILED, PENDING, RUNNING, warm_runs
+from search.budget import budgeted
 from search.cluster import connect_ray, default_concurrency
 from search.interrupt import TUNE_SIGINT_OFF, interruptible
 from search.plan import DEFAULT_STORAGE, Plan, planned_info, resume_command
@@ -48,6 +50,7 @@ def experiment_info(plan: Plan, concurrency: int, started_at: str) -> dict[str, 
         "concurrency": concurrency,
         "extractor": None, "eval_samples": cfg.eval_samples, "reference": None,  # filled from the first FID
         "baseline_trial_id": None, "baseline_params": plan.baseline, "warm_start": list(plan.warm_start),
+        "budget": plan.budget_plan,
         "fixed": plan.fixed,
         "started_at": started_at, "finished_at": None, "wall_time_s": None,
         "versions": {"ray": ray.__version__, "torch": torch.__version__, "optuna": optuna.__version__,
@@ -203,7 +206,7 @@ def population_tuner(plan: Plan, trainable, extra: "Extra"):
     members, param_space = members_and_space(plan.baseline, draws, cfg.to_dict())
     control = members[0]
     scheduler = make_scheduler(plan.scheduler, plan.experiment, control, distributions, plan.steps,
-                               plan.perturb_every * plan.fixed["eval_every"])
+                               plan.perturb_every * plan.fixed["eval_every"], plan.seed)
     writer = ExperimentWriter(plan.experiment, plan.fixed, plan.steps, control, trackers=make_trackers(plan))
     return tune.Tuner(
         trainable, param_space=param_space,
@@ -317,15 +320,20 @@ class Extra:
     searcher_cls: Any = None
 
 
-def run_search(plan: Plan, extra: Optional[Extra] = None) -> int:
-    """Run the planned search to its end."""
+def run_search(plan: Plan, extra: Optional[Extra] = None, started: Optional[float] = None) -> int:
+    """Run the planned search to its end; a wall-time budget counts from `started` (time.monotonic(),
+    default now)."""
     import ray
 
+    deadline = (started or time.monotonic()) + parse_duration(plan.budget) if plan.budget else None
     started_ray = connect_ray(plan.address, plan.verbose)
     try:
         if plan.is_population and not plan.resume:  # its size, once the cluster's is known
             plan = plan.with_population(plan.concurrency or default_concurrency(plan.resources, 1 << 30))
         concurrency = plan.concurrency or default_concurrency(plan.resources, plan.trials)
+        if plan.budgeted and not plan.resume:  # the trials' steps, from the budget (a wall time: measured now)
+            plan = budgeted(plan, concurrency, deadline)
+            print(f"budget {plan.budget_plan['summary']}")
         t0 = time.time()
         if plan.resume:
             # (mlflow, wandb: an experiment from before they were fields gets them, null)

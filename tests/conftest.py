@@ -139,6 +139,7 @@ def write_experiment(root: Path, trials: list[TrialSpec] | None = None, *, name:
         "extractor": EXTRACTOR, "eval_samples": EVAL_SAMPLES, "reference": REFERENCE,
         "baseline_trial_id": baseline, "baseline_params": BASELINE_PARAMS, "warm_start": [],
         "fixed": _fixed(steps, eval_every), "mlflow": None, "wandb": None,
+        "budget_requested": None, "budget_steps_requested": None, "budget": None,
         "started_at": "2026-11-22T10:15:00+00:00",
         "finished_at": "2026-11-22T10:45:00+00:00" if finished else None,
         "wall_time_s": 1800.0 if finished else None,

@@ -26,9 +26,9 @@ pytestmark = pytest.mark.slow
 STEPS, EVERY = 60, 10
 # 8 px, tiny nets; no augmentation (at 8 px it slows the first steps); 6 evaluations per member, so that
 # the population's worst copies the best several times
-PBT = ["--space", "ratio_lr", "--population", "4", "--steps", str(STEPS), "--set", f"eval_every={EVERY}",
-       "--image-size", "8", "--set", "ngf=8", "--set", "ndf=8", "--set", "eval_samples=200", "--set", "batch_size=32",
-       "--set", "augment="]
+POPULATION = ["--space", "ratio_lr", "--population", "4", "--image-size", "8", "--set", "ngf=8", "--set", "ndf=8",
+              "--set", "eval_samples=200", "--set", "batch_size=32", "--set", "augment="]
+PBT = [*POPULATION, "--steps", str(STEPS), "--set", f"eval_every={EVERY}"]
 
 
 @pytest.fixture(scope="module")
@@ -232,3 +232,35 @@ def test_a_killed_pbt_search_resumes_with_every_member(ray_session, tmp_path):
         [(t.trial_id, t.status, t.steps_reached) for t in done.trials]
     assert all(read_lineage(done, t.trial_id) is not None for t in done.trials)
     assert done.best_config is not None and done.meta["finished_at"] is not None
+
+
+
+def _outcome(exp_dir: Path) -> dict:
+    """What a PBT search decided and where it ended, with Tune's trial ids (whose prefix differs from
+    run to run) as their counters: every member's lineage (exploits and schedule), FIDs, the winner."""
+    exp = Experiment(str(exp_dir))
+    best = json.loads((exp_dir / "best_config.json").read_text())
+    counter = {t.trial_id: t.trial_id.rsplit("_", 1)[-1] for t in exp.trials}
+    lineages = json.dumps({counter[t.trial_id]: read_lineage(exp, t.trial_id).__dict__ for t in exp.trials},
+                          sort_keys=True, default=lambda e: e.__dict__)
+    for tid, n in counter.items():
+        lineages = lineages.replace(tid, n)
+    return {"lineages": json.loads(lineages), "winner": counter[best["trial_id"]], "fid": best["fid"],
+            "fids": {counter[t.trial_id]: [e["fid"] for e in t.evaluations] for t in exp.trials}}
+
+
+@pytest.mark.parametrize("length", [["--steps", "40", "--set", f"eval_every={EVERY}"], ["--budget-steps", "400"]],
+                         ids=["steps", "budget-steps"])
+def test_a_seed_reproduces_a_pbt_search(ray_session, tmp_path, length):
+    """The same seed and steps (or budget in steps): the same exploits, schedules, FIDs and winner, run
+    after run (Ray's PBT draws from the global `random`, which Tune's event loop consumes by timing; ours
+    decides with its own streams, at each perturbation step once every member is there)."""
+    outcomes = []
+    for name in ("first", "second"):
+        argv = [*POPULATION, *length, "--scheduler", "pbt", "--confirm", "0", "--seed", "3", "--storage", str(tmp_path),
+                "--name", name]
+        assert search_run.main(argv) == 0
+        outcomes.append(_outcome(tmp_path / name))
+    first, second = outcomes
+    assert any(lineage["exploits"] for lineage in first["lineages"].values()), "nothing to reproduce: no exploit"
+    assert first == second
