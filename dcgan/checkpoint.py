@@ -24,7 +24,7 @@ import torch
 import torch.distributed as dist
 
 from dcgan.config import ConfigError, TrainConfig
-from dcgan.files import one_line
+from dcgan.files import BEST_CONFIG_JSON, EXPERIMENT_JSON, one_line
 from dcgan.models import Generator
 from dcgan.state import GAN, apply_hyperparameters, unwrap
 
@@ -161,7 +161,10 @@ def winner_checkpoint(best_config: str | Path) -> tuple[Path, str]:
     of a run of its config (a longer run trained into the experiment; RUN_LENGTH_KEYS aside), the
     one of the highest step. `CheckpointError` if none is here."""
     path = Path(best_config)
-    cfg = TrainConfig.from_json(path)
+    try:
+        cfg = TrainConfig.from_json(path)
+    except ConfigError as e:
+        raise CheckpointError(f"{path}: {e}; restore the file from a copy, or pass a checkpoint folder") from None
     recorded = json.loads(path.read_text()).get(CONTINUE_FROM)
     found = [c for c in [_here(recorded, path.parent)] if c is not None] if isinstance(recorded, str) else []
     for config_file in path.parent.rglob("config.json"):
@@ -182,6 +185,26 @@ def winner_checkpoint(best_config: str | Path) -> tuple[Path, str]:
     other = TrainConfig.from_json(Path(best) / "config.json")
     return Path(best), ("the winning trial's last checkpoint" if other.steps == cfg.steps else
                         f"the last checkpoint of a {other.steps}-step run of its config")
+
+
+def generator_checkpoint(path: str | Path) -> tuple[Path, str]:
+    """(checkpoint folder, which one) to sample or score for `path`: a checkpoint folder itself; a
+    best_config.json, or a search's folder holding one, its winner (`winner_checkpoint`); any other
+    folder (a run), its checkpoint of the highest step. A search's folder without best_config.json is
+    refused: the newest checkpoint in it may be any trial's, the paper's setting's confirmation too."""
+    path = Path(path)
+    if path.is_file():
+        return winner_checkpoint(path)
+    if (path / STATE_FILE).is_file():
+        return path, "the checkpoint given"
+    if (path / BEST_CONFIG_JSON).is_file():
+        ckpt, which = winner_checkpoint(path / BEST_CONFIG_JSON)
+        return ckpt, f"the winner in {BEST_CONFIG_JSON}: {which}"
+    if (path / EXPERIMENT_JSON).is_file():
+        raise CheckpointError(f"{path} is a search without {BEST_CONFIG_JSON} (it has not ended): which generator "
+                              f"is unknown; pass a trial's folder ({path}/tune-<trial_id>), a checkpoint folder or "
+                              f"a {BEST_CONFIG_JSON}")
+    return find_checkpoint(path), "the checkpoint of the highest step under it"
 
 
 def _here(recorded: str, base: Path) -> Optional[Path]:

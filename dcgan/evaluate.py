@@ -2,10 +2,12 @@
 
     python -m dcgan.evaluate runs/digits-20261122                        # the run's latest checkpoint
     python -m dcgan.evaluate runs/digits-20261122/checkpoints/step_0000500
+    python -m dcgan.evaluate experiments/ratio_lr-...                    # the search's winner (best_config.json)
     python -m dcgan.evaluate --images samples.npy --dataset digits --image-size 16
 
 A run folder holds `config.json` and `checkpoints/step_XXXXXXX/{state.pt,config.json}` (see
-dcgan/train.py); G's weights are under "g" in state.pt. An .npy file holds (N, C, H, W) images:
+dcgan/train.py); G's weights are under "g" in state.pt. A search's folder, or its best_config.json,
+is scored at its winner's checkpoint (as `dcgan.sample` picks it); stderr says which checkpoint. An .npy file holds (N, C, H, W) images:
 uint8 in [0, 255], or floats with their range given (`--range -1,1`, what G outputs; `--range 0,1`,
 torchvision's tensors): a float array has no range of its own to go by. The output has the keys of `dcgan.metrics.KEYS`. Bad input
 (a wrong shape, an unknown dataset, missing Inception weights) prints one line on stderr and
@@ -23,7 +25,7 @@ from typing import Optional
 import numpy as np
 import torch
 
-from dcgan.checkpoint import find_checkpoint, load_generator
+from dcgan.checkpoint import generator_checkpoint, load_generator
 from dcgan.config import ConfigError
 from dcgan.data import load_dataset
 from dcgan.metrics.evaluator import build_evaluator
@@ -118,7 +120,9 @@ def load_images(path: Path, image_size: int, value_range: Optional[str] = None) 
 def _evaluate_run(args) -> dict:
     if not args.run:
         raise InputError("give a run folder, a checkpoint folder, or --images FILE.npy")
-    g, cfg, _ = load_generator(find_checkpoint(Path(args.run)), args.device)
+    ckpt, which = generator_checkpoint(args.run)
+    g, cfg, step = load_generator(ckpt, args.device)
+    print(f"scoring {ckpt} (step {step}; {which})", file=sys.stderr)
     splits = load_dataset(args.dataset or cfg.dataset, cfg.image_size, cfg.holdout_fraction, cfg.data_root)
     evaluator = build_evaluator(splits, args.device, args.samples or cfg.eval_samples, extractor=args.extractor,
                                 inception_weights=args.inception_weights, seed=cfg.seed)

@@ -1,5 +1,6 @@
-"""Local files written whole, a folder's write probe, and an error in one line: the one copy of
-each, which every package imports (dcgan is the bottom of the arrows)."""
+"""Local files written whole, a folder's write probe, an error in one line, and the names of a search's
+two files that dcgan's commands read: the one copy of each, which every package imports (dcgan is the
+bottom of the arrows)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,9 @@ from pathlib import Path
 from typing import Callable, Optional, Union
 
 ERROR_CHARS = 300  # an error said in one line is cut there
+# A search's folder holds EXPERIMENT_JSON, and once it has ended BEST_CONFIG_JSON (its winner's config
+# and checkpoint), which `dcgan.sample` and `dcgan.evaluate` follow (experiment.layout writes both)
+EXPERIMENT_JSON, BEST_CONFIG_JSON = "experiment.json", "best_config.json"
 
 
 def one_line(error: object) -> str:

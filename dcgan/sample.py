@@ -3,12 +3,14 @@
     python -m dcgan.sample runs/digits-20261122                    # the run's latest checkpoint -> samples.png
     python -m dcgan.sample runs/x/checkpoints/step_0000500 --n 100 -o grid.png
     python -m dcgan.sample experiments/ratio_lr-.../tune-<trial_id> --npy samples.npy --seed 1
+    python -m dcgan.sample experiments/ratio_lr-...                 # the search's winner (best_config.json)
 
 RUN_OR_CHECKPOINT is a checkpoint folder (it holds state.pt and config.json), or any folder under
 which checkpoints lie: a `dcgan.train` run, a search trial's Ray Train run, a `search.train` run;
-the checkpoint of the highest step is used. A search's best_config.json samples its winner: the
-winning trial's last checkpoint, or a longer run of its config trained into the experiment, whichever
-went further. The .npy holds uint8 (N, C, H, W) images, the input
+the checkpoint of the highest step is used. A search's best_config.json, or the search's folder that
+holds it, samples its winner: the winning trial's last checkpoint, or a longer run of its config
+trained into the experiment, whichever went further; a search's folder without one (not ended) is
+refused, never sampled at its newest checkpoint. The line written says which checkpoint was used. The .npy holds uint8 (N, C, H, W) images, the input
 `dcgan.evaluate --images` takes. An existing output is never overwritten; bad input prints one
 line and exits 2.
 """
@@ -24,7 +26,7 @@ from typing import Optional
 import numpy as np
 import torch
 
-from dcgan.checkpoint import find_checkpoint, load_generator, winner_checkpoint
+from dcgan.checkpoint import generator_checkpoint, load_generator
 from dcgan.config import ConfigError
 from dcgan.data import to_uint8
 from dcgan.files import atomic_write
@@ -62,19 +64,14 @@ def main(argv: Optional[list[str]] = None) -> int:
             raise ConfigError(f"{target} exists; pass another {'--npy' if args.npy else '-o'}, or remove it")
         if not target.parent.is_dir():
             raise ConfigError(f"folder {target.parent} does not exist; create it or write elsewhere")
-        which = ""
-        if Path(args.run).is_file() and args.run.endswith(".json"):
-            ckpt, which = winner_checkpoint(args.run)
-        else:
-            ckpt = find_checkpoint(args.run)
+        ckpt, which = generator_checkpoint(args.run)
         g, cfg, step = load_generator(ckpt, args.device)
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     images = sample(g, args.n, args.seed, args.device)
     _write_whole(target, images, as_npy=bool(args.npy))
-    print(f"wrote {target}: {args.n} images of {cfg.image_size}px from {ckpt} (step {step}"
-          + (f"; the winner of {args.run}: {which})" if which else ")"))
+    print(f"wrote {target}: {args.n} images of {cfg.image_size}px from {ckpt} (step {step}; {which})")
     return 0
 
 

@@ -23,10 +23,10 @@ from typing import Any, Optional
 import pyarrow.fs as pafs
 
 from dcgan import keys
-from dcgan.files import one_line
+from dcgan.files import BEST_CONFIG_JSON, EXPERIMENT_JSON, one_line
 from experiment.schema import ENDED, EXPERIMENT_FIELDS, PENDING, RUNNING, TIME_S, TRIAL_STATUSES, is_number, json_safe
 
-EXPERIMENT_JSON, BEST_CONFIG_JSON, OPTUNA_DB, REPORT_HTML = "experiment.json", "best_config.json", "optuna.db", "report.html"
+OPTUNA_DB, REPORT_HTML = "optuna.db", "report.html"
 TRIALS = "trials"
 CONFIRM = "confirm"  # confirmation runs, in the layout of trials/
 CONFIG_JSON, PARAMS_JSON, RESULTS_JSONL, STATUS_JSON, SAMPLES = ("config.json", "params.json", "results.jsonl",

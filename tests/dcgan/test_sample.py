@@ -112,3 +112,46 @@ def test_best_config_without_its_checkpoint_here_is_one_line(run_dir, tmp_path, 
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "no checkpoint of the winner" in err[0] and best["checkpoint"] in err[0], err
     assert sorted(tmp_path.iterdir()) == before
+
+
+def test_an_experiment_folder_samples_its_winner_not_the_newest_checkpoint(run_dir, tmp_path, capsys, metrics_cache):
+    """Given the experiment's folder, the winner of best_config.json, not the newest checkpoint in the
+    tree (there, a later one of the paper's setting's confirmation run), and the path used is said."""
+    import shutil
+
+    exp, cfg = _experiment_with_a_winner(run_dir, tmp_path)
+    confirmation = tmp_path / "confirmation"  # the paper's setting on another seed, further than the winner
+    train(cfg.replace(seed=2, lr_g=2e-4, steps=30), confirmation, evaluator=None, log=lambda _: None)
+    shutil.copytree(confirmation / "checkpoints" / "step_0000030",
+                    exp / "tune-confirm" / "run_confirmation_baseline_seed_2" / "checkpoint_000003")
+    (exp / "experiment.json").write_text("{}")
+    assert sample.main([str(exp), "-o", str(tmp_path / "w.png")]) == 0
+    out = capsys.readouterr().out
+    assert f"from {exp / 'tune-abc' / 'checkpoint_000001'} (step 20; the winner in best_config.json" in out, out
+    from dcgan import evaluate
+
+    assert evaluate.main([str(exp), "--samples", "64"]) == 0
+    assert f"scoring {exp / 'tune-abc' / 'checkpoint_000001'} (step 20; the winner" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("case", ["not-ended", "damaged"])
+def test_a_search_without_a_readable_winner_is_one_line(run_dir, tmp_path, capsys, case):
+    """A search's folder with no best_config.json yet (its search has not ended), or a damaged one:
+    one line naming the file and what to pass instead, exit 2, for dcgan.sample and dcgan.evaluate."""
+    from dcgan import evaluate
+
+    exp, _ = _experiment_with_a_winner(run_dir, tmp_path)
+    (exp / "experiment.json").write_text("{}")
+    if case == "not-ended":
+        (exp / "best_config.json").unlink()
+    else:
+        (exp / "best_config.json").write_text('{"config": {"lr_g": 0.0')  # cut short by a full disk
+    for command, args in ((sample.main, ["-o", str(tmp_path / "w.png")]), (evaluate.main, [])):
+        assert command([str(exp), *args]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("error: "), err
+        if case == "not-ended":
+            assert "without best_config.json" in err[0] and "tune-<trial_id>" in err[0], err
+        else:
+            assert "best_config.json" in err[0] and "not valid JSON" in err[0], err
+    assert not (tmp_path / "w.png").exists()
