@@ -16,7 +16,7 @@ import pyarrow.fs as pafs
 
 from dcgan.config import parse_duration
 from experiment.layout import EXPERIMENT_JSON, Experiment, ExperimentError, join_uri, open_fs, parent_uri
-from search.budget import EVALUATIONS, Rates, budgeted
+from search.budget import EVALUATIONS, SEARCH_STEP_S, Rates, budgeted
 from search.confirm import planned_runs
 from search.console import duration, format_params
 from search.plan import Plan
@@ -102,7 +102,8 @@ def earlier_rates(plan: Plan, concurrency: Optional[int]) -> tuple[Optional[Rate
             sources.append(earlier.name)
     if not rates:
         return None, []
-    return Rates(statistics.median(rates), 0.0, 0.0, 0.0), sources
+    # seconds a step took in a search already: as a step timed alone would take (Rates.at_ratio slows it)
+    return Rates(max(0.0, statistics.median(rates) - SEARCH_STEP_S), 0.0, 0.0, 0.0), sources
 
 
 def parameters(plan: Plan) -> dict[str, str]:
@@ -151,7 +152,7 @@ def estimate_wall_time(plan: Plan, concurrency: Optional[int], trial_steps: int)
     if rates is None:
         return ("cannot estimate: no earlier experiment in this storage ran these trials (same data, size and "
                 "fixed values) on the same resources at the same concurrency; the first one measures it")
-    rate = rates.step_s
+    rate = rates.at_ratio(1)  # as the earlier trials ran it
     return (f"about {duration(rate * trial_steps / concurrency)} at most: {trial_steps:,} trial-steps, {concurrency} "
             f"at a time, at {rate:.3g} s a trial-step (the median of the trials of "
             f"{', '.join(sources[:3])}{', ...' if len(sources) > 3 else ''}); ASHA's early stops make it shorter, "

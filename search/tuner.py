@@ -26,7 +26,7 @@ from experiment.confirmation import confirmation
 from experiment.ranking import rank_trials
 from experiment.winner import best_config_json, winner
 from experiment.schema import FAILED, PENDING, RUNNING, warm_runs
-from search.budget import budgeted
+from search.budget import budgeted, warning
 from search.cluster import connect_ray, default_concurrency
 from search.interrupt import TUNE_SIGINT_OFF, interruptible
 from search.plan import DEFAULT_STORAGE, Plan, planned_info, resume_command
@@ -334,6 +334,8 @@ def run_search(plan: Plan, extra: Optional[Extra] = None, started: Optional[floa
         if plan.budgeted and not plan.resume:  # the trials' steps, from the budget (a wall time: measured now)
             plan = budgeted(plan, concurrency, deadline)
             print(f"budget {plan.budget_plan['summary']}")
+            if warning(plan.budget_plan):
+                print(warning(plan.budget_plan))
         t0 = time.time()
         if plan.resume:
             # (mlflow, wandb: an experiment from before they were fields gets them, null)

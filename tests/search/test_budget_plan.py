@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from search.budget import (END_S, EVALUATIONS, MIN_EVALUATIONS, PLANNED_SHARE, RESTART_S, SEARCH_SLOWDOWN, BudgetError,
+from search.budget import (END_S, EVALUATIONS, MIN_EVALUATIONS, PLANNED_SHARE, RESTART_S, SEARCH_STEP_S, BudgetError,
                            Rates, Split, _makespan, budgeted, split, steps_for, wall_time)
 from search.plan import SearchError, plan_search
 from search.run import build_parser, main
@@ -70,7 +70,7 @@ def test_a_synchronous_population_waits_for_its_slowest_member_each_round():
     rates = Rates(step_s=0.01, per_d_step=0.01, eval_s=0.0, measured_s=0.0)
     one_round = [100 * rates.at_ratio(r) + RESTART_S for r in (1, 1, 5)]
     assert wall_time(s, [1, 1, 5], rates, 3, synchronous=True) == pytest.approx(4 * max(one_round))
-    assert wall_time(s, [1, 1, 5], rates, 3, synchronous=False) == pytest.approx(400 * 0.05 * SEARCH_SLOWDOWN
+    assert wall_time(s, [1, 1, 5], rates, 3, synchronous=False) == pytest.approx(400 * (0.05 + SEARCH_STEP_S)
                                                                                   + RESTART_S)  # whole trials
 
 
@@ -157,3 +157,13 @@ def test_a_wall_time_budget_ends_in_time(ray_session, tmp_path):
     record = json.loads((tmp_path / "b" / "experiment.json").read_text())["budget"]
     assert 90 <= took <= 132, f"{took:.0f} s"
     assert record["seconds"] == 120 and record["spent"] <= record["steps"] and record["rates"]["step_s"] > 0
+
+
+def test_a_budget_too_small_for_a_search_is_warned_of():
+    from search.budget import warning
+
+    record = {"seconds": 300.0, "alone_steps": 6000, "trial_steps": 432}
+    line = warning(record)
+    assert line.startswith("warning: each trial trains 432 steps, 7% of the 6,000") and "dcgan.train --budget 300s" in line
+    assert warning({**record, "trial_steps": 1500}) is None  # a quarter of one run alone's, or more
+    assert warning({"seconds": None, "alone_steps": None, "trial_steps": 10}) is None  # --budget-steps: nothing to say
