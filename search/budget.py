@@ -12,7 +12,8 @@ The split (the rules, and what each stands on, in docs/budget.md):
   trains the same steps, so the winner and the control end at the same step and the user is handed
   whichever is better there (experiment.winner). No confirmation unless asked for (`--confirm K`,
   paid from the budget): its runs train nothing the user keeps.
-- The population: `--population`, else as many trials as run at once and at least MIN_TRIALS.
+- The population: `--population`, else the trials that run at once less the control, at least
+  MIN_BUDGET_POPULATION (`budget_population`).
 - Each trial's steps: the budget's trial-steps shared equally; `eval_every` (the perturbation interval)
   a fraction of them: EVALUATIONS evaluations a trial, fewer where a trial is short (at least
   MIN_EVAL_EVERY steps between two).
@@ -46,8 +47,8 @@ GPU_WIDTH = 64  # ngf = ndf on a GPU: the paper's
 RESTART_S = 2.0
 END_S = 8.0
 # A step in the search costs more than the same step timed alone: Tune's driver, its reports and the
-# raylet share the cores. On 2 cores with 2 trials at once, about 2 ms a step more: 6.5 ms timed alone,
-# 8.5 in the search at 8 px; at 28 px (88 ms) no more than the timing's own noise (docs/budget.md).
+# raylet share the cores. On 2 cores with 2 trials at once, 1-3 ms a step more: 4.7 ms timed alone,
+# 5.9-7.6 in the search at 8 px; at 28 px (88 ms) no more than the timing's own noise (docs/budget.md).
 SEARCH_STEP_S = 0.002
 # The trials are planned to fill this share of the time they are left: what the model leaves out
 # (Tune's reports and checkpoint copies, a slower round than the timed steps) cost 5-20% more on the

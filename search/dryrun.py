@@ -76,8 +76,9 @@ def budget_in_words(plan: Plan, concurrency: Optional[int]) -> tuple[Plan, str]:
     if plan.budget_steps is not None:
         plan = budgeted(plan, concurrency or 1)
         return plan, f"budget      {plan.budget_plan['summary']}"
-    rates, sources = earlier_rates(plan, concurrency)
-    if rates is not None:
+    step_s, sources = earlier_rates(plan, concurrency)
+    if step_s is not None:  # a step as the earlier search ran it; as a step timed alone (what `measure` gives)
+        rates = Rates(max(0.0, step_s - SEARCH_STEP_S), 0.0, 0.0, 0.0)
         estimated = budgeted(plan, concurrency or 1, time.monotonic() + parse_duration(plan.budget), rates)
         return plan, (f"budget      {estimated.budget_plan['summary']}; estimated from "
                       f"{', '.join(sources[:3])}, measured again at the start")
@@ -86,9 +87,9 @@ def budget_in_words(plan: Plan, concurrency: Optional[int]) -> tuple[Plan, str]:
                   f"these trials), shared equally by {who}, {EVALUATIONS} evaluations each")
 
 
-def earlier_rates(plan: Plan, concurrency: Optional[int]) -> tuple[Optional[Rates], list[str]]:
-    """Seconds per trial-step (evaluations and restarts included) of the trials of earlier experiments
-    in the storage that ran these trials on the same resources at the same concurrency."""
+def earlier_rates(plan: Plan, concurrency: Optional[int]) -> tuple[Optional[float], list[str]]:
+    """The median seconds per trial-step (evaluations included) of the trials of earlier experiments in
+    the storage that ran these trials on the same resources at the same concurrency, and their names."""
     if concurrency is None:
         return None, []
     rates, sources = [], []
@@ -102,8 +103,7 @@ def earlier_rates(plan: Plan, concurrency: Optional[int]) -> tuple[Optional[Rate
             sources.append(earlier.name)
     if not rates:
         return None, []
-    # seconds a step took in a search already: as a step timed alone would take (Rates.at_ratio slows it)
-    return Rates(max(0.0, statistics.median(rates) - SEARCH_STEP_S), 0.0, 0.0, 0.0), sources
+    return statistics.median(rates), sources
 
 
 def parameters(plan: Plan) -> dict[str, str]:
@@ -148,11 +148,10 @@ def estimate_wall_time(plan: Plan, concurrency: Optional[int], trial_steps: int)
     that ran the same trials on the same resources at the same concurrency; or why it cannot say."""
     if concurrency is None:
         return "cannot estimate: the number of trials at once is unknown (pass --concurrency)"
-    rates, sources = earlier_rates(plan, concurrency)
-    if rates is None:
+    rate, sources = earlier_rates(plan, concurrency)
+    if rate is None:
         return ("cannot estimate: no earlier experiment in this storage ran these trials (same data, size and "
                 "fixed values) on the same resources at the same concurrency; the first one measures it")
-    rate = rates.at_ratio(1)  # as the earlier trials ran it
     return (f"about {duration(rate * trial_steps / concurrency)} at most: {trial_steps:,} trial-steps, {concurrency} "
             f"at a time, at {rate:.3g} s a trial-step (the median of the trials of "
             f"{', '.join(sources[:3])}{', ...' if len(sources) > 3 else ''}); ASHA's early stops make it shorter, "

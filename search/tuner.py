@@ -334,8 +334,8 @@ def run_search(plan: Plan, extra: Optional[Extra] = None, started: Optional[floa
         if plan.budgeted and not plan.resume:  # the trials' steps, from the budget (a wall time: measured now)
             plan = budgeted(plan, concurrency, deadline)
             print(f"budget {plan.budget_plan['summary']}")
-            if warning(plan.budget_plan):
-                print(warning(plan.budget_plan))
+            if too_small := warning(plan.budget_plan):
+                print(too_small)
         t0 = time.time()
         if plan.resume:
             # (mlflow, wandb: an experiment from before they were fields gets them, null)
