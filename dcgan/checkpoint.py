@@ -24,7 +24,7 @@ import torch
 import torch.distributed as dist
 
 from dcgan.config import ConfigError, TrainConfig
-from dcgan.files import BEST_CONFIG_JSON, EXPERIMENT_JSON, one_line
+from dcgan.files import BEST_CONFIG_JSON, EXPERIMENT_JSON, before_write, one_line
 from dcgan.models import Generator
 from dcgan.state import GAN, apply_hyperparameters, unwrap
 
@@ -55,6 +55,7 @@ def save_checkpoint(gan: GAN, ckpt_dir: Path, rng: list, grid_png: Optional[Path
     """G (and its average), D, both optimizers, the step, every rank's RNG and sampler state, and the config.
     Written to a temporary folder, then renamed: a checkpoint is whole or absent."""
     tmp = ckpt_dir.with_name(ckpt_dir.name + ".tmp")
+    before_write(tmp / STATE_FILE)
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     torch.save({
@@ -163,8 +164,9 @@ def winner_checkpoint(best_config: str | Path) -> tuple[Path, str]:
     path = Path(best_config)
     try:
         cfg = TrainConfig.from_json(path)
-    except ConfigError as e:
-        raise CheckpointError(f"{path}: {e}; restore the file from a copy, or pass a checkpoint folder") from None
+    except ConfigError as e:  # names the file when it is damaged
+        where = "" if str(path) in str(e) else f"{path}: "
+        raise CheckpointError(f"{where}{e}; or pass a checkpoint folder") from None
     recorded = json.loads(path.read_text()).get(CONTINUE_FROM)
     found = [c for c in [_here(recorded, path.parent)] if c is not None] if isinstance(recorded, str) else []
     for config_file in path.parent.rglob("config.json"):
@@ -270,3 +272,21 @@ def continued_checkpoint(config_file: str | Path, steps: int) -> Path:
 def prune_checkpoints(out_dir: Path, keep: int) -> None:
     for old in run_checkpoints(out_dir)[:-keep]:
         shutil.rmtree(old, ignore_errors=True)
+
+
+def resumable_run(out: Path, previous: TrainConfig, cfg: TrainConfig) -> Optional[Path]:
+    """The run folder to resume (None if it has no checkpoint yet): `cfg` may differ from the run's own
+    config.json only in how long and how it runs (RUN_LENGTH_KEYS: more steps extend a finished run),
+    and its steps must be at or past the run's last checkpoint."""
+    mine, theirs = cfg.to_dict(), previous.to_dict()
+    changed = [k for k in mine if mine[k] != theirs[k] and k not in RUN_LENGTH_KEYS]
+    if changed:
+        raise ConfigError(f"{out} holds a run of a different config ({changed[0]}: {theirs[changed[0]]!r} there, "
+                          f"{mine[changed[0]]!r} here); pass another --out")
+    last = latest_checkpoint(out)
+    if last is None:
+        return None
+    step = int(read_state(last, mmap=True)["step"])
+    if step > cfg.steps:
+        raise ConfigError(f"{out} is at step {step}, past --steps {cfg.steps}; pass --steps {step} or more")
+    return out

@@ -28,6 +28,8 @@ INITS = ("dcgan", "kaiming")
 PRECISIONS = ("fp32", "bf16")
 IMAGE_SIZES = (8, 16, 28, 32, 64, 128, 256)
 TOO_LONG = f"an integer of more than {sys.get_int_max_str_digits()} digits"  # JSON that Python will not read
+# What to do about a config file that is not JSON (cut short by a full disk or an editor).
+DAMAGED_CONFIG = "the file is damaged: give another (a run's config.json, a search's best_config.json)"
 
 
 class ConfigError(ValueError):
@@ -139,20 +141,25 @@ class TrainConfig:
     @classmethod
     def from_json(cls, source: str | Path) -> "TrainConfig":
         """From a JSON file, or JSON text. A file may wrap the config as {"config": {...}}."""
-        text = str(source)
+        text, what = str(source), "config"
         if not text.lstrip().startswith("{"):
             path = Path(source)
             if not path.is_file():
                 raise ConfigError(f"config file not found: {path}")
-            text = path.read_text()
+            what = str(path)
+            try:
+                text = path.read_text(encoding="utf-8")
+            except UnicodeDecodeError:
+                raise ConfigError(f"{what} is not UTF-8 text; {DAMAGED_CONFIG}") from None
         try:
             values = json.loads(text)
         except json.JSONDecodeError as e:
-            raise ConfigError(f"config is not valid JSON ({e.msg}, line {e.lineno})") from None
+            fix = DAMAGED_CONFIG if what != "config" else "give a JSON object of TrainConfig fields"
+            raise ConfigError(f"{what} is not valid JSON ({e.msg}, line {e.lineno}); {fix}") from None
         except ValueError:  # an integer of more digits than Python converts
-            raise ConfigError(f"config is not usable JSON ({TOO_LONG})") from None
+            raise ConfigError(f"{what} is not usable JSON ({TOO_LONG})") from None
         if not isinstance(values, dict):
-            raise ConfigError("config JSON must be an object of TrainConfig fields")
+            raise ConfigError(f"{what} must be a JSON object of TrainConfig fields")
         if isinstance(values.get("config"), dict):  # best_config.json carries metrics beside it
             values = values["config"]
         return cls.from_dict(values)

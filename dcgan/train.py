@@ -37,11 +37,11 @@ import torch.distributed as dist
 import torch.nn as nn
 
 from dcgan import keys
-from dcgan.checkpoint import (RUN_LENGTH_KEYS, CheckpointError, continued_checkpoint, gather_rng, latest_checkpoint,
-                              load_checkpoint, prune_checkpoints, read_state, resume_candidates, save_checkpoint)
+from dcgan.checkpoint import (CheckpointError, continued_checkpoint, gather_rng, load_checkpoint, prune_checkpoints,
+                              resumable_run, resume_candidates, save_checkpoint)
 from dcgan.config import ConfigError, TrainConfig, parse_duration, parse_overrides
 from dcgan.data import Splits, check_data, load_splits
-from dcgan.files import atomic_write, write_probe
+from dcgan.files import EXIT_DISK_FULL, append_jsonl, atomic_write, disk_full, disk_full_line, write_probe
 from dcgan.distributed import any_rank, average_gradients, broadcast_module, check_device, dist_info, rank0_decides
 from dcgan.losses import LOSSES, gradient_penalty
 from dcgan.state import GAN, apply_hyperparameters, setup, unwrap
@@ -144,11 +144,6 @@ def _take_sums(gan: GAN) -> dict[str, float]:
     return out
 
 
-def _append_jsonl(path: Path, row: dict) -> None:
-    with open(path, "a") as f:
-        f.write(json.dumps(row, allow_nan=False) + "\n")
-
-
 def _finite_or_none(row: dict) -> dict:
     return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in row.items()}
 
@@ -217,7 +212,7 @@ def train(cfg: TrainConfig, out_dir: Optional[str | Path] = None, *, report: Opt
                    keys.REASON: f"a loss became NaN, inf or beyond {cfg.max_abs_loss:g}"}
         log(f"step {gan.step}/{cfg.steps}: diverged ({metrics[keys.REASON]}); run recorded as diverged")
         if out is not None:
-            _append_jsonl(out / "metrics.jsonl", metrics)
+            append_jsonl(out / "metrics.jsonl", metrics)
         if report is not None:
             report(dict(metrics), None)
     if out is not None:
@@ -268,7 +263,7 @@ def evaluate_and_save(gan: GAN, out: Optional[Path], evaluator, grid_z: torch.Te
         # the metrics line before the checkpoint: a run stopped between the two resumes from the
         # checkpoint before, drops the line and evaluates that step again; the other way round, the
         # step's line would be missing for good
-        _append_jsonl(out / "metrics.jsonl", metrics)
+        append_jsonl(out / "metrics.jsonl", metrics)
         ckpt = out / "checkpoints" / f"step_{gan.step:07d}"
         save_checkpoint(gan, ckpt, rng, grid)
         prune_checkpoints(out, gan.cfg.keep_checkpoints)
@@ -278,11 +273,18 @@ def evaluate_and_save(gan: GAN, out: Optional[Path], evaluator, grid_z: torch.Te
 
 
 def _truncate_metrics(path: Path, step: int) -> None:
-    """On resume, drop lines written after the checkpoint we resume from."""
+    """On resume, drop lines written after the checkpoint we resume from, and any line cut short (a
+    full disk while appending)."""
     if not path.exists():
         return
-    rows = [line for line in path.read_text().splitlines() if line.strip() and json.loads(line)[keys.STEP] <= step]
-    atomic_write(path, "".join(r + "\n" for r in rows))  # whole or not at all: a full disk keeps the old file
+    rows = []
+    for line in path.read_text(errors="replace").splitlines():
+        try:
+            if json.loads(line)[keys.STEP] <= step:
+                rows.append(line + "\n")
+        except (ValueError, KeyError, TypeError):
+            continue
+    atomic_write(path, "".join(rows))  # whole or not at all: a full disk keeps the old file
 
 
 def time_is_up(deadline: float, eval_s: float, gan: GAN, world: int) -> bool:
@@ -345,7 +347,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         check_device(cfg)  # so does a device (or bf16) that this machine lacks
         out = out or Path("runs") / f"{cfg.dataset.replace(':', '_').replace('/', '_')}-{time.strftime('%Y%m%d-%H%M%S')}"
         if previous is not None:
-            resume = _resumed_run(out, previous, cfg) or start  # a continued run stopped: from its own checkpoints
+            resume = resumable_run(out, previous, cfg) or start  # a continued run stopped: from its own checkpoints
         elif out.exists() and any(out.iterdir()):
             raise ConfigError(f"{out} exists and is not a run folder; pass another --out")
         else:
@@ -357,37 +359,27 @@ def main(argv: Optional[list[str]] = None) -> int:
     length = f"{budget:g} s" if cfg.steps >= UNBOUNDED_STEPS else f"{cfg.steps} steps" + (
         f" or {budget:g} s" if budget is not None else "")
     print(f"training {cfg.dataset} at {cfg.image_size}px, loss {cfg.loss}, {length} -> {out}")
+
+    def go_on() -> str:  # the command that goes on from the run's last checkpoint
+        again = [*(sys.argv[1:] if argv is None else argv), *([] if args.out else ["--out", str(out)])]
+        return shlex.join(["python", "-m", "dcgan.train", *again])
+
     try:
         result = train(cfg, out, resume_from=resume, evaluator=None if args.no_eval else "auto",
                        deadline=started + budget if budget is not None else None)
     except KeyboardInterrupt:  # Ctrl-C: the checkpoints written so far stay, and the run goes on from the last
-        again = [*(sys.argv[1:] if argv is None else argv), *([] if args.out else ["--out", str(out)])]
-        print(f"\nstopped; to go on from its last checkpoint:\n  {shlex.join(['python', '-m', 'dcgan.train', *again])}",
-              file=sys.stderr)
+        print(f"\nstopped; to go on from its last checkpoint:\n  {go_on()}", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except OSError as e:  # a full disk: every file written whole, so the run goes on from its last checkpoint
+        if (full := disk_full(e)) is None:
+            raise
+        print(f"error: {disk_full_line(full)}; free some space, then go on with: {go_on()}", file=sys.stderr)
+        return EXIT_DISK_FULL
     if result.status == keys.DIVERGED:
         print(f"diverged at step {result.step}; recorded in {out / 'status.json'}", file=sys.stderr)
         return 1
     print(f"done: {out} (step {result.step})")
     return 0
-
-
-def _resumed_run(out: Path, previous: TrainConfig, cfg: TrainConfig) -> Optional[Path]:
-    """The run folder to resume (None if it has no checkpoint yet): `cfg` may differ from the run's own
-    config.json only in how long and how it runs (RUN_LENGTH_KEYS: more steps extend a finished run),
-    and its steps must be at or past the run's last checkpoint."""
-    mine, theirs = cfg.to_dict(), previous.to_dict()
-    changed = [k for k in mine if mine[k] != theirs[k] and k not in RUN_LENGTH_KEYS]
-    if changed:
-        raise ConfigError(f"{out} holds a run of a different config ({changed[0]}: {theirs[changed[0]]!r} there, "
-                          f"{mine[changed[0]]!r} here); pass another --out")
-    last = latest_checkpoint(out)
-    if last is None:
-        return None
-    step = int(read_state(last, mmap=True)["step"])
-    if step > cfg.steps:
-        raise ConfigError(f"{out} is at step {step}, past --steps {cfg.steps}; pass --steps {step} or more")
-    return out
 
 
 def _check_writable(out: Path) -> None:

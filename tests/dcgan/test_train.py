@@ -7,9 +7,9 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 import dcgan.train
-from dcgan.checkpoint import load_generator, read_state
+from dcgan.checkpoint import latest_checkpoint, load_generator, read_state
 from dcgan.config import TrainConfig
-from dcgan.train import fixed_grid_noise, latest_checkpoint, sample_grid, setup, train, train_step
+from dcgan.train import fixed_grid_noise, sample_grid, setup, train, train_step
 
 TINY = dict(dataset="digits", image_size=8, ngf=8, ndf=8, latent_dim=8, batch_size=16, eval_every=25, steps=50, device="cpu")
 

@@ -117,3 +117,32 @@ def test_bad_data_one_line_exit_2_nothing_written(tmp_path, monkeypatch, capsys,
     captured = capsys.readouterr()
     assert captured.err.strip() == message.format(corrupt=user_folders.corrupt, small=user_folders.small)
     assert not captured.out and list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("at", [3, 12])  # the run's first files; a checkpoint or metrics row mid-run
+def test_a_full_disk_stops_in_one_line_and_the_same_command_goes_on(tmp_path, capsys, monkeypatch, at):
+    """ENOSPC at the `at`-th write (dcgan.files.FAULT_ENV): one line naming the file and the command to
+    go on with, exit 3, every file written whole; the same command with room ends the run, and a
+    metrics line cut short by the full disk is dropped on the way."""
+    from dcgan.files import EXIT_DISK_FULL, FAULT_ENV
+
+    out = tmp_path / "run"
+    args = ["--set", "image_size=8", "--set", "ngf=8", "--set", "ndf=8", "--set", "steps=60", "--set", "eval_every=10",
+            "--set", "batch_size=16", "--no-eval", "--out", str(out)]
+    monkeypatch.setenv(FAULT_ENV, f"{at}:{tmp_path / 'writes'}")
+    assert main(args) == EXIT_DISK_FULL
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and err.startswith(f"error: the disk is full: writing {out}"), err
+    assert err.endswith(f"free some space, then go on with: python -m dcgan.train {shlex.join(args)}"), err
+    assert not list(out.rglob("*.tmp")) and not list(out.rglob(".*"))
+    for name in ("config.json", "status.json"):
+        if (out / name).exists():
+            json.loads((out / name).read_text())
+    if (out / "metrics.jsonl").exists():
+        with open(out / "metrics.jsonl", "a") as f:
+            f.write('{"step": 5')  # what a full disk leaves of a line being appended
+    monkeypatch.delenv(FAULT_ENV)
+    assert main(args) == 0
+    assert [json.loads(line)["step"] for line in (out / "metrics.jsonl").read_text().splitlines()] == \
+        [10, 20, 30, 40, 50, 60]
+    assert json.loads((out / "status.json").read_text()) == {"status": "completed", "step": 60}
