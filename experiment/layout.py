@@ -10,11 +10,13 @@ Only the files of the contract are read, never Ray Tune's own files beside them.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
 import posixpath
 import shutil
+import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,14 +25,14 @@ from typing import Any, Optional
 import pyarrow.fs as pafs
 
 from dcgan import keys
-from dcgan.files import BEST_CONFIG_JSON, EXPERIMENT_JSON, one_line
+from dcgan.files import BEST_CONFIG_JSON, EXPERIMENT_JSON, before_write, one_line
 from experiment.schema import ENDED, EXPERIMENT_FIELDS, PENDING, RUNNING, TIME_S, TRIAL_STATUSES, is_number, json_safe
 
 OPTUNA_DB, REPORT_HTML = "optuna.db", "report.html"
-TRIALS = "trials"
-CONFIRM = "confirm"  # confirmation runs, in the layout of trials/
+TRIALS, CONFIRM = "trials", "confirm"  # confirm/: the confirmation runs, in the layout of trials/
 CONFIG_JSON, PARAMS_JSON, RESULTS_JSONL, STATUS_JSON, SAMPLES = ("config.json", "params.json", "results.jsonl",
                                                                  "status.json", "samples")
+LINEAGE_JSON = "lineage.json"  # a PBT member's params and exploits (experiment/lineage.py)
 TRAINER_RUN = "train"  # a multi-worker trial's Ray Train run, inside its Ray trial folder
 DRIVER_LOCK = "driver.lock"  # the driver that holds the experiment (search/lock.py), while it runs
 
@@ -184,15 +186,20 @@ class Experiment:
     def write_bytes(self, data: bytes, *parts: str) -> None:
         """Whole-file write via a temporary name where the filesystem can rename (local)."""
         target = self.path(*parts)
+        before_write(target)
         self.fs.create_dir(target.rsplit("/", 1)[0], recursive=True)
-        if isinstance(self.fs, pafs.LocalFileSystem):
-            tmp = target + ".tmp"
+        local = isinstance(self.fs, pafs.LocalFileSystem)  # an object store writes a whole object anyway
+        tmp = target + ".tmp" if local else target
+        try:
             with self.fs.open_output_stream(tmp) as f:
                 f.write(data)
-            self.fs.move(tmp, target)
-        else:  # object stores write a whole object atomically anyway
-            with self.fs.open_output_stream(target) as f:
-                f.write(data)
+            if local:
+                self.fs.move(tmp, target)
+        except BaseException:  # a full disk: the old file stays, no half-written one beside it
+            if local:
+                with contextlib.suppress(OSError):
+                    self.fs.delete_file(tmp)
+            raise
 
     def write_text(self, text: str, *parts: str) -> None:
         self.write_bytes(text.encode(), *parts)
@@ -203,10 +210,10 @@ class Experiment:
             return default
         try:
             return json.loads(self.read_text(*parts))
-        except json.JSONDecodeError as e:
-            # A file rewritten without a rename could be caught half written: say which one.
-            raise ExperimentError(f"{self.path(*parts)} is not valid JSON ({e.msg}, line {e.lineno}); "
-                                  "rerun once the search has rewritten it") from None
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            # every write is whole (a rename, an object): a file that does not parse was damaged
+            why = f"{e.msg}, line {e.lineno}" if isinstance(e, json.JSONDecodeError) else "not UTF-8 text"
+            raise ExperimentError(f"{self.path(*parts)} is damaged (not valid JSON: {why})") from None
 
     def write_json(self, value: Any, *parts: str) -> None:
         self.write_text(json.dumps(json_safe(value), indent=2, allow_nan=False) + "\n", *parts)
@@ -216,7 +223,7 @@ class Experiment:
         if not self.exists(*parts):
             return [], 0
         rows, unreadable = [], 0
-        for line in self.read_text(*parts).splitlines():
+        for line in self.read_bytes(*parts).decode("utf-8", errors="replace").splitlines():  # damage: unreadable
             if not line.strip():
                 continue
             try:
@@ -231,10 +238,7 @@ class Experiment:
         return rows, unreadable
 
     def upload(self, local_file: str | Path, *parts: str) -> None:
-        target = self.path(*parts)
-        self.fs.create_dir(target.rsplit("/", 1)[0], recursive=True)
-        pafs.copy_files(str(local_file), target, source_filesystem=pafs.LocalFileSystem(),
-                        destination_filesystem=self.fs)
+        self.write_bytes(Path(local_file).read_bytes(), *parts)  # whole, as every write (a grid, the study)
 
     def copy_to_local(self, *parts: str) -> str:
         """Copy one file to a temporary local file (SQLite needs one); the caller deletes it.
@@ -312,7 +316,10 @@ class Experiment:
     @functools.cached_property
     def meta(self) -> dict[str, Any]:
         """experiment.json."""
-        meta = self.read_json(EXPERIMENT_JSON)
+        try:
+            meta = self.read_json(EXPERIMENT_JSON)
+        except ExperimentError as e:
+            raise ExperimentError(f"{e}; restore it from a copy, or run the search again under another --name") from None
         if not isinstance(meta, dict):
             raise ExperimentError(f"{self.path(EXPERIMENT_JSON)} is not a JSON object; it is not an "
                                   "experiment.json that search.run wrote")
@@ -320,17 +327,30 @@ class Experiment:
 
     @functools.cached_property
     def trials(self) -> list[Trial]:
-        return [self.read_trial(tid) for tid in self.trial_ids()]
+        """The trials whose files read; one whose file is damaged is left out with a warning line."""
+        return self._read_trials(TRIALS)
 
     @functools.cached_property
     def confirmations(self) -> list[Trial]:
         """The confirmation runs (confirm/<trial_id>-seed<seed>/): the top trials and the baseline
         trained again with other seeds at the end of the search."""
-        return [self.read_trial(name, CONFIRM) for name in self.trial_ids(CONFIRM)]
+        return self._read_trials(CONFIRM)
+
+    def _read_trials(self, folder: str) -> list[Trial]:
+        trials = []
+        for trial_id in self.trial_ids(folder):
+            try:
+                trials.append(self.read_trial(trial_id, folder))
+            except ExperimentError as e:
+                print(f"warning: {folder}/{trial_id} left out: {e}", file=sys.stderr)
+        return trials
 
     @functools.cached_property
     def best_config(self) -> Optional[dict[str, Any]]:
-        best = self.read_json(BEST_CONFIG_JSON)
+        try:
+            best = self.read_json(BEST_CONFIG_JSON)
+        except ExperimentError as e:
+            raise ExperimentError(f"{e}; restore it from a copy") from None
         return best if isinstance(best, dict) else None
 
     def trial(self, trial_id: str) -> Trial:
@@ -346,7 +366,9 @@ class Experiment:
         return sorted(i.base_name for i in infos if i.type == pafs.FileType.Directory)
 
     def read_trial(self, trial_id: str, folder: str = TRIALS) -> Trial:
-        """One trial's files, read now."""
+        """One trial's files, read now; ExperimentError naming a damaged one (its lineage.json too)."""
+        self.read_json(folder, trial_id, LINEAGE_JSON)
+
         def get(name: str) -> dict:
             value = self.read_json(folder, trial_id, name)
             return value if isinstance(value, dict) else {}

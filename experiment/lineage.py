@@ -14,9 +14,8 @@ from dataclasses import dataclass
 from typing import Any, Optional
 
 from dcgan.config import SCHEDULABLE
-from experiment.layout import TRIALS, Experiment
+from experiment.layout import LINEAGE_JSON, TRIALS, Experiment
 
-LINEAGE_JSON = "lineage.json"
 
 
 @dataclass(frozen=True)

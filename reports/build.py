@@ -11,6 +11,7 @@ import posixpath
 import sys
 import time
 
+from dcgan.files import EXIT_DISK_FULL, disk_full, disk_full_line
 from experiment import Experiment, ExperimentError, Ranking, is_uri, rank_trials
 from experiment.confirmation import confirmation
 from experiment.layout import REPORT_HTML
@@ -117,6 +118,11 @@ def main(argv: list[str] | None = None) -> int:
     except ExperimentError as e:
         print(f"reports.build: {e}", file=sys.stderr)
         return 2
+    except OSError as e:
+        if (full := disk_full(e)) is None:
+            raise
+        print(f"reports.build: {disk_full_line(full)}; free some space, then run it again", file=sys.stderr)
+        return EXIT_DISK_FULL  # the report there was before, if any, is left whole
     seconds = time.perf_counter() - started
     print(f"wrote {target} ({len(text.encode()) / 1e6:.1f} MB, {len(experiment.trials)} trials, {seconds:.1f} s)")
     return 0
