@@ -1,18 +1,23 @@
 """A driver-side Tune callback that writes the experiment directory (docs/experiment-layout.md)
 through `experiment.Experiment` as results arrive: config, params, one results.jsonl row per
 evaluation, and status.json on every change. (The sample grids are put there by the trials.) It
-tells the search's trackers (search/tracking.py: TensorBoard, MLflow, W&B) what it wrote."""
+tells the search's trackers (search/tracking.py: TensorBoard, MLflow, W&B) what it wrote. A trial
+that failed on a full disk ends the search (`stop_if_disk_full`), said in one line."""
 
 from __future__ import annotations
 
-from typing import Optional
+import contextlib
+import logging
+from typing import Iterator, Optional
 
+from ray import cloudpickle  # Tune's, which wrote a trial's error
 from ray.tune import Callback
 
 from dcgan import keys
-from dcgan.files import one_line
+from dcgan.files import disk_full, one_line
 from experiment.layout import CONFIRM, EXPERIMENT_JSON, OPTUNA_DB, RESULTS_JSONL, TRIALS, Experiment, confirm_name
 from experiment.schema import DIVERGED, FAILED, RUNNING, final_status, result_row, same_params
+from search.interrupt import stop_tune
 from search.tracking import RunInfo, Trackers
 from search.protocol import REPLAYED
 from search.trial import confirmation_overrides
@@ -82,7 +87,12 @@ class ExperimentWriter(Callback):
         self.trackers.end(self.run_info(trial), status)
         self._sync_optuna_db()
 
+    def on_trial_recover(self, iteration, trials, trial, **info) -> None:
+        stop_if_disk_full(trial)
+
     def on_trial_error(self, iteration, trials, trial, **info) -> None:
+        if stop_if_disk_full(trial):
+            return  # not the trial's failure: it resumes with the search
         name, _ = self.name_and_params(trial)
         last = trial.last_result or {}
         step = int(last.get(keys.STEP, self._last_step.get(name, 0)))
@@ -114,3 +124,55 @@ class ConfirmationWriter(ExperimentWriter):
         run = trial.config["run"]
         return confirm_name(run["trial"], run["seed"]), confirmation_overrides(self.params_of[run["trial"]], run["seed"],
                                                                                self.steps_override)
+
+
+FULL_DISK: list[OSError] = []  # the full disk that stopped this driver's Tune run, for search.tuner to say
+
+
+class DiskFullWords(logging.Filter):
+    """Drops Tune's traceback of a trial that failed on a full disk: the search says it in one line."""
+
+    logger = "ray.tune.execution.tune_controller"
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.exc_info and disk_full(record.exc_info[1]))
+
+
+@contextlib.contextmanager
+def disk_full_in_one_line() -> Iterator[None]:
+    """Within: Tune's tracebacks of a full disk left out, and FULL_DISK empty at the start."""
+    FULL_DISK.clear()
+    words = DiskFullWords()
+    logging.getLogger(DiskFullWords.logger).addFilter(words)
+    try:
+        yield
+    finally:
+        logging.getLogger(DiskFullWords.logger).removeFilter(words)
+
+
+def stop_if_disk_full(trial) -> bool:
+    """A trial that failed on a full disk stops the search at once, as Ctrl-C does (Tune saves its
+    state, the trial resumes from its checkpoint with `--resume`), rather than Tune restarting it into
+    the same full disk; search.tuner says so in one line (FULL_DISK). Where no Tune run listens for a
+    stop, the error is raised out of Tuner.fit instead. True if the disk was full."""
+    full = disk_full(trial_error(trial))
+    if full is None:
+        return False
+    if not FULL_DISK:
+        FULL_DISK.append(full)
+        if not stop_tune():
+            raise full
+    return True
+
+
+def trial_error(trial) -> Optional[BaseException]:
+    """The exception a failed trial raised (Ray's RayTaskError around it), from the file Tune has just
+    written on the driver; None where there is none or it does not load."""
+    path = getattr(trial, "pickled_error_file", None)
+    if not path:
+        return None
+    try:
+        with open(path, "rb") as f:
+            return cloudpickle.load(f)
+    except Exception:  # noqa: BLE001 - an error that cannot be read back is no full disk we can name
+        return None

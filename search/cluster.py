@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import socket
+import sys
 from typing import Optional
 
 from search.checks import SearchError
@@ -38,7 +39,14 @@ def connect_ray(address: Optional[str], verbose: bool = False) -> bool:
         return False
     check_address(address)
     try:
-        ray.init(address=address if address not in (None, "local") else None, include_dashboard=True,
+        import ray.dashboard.optional_deps  # noqa: F401  (ray[default]'s: aiohttp, ...)
+        dashboard = True
+    except ImportError as e:  # Ray without them refuses include_dashboard=True; None starts its head --minimal
+        print(f"note: no Ray dashboard ({e.name or e} is not installed; pip install 'ray[default]' brings it)",
+              file=sys.stderr)
+        dashboard = None
+    try:
+        ray.init(address=address, include_dashboard=dashboard,  # "local": a new Ray even beside another
                  log_to_driver=verbose, logging_level=logging.INFO if verbose else logging.WARNING)
     except ConnectionError as e:
         raise SearchError(f"cannot connect to Ray ({e}); check --address") from None

@@ -49,6 +49,16 @@ class Interrupt:
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)  # Ctrl-C; `ray job stop`, a process manager
 
 
+def stop_tune() -> bool:
+    """Ask the Tune run in progress to stop as Ctrl-C does (it saves its state, and the trials that
+    were running resume from their checkpoints); False where no run listens (Tune's SIGUSR1 handler is
+    set by a run in the main thread; the default would end the process)."""
+    if not callable(signal.getsignal(signal.SIGUSR1)):
+        return False
+    os.kill(os.getpid(), signal.SIGUSR1)
+    return True
+
+
 @contextlib.contextmanager
 def interruptible() -> Iterator[Interrupt]:
     """Ctrl-C (or SIGTERM), within the block, stops the current Tune run and sets `requested` (in
@@ -73,8 +83,7 @@ def interruptible() -> Iterator[Interrupt]:
         interrupt.requested = True
         again = "Ctrl-C again" if signum == signal.SIGINT else f"{signal.Signals(signum).name} again"
         print(f"\nstopping: saving the search's state ({again} to quit at once)", file=sys.stderr, flush=True)
-        if callable(signal.getsignal(signal.SIGUSR1)):  # Tune's, set by a run; the default would end the process
-            os.kill(os.getpid(), signal.SIGUSR1)
+        stop_tune()
 
     words = TuneStopWords()
     logging.getLogger(TuneStopWords.logger).addFilter(words)

@@ -22,6 +22,7 @@ import time
 from typing import Any, Optional
 
 from dcgan.config import ConfigError
+from experiment import ExperimentError
 from search.lock import DriverLock
 from search.plan import (DEFAULT_CONFIRM, DEFAULT_CONFIRM_SEEDS, DEFAULT_IMAGE_SIZE, DEFAULT_PERTURB_EVERY,
                          DEFAULT_SCHEDULER, DEFAULT_STEPS, DEFAULT_STORAGE, DEFAULT_TRIALS, MIN_POPULATION,
@@ -58,7 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--storage", default=DEFAULT_STORAGE, help="experiments root: a path or a URI such as s3://bucket/x")
     p.add_argument("--name", help="experiment name (default: <space>-<time>)")
     p.add_argument("--resume", action="store_true", help="continue the experiment --name (same --space)")
-    p.add_argument("--address", help="Ray cluster address (default: $RAY_ADDRESS, else a local Ray)")
+    p.add_argument("--address", help="Ray cluster address (default: $RAY_ADDRESS, else the Ray running on this "
+                   "machine, else a new one; local: a new one)")
     p.add_argument("--seed", type=int, default=0, help="seed of the sampler and of every trial (default 0)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="fix a TrainConfig field for every trial; repeatable")
@@ -112,7 +114,7 @@ def main(argv: Optional[list[str]] = None) -> int:
             from search.dryrun import describe_plan
 
             words = describe_plan(plan)
-    except ConfigError as e:
+    except (ConfigError, ExperimentError) as e:  # bad flags; an experiment to resume that is damaged
         print(f"error: {e}", file=sys.stderr)
         return 2
     if args.dry_run:
@@ -124,7 +126,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     try:
         with DriverLock(plan.experiment, "search.run"):  # one driver per experiment
             return run_search(plan, started=started)
-    except ConfigError as e:
+    except (ConfigError, ExperimentError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:  # a second Ctrl-C: out at once, as if killed

@@ -53,7 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--storage", default=DEFAULT_RUNS,
                    help=f"where the run folder goes: a path or a URI (default {DEFAULT_RUNS})")
     p.add_argument("--name", help="run name (default: train-<dataset>-<time>)")
-    p.add_argument("--address", help="Ray cluster address (default: $RAY_ADDRESS, else a local Ray)")
+    p.add_argument("--address", help="Ray cluster address (default: $RAY_ADDRESS, else the Ray running on this "
+                   "machine, else a new one; local: a new one)")
     p.add_argument("--resume", action="store_true",
                    help="go on with the run --name (in --storage) from its last checkpoint, as it was set up")
     p.add_argument("--continue", dest="continue_run", action="store_true",
@@ -107,7 +108,7 @@ def plan_run(args: argparse.Namespace) -> tuple[TrainConfig, Resources, Experime
         raise SearchError("--workers must be >= 1, --cpus-per-worker > 0 and --gpus-per-worker >= 0")
     check_gpus(args.gpus_per_worker, args.workers)
     check_dataset(cfg, args.workers)
-    if not (args.address or os.environ.get("RAY_ADDRESS")):
+    if (args.address or os.environ.get("RAY_ADDRESS")) in (None, "", "local"):
         check_local_machine(cfg, args.gpus_per_worker)
     if not args.resume:
         name = args.name or f"train-{re.sub(r'[^A-Za-z0-9_-]+', '_', cfg.dataset)}-{time.strftime('%Y%m%d-%H%M%S')}"

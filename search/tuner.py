@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any, Optional
 
 from dcgan.config import parse_duration
+from dcgan.files import EXIT_DISK_FULL, disk_full, disk_full_line
 from dcgan.train import EXIT_INTERRUPTED
 from experiment.layout import BEST_CONFIG_JSON, OPTUNA_DB, Experiment, is_uri, parent_uri, ray_trial_dir
 from experiment.confirmation import confirmation
@@ -268,6 +269,13 @@ def search_resume_command(plan: Plan) -> str:
     return resume_command("search.run", plan.experiment.uri, DEFAULT_STORAGE, "--space", plan.space)
 
 
+def full_disk(plan: Plan, error: OSError) -> int:
+    """A search stopped by a full disk: one line, and the command that goes on once there is room."""
+    print(f"error: {disk_full_line(error)}; free some space, then go on with: {search_resume_command(plan)}",
+          file=sys.stderr)
+    return EXIT_DISK_FULL
+
+
 def stopped(plan: Plan) -> int:
     """The end of a search stopped by Ctrl-C (or SIGTERM): what it did, and the command that goes
     on. Nothing is marked lost and no winner named: the trials that were running are in Tune's
@@ -353,15 +361,23 @@ def run_search(plan: Plan, extra: Optional[Extra] = None, started: Optional[floa
             print(f"warm start: {w['from']} ({format_params(w['params'])})" + (
                 f" is the same as {w['same_as']}: not run twice" if "same_as" in w else ", right after the baseline"))
         tuner = build_tuner(plan, concurrency, extra)
-        with _environ(**quiet_environment(plan)), interruptible() as interrupt:
+        from search.callback import FULL_DISK, disk_full_in_one_line
+
+        with _environ(**quiet_environment(plan)), interruptible() as interrupt, disk_full_in_one_line():
             interrupt.run(tuner.fit)
-            if plan.confirm:
+            if plan.confirm and not FULL_DISK:
                 from search.confirm import confirm
 
                 interrupt.run(lambda: confirm(plan, concurrency))
+        if FULL_DISK:  # a trial's write: Tune stopped as on Ctrl-C
+            return full_disk(plan, FULL_DISK[0])
         if interrupt.requested:
             return stopped(plan)
         return finish(plan, t0)
+    except Exception as e:  # the driver's own writes (Tune's state too)
+        if (full := disk_full(e)) is None:
+            raise
+        return full_disk(plan, full)
     finally:
         if started_ray:
             ray.shutdown()
