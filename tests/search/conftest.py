@@ -39,6 +39,27 @@ def ray_session(tmp_path_factory):
             os.environ[k] = v
 
 
+@pytest.fixture(autouse=True)
+def ray_freed_after_each_test(request):
+    """After a test that used the session's Ray, every CPU of it is free again (within a minute: a
+    search's actors end as Tune stops them). A CPU that stays held hangs the next test that needs
+    the whole machine, a 2-worker trial's placement group waiting forever; here the test that left
+    it fails instead, by name."""
+    yield
+    if "ray_session" not in request.fixturenames:
+        return
+    import time
+
+    import ray
+
+    if not ray.is_initialized():
+        return
+    total, deadline = ray.cluster_resources().get("CPU", 0), time.monotonic() + 60
+    while (free := ray.available_resources().get("CPU", 0)) < total and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert free == total, f"{total - free:g} of the session Ray's {total:g} CPUs still held a minute after the test"
+
+
 @pytest.fixture
 def one_thread():
     """fn -> fn() on the one CPU thread a 1-CPU trial has (Ray sets OMP_NUM_THREADS=1 for it): the
