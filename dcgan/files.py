@@ -17,8 +17,9 @@ ERROR_CHARS = 300  # an error said in one line is cut there
 # A search's folder holds EXPERIMENT_JSON, and once it has ended BEST_CONFIG_JSON (its winner's config
 # and checkpoint), which `dcgan.sample` and `dcgan.evaluate` follow (experiment.layout writes both)
 EXPERIMENT_JSON, BEST_CONFIG_JSON = "experiment.json", "best_config.json"
-# Tests' full disk: "N:COUNTER" makes the N-th write (counted in the file COUNTER, across every process
-# that inherits the variable: a search's Ray workers too) and every one after it fail with ENOSPC
+# Tests' full disk: "N:COUNTER[:PART]" makes the N-th write (counted in the file COUNTER, across every
+# process that inherits the variable: a search's Ray workers too) and every one after it fail with
+# ENOSPC; with PART, only writes to paths that hold PART count and fail
 FAULT_ENV = "DCGAN_FAULT_ENOSPC"
 DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
 EXIT_DISK_FULL = 3  # a command that stopped on a full disk: what it wrote is whole, and it goes on once there is room
@@ -39,7 +40,9 @@ def before_write(target: Union[str, Path]) -> None:
     spec = os.environ.get(FAULT_ENV)
     if not spec:
         return
-    at, _, counter = spec.partition(":")
+    at, counter, part = (spec.split(":", 2) + [""])[:3]
+    if part not in str(target):
+        return
     fd = os.open(counter, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:
         os.write(fd, b".")  # one byte a write: the file's size is the count, whichever process wrote

@@ -7,6 +7,7 @@ that failed on a full disk ends the search (`stop_if_disk_full`), said in one li
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 from typing import Iterator, Optional
 
@@ -22,6 +23,84 @@ from search.tracking import RunInfo, Trackers
 from search.protocol import REPLAYED
 from search.trial import confirmation_overrides
 from spaces import trial_config
+
+
+# --- a full disk: the search stops as on Ctrl-C, in one line ----------------------------------------
+
+FULL_DISK: list[OSError] = []  # the full disk that stopped this driver's Tune run, for search.tuner to say
+
+
+class DiskFullWords(logging.Filter):
+    """Drops Tune's traceback of a trial that failed on a full disk: the search says it in one line."""
+
+    logger = "ray.tune.execution.tune_controller"
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.exc_info and disk_full(record.exc_info[1]))
+
+
+@contextlib.contextmanager
+def disk_full_in_one_line() -> Iterator[None]:
+    """Within: Tune's tracebacks of a full disk left out, and FULL_DISK empty at the start."""
+    FULL_DISK.clear()
+    words = DiskFullWords()
+    logging.getLogger(DiskFullWords.logger).addFilter(words)
+    try:
+        yield
+    finally:
+        logging.getLogger(DiskFullWords.logger).removeFilter(words)
+
+
+def stop_if_disk_full(trial) -> bool:
+    """A trial that failed on a full disk stops the search at once, as Ctrl-C does (Tune saves its
+    state, the trial resumes from its checkpoint with `--resume`), rather than Tune restarting it into
+    the same full disk; search.tuner says so in one line (FULL_DISK). Where no Tune run listens for a
+    stop, the error is raised out of Tuner.fit instead. True if the disk was full."""
+    full = disk_full(trial_error(trial))
+    if full is None:
+        return False
+    stop_on(full)
+    return True
+
+
+def stop_on(full: OSError) -> None:
+    """Stop the Tune run as Ctrl-C does, on `full` (once), or raise it where no run listens."""
+    if not FULL_DISK:
+        FULL_DISK.append(full)
+        if not stop_tune():
+            raise full
+
+
+def stops_on_full_disk(hook):
+    """A callback hook whose write that fails on a full disk stops the search as a trial's does (Tune
+    saves its state with the trial in it) instead of raising out of Tune's loop, which saves nothing."""
+
+    @functools.wraps(hook)
+    def guarded(*args, **kwargs):
+        try:
+            return hook(*args, **kwargs)
+        except OSError as e:
+            if (full := disk_full(e)) is None:
+                raise
+            stop_on(full)
+
+    return guarded
+
+
+def trial_error(trial) -> Optional[BaseException]:
+    """The exception a failed trial raised (Ray's RayTaskError around it), from the file Tune has just
+    written on the driver; None where there is none or it does not load."""
+    path = getattr(trial, "pickled_error_file", None)
+    if not path:
+        return None
+    try:
+        with open(path, "rb") as f:
+            return cloudpickle.load(f)
+    except Exception:  # noqa: BLE001 - an error that cannot be read back is no full disk we can name
+        return None
+
+
+# --- the writers ----------------------------------------------------------------------------------
 
 class ExperimentWriter(Callback):
     """Writes trials/<trial_id>/... for every trial of the search."""
@@ -47,16 +126,29 @@ class ExperimentWriter(Callback):
         name, params = self.name_and_params(trial)
         return RunInfo(self.experiment.name, self.folder, name, params, trial_config(self.fixed, params).to_dict())
 
+    @stops_on_full_disk
     def on_trial_start(self, iteration, trials, trial, **info) -> None:
         exp, run = self.experiment, self.run_info(trial)
         name, params = run.name, run.params
         exp.start_trial(name, params, run.config, self.folder)
+        self._write_missing_last_result(trial, name)
         self.trackers.start(run)
         if self.folder == TRIALS and same_params(params, self.baseline_params) and set(params) == set(self.baseline_params):
             if exp.read_json(EXPERIMENT_JSON).get("baseline_trial_id") is None:
                 exp.update_info(baseline_trial_id=name)
         self._sync_optuna_db()  # the study as the searcher just left it: with this trial asked
 
+    def _write_missing_last_result(self, trial, name: str) -> None:
+        """A trial restored by --resume whose last result (in Tune's saved state) is past its rows:
+        the driver stopped while writing it (a full disk). The trial goes on after it, so write it now."""
+        last = trial.last_result or {}
+        if not isinstance(last.get(keys.STEP), int) or last.get(REPLAYED):
+            return
+        rows, _ = self.experiment.read_jsonl(self.folder, name, RESULTS_JSONL)
+        if last[keys.STEP] > max((r[keys.STEP] for r in rows), default=0):
+            self.experiment.append_result(name, result_row(last, last.get("time_total_s", 0.0)), self.folder)
+
+    @stops_on_full_disk
     def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
         if result.get(REPLAYED):  # already in the files: a resumed trial that had ended
             return
@@ -75,6 +167,7 @@ class ExperimentWriter(Callback):
             grid = exp.sample_parts(name, row[keys.STEP], self.folder)
             self.trackers.log(self.run_info(trial), row, exp.read_bytes(*grid) if exp.exists(*grid) else None)
 
+    @stops_on_full_disk
     def on_trial_complete(self, iteration, trials, trial, **info) -> None:
         # The trial's own rows, not only Tune's last_result: a trial restored by --resume from an
         # older experiment state can end with no new result, and a stale last_result.
@@ -90,6 +183,7 @@ class ExperimentWriter(Callback):
     def on_trial_recover(self, iteration, trials, trial, **info) -> None:
         stop_if_disk_full(trial)
 
+    @stops_on_full_disk
     def on_trial_error(self, iteration, trials, trial, **info) -> None:
         if stop_if_disk_full(trial):
             return  # not the trial's failure: it resumes with the search
@@ -124,55 +218,3 @@ class ConfirmationWriter(ExperimentWriter):
         run = trial.config["run"]
         return confirm_name(run["trial"], run["seed"]), confirmation_overrides(self.params_of[run["trial"]], run["seed"],
                                                                                self.steps_override)
-
-
-FULL_DISK: list[OSError] = []  # the full disk that stopped this driver's Tune run, for search.tuner to say
-
-
-class DiskFullWords(logging.Filter):
-    """Drops Tune's traceback of a trial that failed on a full disk: the search says it in one line."""
-
-    logger = "ray.tune.execution.tune_controller"
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not (record.exc_info and disk_full(record.exc_info[1]))
-
-
-@contextlib.contextmanager
-def disk_full_in_one_line() -> Iterator[None]:
-    """Within: Tune's tracebacks of a full disk left out, and FULL_DISK empty at the start."""
-    FULL_DISK.clear()
-    words = DiskFullWords()
-    logging.getLogger(DiskFullWords.logger).addFilter(words)
-    try:
-        yield
-    finally:
-        logging.getLogger(DiskFullWords.logger).removeFilter(words)
-
-
-def stop_if_disk_full(trial) -> bool:
-    """A trial that failed on a full disk stops the search at once, as Ctrl-C does (Tune saves its
-    state, the trial resumes from its checkpoint with `--resume`), rather than Tune restarting it into
-    the same full disk; search.tuner says so in one line (FULL_DISK). Where no Tune run listens for a
-    stop, the error is raised out of Tuner.fit instead. True if the disk was full."""
-    full = disk_full(trial_error(trial))
-    if full is None:
-        return False
-    if not FULL_DISK:
-        FULL_DISK.append(full)
-        if not stop_tune():
-            raise full
-    return True
-
-
-def trial_error(trial) -> Optional[BaseException]:
-    """The exception a failed trial raised (Ray's RayTaskError around it), from the file Tune has just
-    written on the driver; None where there is none or it does not load."""
-    path = getattr(trial, "pickled_error_file", None)
-    if not path:
-        return None
-    try:
-        with open(path, "rb") as f:
-            return cloudpickle.load(f)
-    except Exception:  # noqa: BLE001 - an error that cannot be read back is no full disk we can name
-        return None

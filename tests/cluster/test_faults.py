@@ -47,12 +47,15 @@ def status_of(exp: Path, trial_id: str) -> str | None:
     return json.loads(path.read_text())["status"] if path.exists() else None
 
 
-def test_a_full_disk_ends_the_search_in_one_line_and_resume_goes_on(tmp_path, env):
-    """The disk fills once the first trial has ended: the search stops with one line that names the
-    file and the command to go on with (exit 3), every file it wrote parses, nothing is half-written
-    beside it; the resume with room on the disk ends the search, the trials that had ended untouched."""
+@pytest.mark.parametrize("fault", ["50:{counter}", "8:{counter}:results.jsonl"], ids=["trial", "driver"])
+def test_a_full_disk_ends_the_search_in_one_line_and_resume_goes_on(tmp_path, env, fault):
+    """The disk fills once the first trial has ended, in a write of a trial's process (its sample
+    grid) or of the driver's (a results row of the second trial): the search stops with one line
+    that names the file and the command to go on with (exit 3), every file it wrote parses, nothing
+    is half-written beside it; the resume with room on the disk ends the search, the trials that had
+    ended untouched."""
     counter = tmp_path / "writes"
-    full = search(tmp_path, "full", "--trials", "3", env={**env, FAULT_ENV: f"50:{counter}"})
+    full = search(tmp_path, "full", "--trials", "3", env={**env, FAULT_ENV: fault.format(counter=counter)})
     exp = tmp_path / "full"
     errors = [ln for ln in full.stderr.splitlines() if ln.startswith("error:")]
     assert full.returncode == EXIT_DISK_FULL, full.stdout[-2000:] + full.stderr[-3000:]
@@ -68,7 +71,7 @@ def test_a_full_disk_ends_the_search_in_one_line_and_resume_goes_on(tmp_path, en
             assert json.loads(data) is not None, name
     assert not list(exp.rglob("*.tmp")), "a half-written file was left beside its target"
     ended = [p.name for p in (exp / "trials").iterdir() if status_of(exp, p.name) == "completed"]
-    assert ended, f"the disk filled before any trial ended (fault at write 50 of {counter.stat().st_size})"
+    assert ended, f"the disk filled before any trial ended (fault {fault}, {counter.stat().st_size} writes)"
 
     again = subprocess.run([sys.executable, "-m", *resume.split()[2:], "--address", "local"], env=env, capture_output=True, text=True,
                            timeout=300)
