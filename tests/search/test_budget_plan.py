@@ -145,6 +145,7 @@ def test_the_dry_run_shows_the_split(tmp_path, capsys):
 
 
 @pytest.mark.slow
+@pytest.mark.quiet_machine
 def test_a_wall_time_budget_ends_in_time(ray_session, tmp_path):
     """`--budget 120s` on a tiny search: counted from the command's start, Ray's start and the
     measurement included, it ends within the issue's bounds (90 to 132 s) and records what it became."""
