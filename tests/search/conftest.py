@@ -7,6 +7,8 @@ import os
 
 import pytest
 
+from raysession import every_cpu_free, start_session_ray
+
 # Credentials for the S3 server on loopback (moto), set before Ray starts so that its workers have
 # them too; and no look-up of an EC2 instance's metadata, which has no network here.
 S3_TEST_ENV = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
@@ -39,12 +41,6 @@ def ray_session(tmp_path_factory):
             os.environ[k] = v
 
 
-def start_session_ray() -> None:
-    import ray
-
-    ray.init(num_cpus=2, include_dashboard=True, log_to_driver=False)
-
-
 @pytest.fixture(autouse=True)
 def ray_freed_after_each_test(request):
     """After a test that used the session's Ray, every CPU of it is free again within a minute (a
@@ -54,23 +50,8 @@ def ray_freed_after_each_test(request):
     (Ray 2.60), and the next test that needs both CPUs, a 2-worker trial, waited for it forever.
     A search run by a user is one process: its Ray ends with it."""
     yield
-    if "ray_session" not in request.fixturenames:
-        return
-    import time
-    import warnings
-
-    import ray
-
-    if not ray.is_initialized():
-        return
-    total, deadline = ray.cluster_resources().get("CPU", 0), time.monotonic() + 60
-    while (free := ray.available_resources().get("CPU", 0)) < total and time.monotonic() < deadline:
-        time.sleep(0.5)
-    if free < total:
-        warnings.warn(f"{total - free:g} of the session Ray's {total:g} CPUs still held a minute after "
-                      f"{request.node.nodeid}; Ray started again")
-        ray.shutdown()
-        start_session_ray()
+    if "ray_session" in request.fixturenames:
+        every_cpu_free(f"after {request.node.nodeid}")
 
 
 @pytest.fixture

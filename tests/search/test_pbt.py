@@ -21,6 +21,8 @@ from experiment.lineage import read_lineage
 from search import run as search_run
 from search import train as search_train
 
+from raysession import every_cpu_free
+
 pytestmark = pytest.mark.slow
 
 STEPS, EVERY = 60, 10
@@ -224,6 +226,7 @@ def test_a_killed_pbt_search_resumes_with_every_member(ray_session, tmp_path):
         os.killpg(driver.pid, signal.SIGKILL)
         driver.wait()
     assert json.loads((exp / "experiment.json").read_text())["finished_at"] is None
+    every_cpu_free("after the driver was killed")
 
     assert search_run.main([*args, "--resume"]) == 0
     done = Experiment(str(exp))

@@ -18,6 +18,8 @@ import pytest
 from dcgan.config import TrainConfig
 from search import run as search_run
 from search import train as search_train
+
+from raysession import every_cpu_free
 from spaces import SPACES
 
 # A trial this size runs in seconds of compute; the rest is Ray's start-up of its workers.
@@ -253,6 +255,7 @@ def test_resume_in_a_bucket_after_the_driver_is_killed(ray_session, s3_storage, 
         driver.wait()
     before = {t.trial_id: t for t in Experiment(uri).trials if t.status == "completed"}
     assert before and Experiment(uri).meta["finished_at"] is None
+    every_cpu_free("after the driver was killed")
 
     assert search_run.main([*args, "--resume"]) == 0
     done = Experiment(uri)
@@ -486,6 +489,7 @@ def test_a_second_driver_is_refused_and_resume_takes_over_a_killed_ones_lock(ray
         os.killpg(first.pid, signal.SIGKILL)
         first.wait()
     assert exp.exists(DRIVER_LOCK)  # left by the killed driver
+    every_cpu_free("after the driver was killed")
 
     assert search_run.main([*args, "--resume"]) == 0
     assert f"taking over the lock of search.run on host {socket.gethostname()} (pid {first.pid}" in \

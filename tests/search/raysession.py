@@ -1,0 +1,31 @@
+"""The session's Ray for the search tests (tests/search/conftest.py starts it): how it starts, and
+how a test gets all its CPUs back."""
+
+from __future__ import annotations
+
+
+def start_session_ray() -> None:
+    import ray
+
+    ray.init(num_cpus=2, include_dashboard=True, log_to_driver=False)
+
+
+def every_cpu_free(when: str) -> None:
+    """Wait a minute at most for the session Ray's CPUs to be free; else start it again, with a
+    warning. Also where a test resumes a search whose driver it killed: Ray frees the killed job's
+    actors, and under load was seen to keep a CPU of theirs."""
+    import time
+    import warnings
+
+    import ray
+
+    if not ray.is_initialized():
+        return
+    total, deadline = ray.cluster_resources().get("CPU", 0), time.monotonic() + 60
+    while (free := ray.available_resources().get("CPU", 0)) < total and time.monotonic() < deadline:
+        time.sleep(0.5)
+    if free < total:
+        warnings.warn(f"{total - free:g} of the session Ray's {total:g} CPUs still held a minute {when}; Ray "
+                      "started again")
+        ray.shutdown()
+        start_session_ray()
