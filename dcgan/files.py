@@ -65,11 +65,12 @@ def disk_full(error: Optional[BaseException]) -> Optional[OSError]:
     return None
 
 
-def disk_full_line(error: OSError) -> str:
-    """`error` (a full disk) as the start of one line: the path, and the space left where it is."""
+def disk_full_line(error: OSError, then: str) -> str:
+    """`error` (a full disk) in one line: the path, the space left where it is, and what to do once
+    there is room (`then`: "go on with: <command>", "run it again")."""
     path = os.fsdecode(error.filename) if error.filename else None
     if not path:
-        return f"the disk is full ({error.strerror or error})"
+        return f"the disk is full ({error.strerror or error}); free some space, then {then}"
     where = os.path.abspath(path)
     while not os.path.exists(where) and os.path.dirname(where) != where:
         where = os.path.dirname(where)
@@ -77,7 +78,7 @@ def disk_full_line(error: OSError) -> str:
         free = f"{shutil.disk_usage(where).free / 1e9:.2f} GB free on it now"
     except OSError:  # a path of another machine (a trial on a worker node)
         free = "free space unknown here"
-    return f"the disk is full: writing {path} failed ({free})"
+    return f"the disk is full: writing {path} failed ({free}); free some space, then {then}"
 
 
 def atomic_write(target: Union[str, Path], data: Union[bytes, str, Callable[[str], None]], mode: int = 0o644) -> None:

@@ -114,9 +114,10 @@ def copy_in(packed: nn.Module, k: int, member: nn.Module) -> None:
 
 
 def copy_out(packed: nn.Module, k: int, member: nn.Module) -> None:
+    theirs = _float_tensors(packed)
     with torch.no_grad():
         for name, t in _float_tensors(member).items():
-            t.copy_(_block(_float_tensors(packed)[name], k, packed.k, t.shape[0]))
+            t.copy_(_block(theirs[name], k, packed.k, t.shape[0]))
 
 
 # --- Adam with per-member rates and betas ---------------------------------------------------------
@@ -138,37 +139,37 @@ class PackedAdam:
         for p in self.params:
             p.grad = None
 
-    def _per_member(self, values: list[float], like: torch.Tensor) -> torch.Tensor:
-        return torch.tensor(values, dtype=like.dtype, device=like.device).view(self.k, *([1] * (like.dim() - 1)))
-
     @torch.no_grad()
     def step(self, active: list[bool]) -> None:
         for i, on in enumerate(active):
             self.steps[i] += int(on)
         steps = [max(s, 1) for s in self.steps]
-        one_minus_b1 = [1 - b1 for b1, _ in self.betas]
-        b2s = [b2 for _, b2 in self.betas]
-        one_minus_b2 = [1 - b2 for _, b2 in self.betas]
-        step_size = [lr / (1 - b1**s) for lr, (b1, _), s in zip(self.lr, self.betas, steps)]
-        bc2_sqrt = [math.sqrt(1 - b2**s) for (_, b2), s in zip(self.betas, steps)]
+        like = self.params[0]
+
+        def column(values: list[float]) -> torch.Tensor:  # one value a member, against a (K, -1) view
+            return torch.tensor(values, dtype=like.dtype, device=like.device).view(self.k, 1)
+
+        one_minus_b1 = column([1 - b1 for b1, _ in self.betas])
+        b2 = column([b2 for _, b2 in self.betas])
+        one_minus_b2 = column([1 - b2 for _, b2 in self.betas])
+        step_size = column([lr / (1 - b1**s) for lr, (b1, _), s in zip(self.lr, self.betas, steps)])
+        bc2_sqrt = column([math.sqrt(1 - b2**s) for (_, b2), s in zip(self.betas, steps)])
+        mask = torch.tensor(active, device=like.device).view(self.k, 1)
         for p, m, v in zip(self.params, self.exp_avg, self.exp_avg_sq):
             if p.grad is None:
                 continue
-            shape = (self.k, -1)
-            pv, gv, mv, vv = p.view(shape), p.grad.view(shape), m.view(shape), v.view(shape)
-            each = lambda values: self._per_member(values, pv)  # noqa: E731
-            mask = torch.tensor(active, device=p.device).view(self.k, 1)
-            new_m = mv.lerp(gv, each(one_minus_b1))
-            new_v = vv * each(b2s) + each(one_minus_b2) * gv * gv
-            denom = new_v.sqrt() / each(bc2_sqrt) + self.eps
-            new_p = pv - each(step_size) * (new_m / denom)
+            pv, gv, mv, vv = (t.view(self.k, -1) for t in (p, p.grad, m, v))
+            new_m = mv.lerp(gv, one_minus_b1)
+            new_v = vv * b2 + one_minus_b2 * gv * gv
+            denom = new_v.sqrt() / bc2_sqrt + self.eps
+            new_p = pv - step_size * (new_m / denom)
             mv.copy_(torch.where(mask, new_m, mv))
             vv.copy_(torch.where(mask, new_v, vv))
             pv.copy_(torch.where(mask, new_p, pv))
 
-    def copy_in(self, k: int, opt: torch.optim.Optimizer, members: list[nn.Parameter], n: int) -> None:
+    def copy_in(self, k: int, opt: torch.optim.Optimizer, members: list[nn.Parameter]) -> None:
         """Member k's Adam state (its own optimiser's: moments and step count) into the pack."""
-        self.steps[k] = 0
+        self.steps[k], n = 0, self.k
         with torch.no_grad():
             for p, m, v, q in zip(self.params, self.exp_avg, self.exp_avg_sq, members):
                 share = p.shape[0] // n
@@ -180,10 +181,11 @@ class PackedAdam:
                 if "step" in state:
                     self.steps[k] = int(state["step"])
 
-    def copy_out(self, k: int, opt: torch.optim.Optimizer, members: list[nn.Parameter], n: int) -> None:
+    def copy_out(self, k: int, opt: torch.optim.Optimizer, members: list[nn.Parameter]) -> None:
         """The pack's state of member k into its own optimiser, as torch.optim.Adam keeps it."""
         if self.steps[k] == 0:
             return
+        n = self.k
         for p, m, v, q in zip(self.params, self.exp_avg, self.exp_avg_sq, members):
             opt.state[q] = {"step": torch.tensor(float(self.steps[k])),
                             "exp_avg": _block(m, k, n, q.shape[0]).clone(),
@@ -227,8 +229,8 @@ class Pack:
         g, d = unwrap(gan.g), unwrap(gan.d)
         copy_in(self.g, k, g)
         copy_in(self.d, k, d)
-        self.opt_g.copy_in(k, gan.opt_g, list(g.parameters()), self.n)
-        self.opt_d.copy_in(k, gan.opt_d, list(d.parameters()), self.n)
+        self.opt_g.copy_in(k, gan.opt_g, list(g.parameters()))
+        self.opt_d.copy_in(k, gan.opt_d, list(d.parameters()))
         self.opt_g.lr[k], self.opt_d.lr[k] = gan.cfg.lr_g, gan.cfg.lr_d
         self.opt_g.betas[k] = self.opt_d.betas[k] = (gan.cfg.beta1, gan.cfg.beta2)
         if self.g_ema is not None:
@@ -243,8 +245,8 @@ class Pack:
             g, d = unwrap(gan.g), unwrap(gan.d)
             copy_out(self.g, k, g)
             copy_out(self.d, k, d)
-            self.opt_g.copy_out(k, gan.opt_g, list(g.parameters()), self.n)
-            self.opt_d.copy_out(k, gan.opt_d, list(d.parameters()), self.n)
+            self.opt_g.copy_out(k, gan.opt_g, list(g.parameters()))
+            self.opt_d.copy_out(k, gan.opt_d, list(d.parameters()))
             if self.g_ema is not None:
                 copy_out(self.g_ema, k, gan.g_ema.module)
                 gan.g_ema.n_averaged.fill_(self.ema_n[k])

@@ -373,7 +373,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     except OSError as e:  # a full disk: every file written whole, so the run goes on from its last checkpoint
         if (full := disk_full(e)) is None:
             raise
-        print(f"error: {disk_full_line(full)}; free some space, then go on with: {go_on()}", file=sys.stderr)
+        print(f"error: {disk_full_line(full, f'go on with: {go_on()}')}", file=sys.stderr)
         return EXIT_DISK_FULL
     if result.status == keys.DIVERGED:
         print(f"diverged at step {result.step}; recorded in {out / 'status.json'}", file=sys.stderr)

@@ -121,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as e:
         if (full := disk_full(e)) is None:
             raise
-        print(f"reports.build: {disk_full_line(full)}; free some space, then run it again", file=sys.stderr)
+        print(f"reports.build: {disk_full_line(full, 'run it again')}", file=sys.stderr)
         return EXIT_DISK_FULL  # the report there was before, if any, is left whole
     seconds = time.perf_counter() - started
     print(f"wrote {target} ({len(text.encode()) / 1e6:.1f} MB, {len(experiment.trials)} trials, {seconds:.1f} s)")

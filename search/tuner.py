@@ -271,7 +271,7 @@ def search_resume_command(plan: Plan) -> str:
 
 def full_disk(plan: Plan, error: OSError) -> int:
     """A search stopped by a full disk: one line, and the command that goes on once there is room."""
-    print(f"error: {disk_full_line(error)}; free some space, then go on with: {search_resume_command(plan)}",
+    print(f"error: {disk_full_line(error, f'go on with: {search_resume_command(plan)}')}",
           file=sys.stderr)
     return EXIT_DISK_FULL
 
