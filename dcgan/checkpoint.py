@@ -12,6 +12,7 @@ names the file.
 
 from __future__ import annotations
 
+import copy
 import json
 import pickle
 import re
@@ -51,14 +52,10 @@ def gather_rng(gan: GAN) -> list:
     return everyone
 
 
-def save_checkpoint(gan: GAN, ckpt_dir: Path, rng: list, grid_png: Optional[Path]) -> None:
-    """G (and its average), D, both optimizers, the step, every rank's RNG and sampler state, and the config.
-    Written to a temporary folder, then renamed: a checkpoint is whole or absent."""
-    tmp = ckpt_dir.with_name(ckpt_dir.name + ".tmp")
-    before_write(tmp / STATE_FILE)
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    torch.save({
+def checkpoint_state(gan: GAN, rng: list) -> dict:
+    """What a checkpoint holds (state.pt): G (and its average), D, both optimizers, the step, every
+    rank's RNG and sampler state (`rng`, gather_rng's), and the process's torch RNG."""
+    return {
         "step": gan.step,
         "g": unwrap(gan.g).state_dict(),
         **({"g_ema": gan.g_ema.module.state_dict(), "ema_n": int(gan.g_ema.n_averaged)} if gan.g_ema is not None else {}),
@@ -68,7 +65,17 @@ def save_checkpoint(gan: GAN, ckpt_dir: Path, rng: list, grid_png: Optional[Path
         "rng": rng,
         "world": gan.world,
         "torch_rng": torch.get_rng_state(),
-    }, tmp / STATE_FILE)
+    }
+
+
+def save_checkpoint(gan: GAN, ckpt_dir: Path, rng: list, grid_png: Optional[Path]) -> None:
+    """checkpoint_state and the config in `ckpt_dir`, written to a temporary folder, then renamed: a
+    checkpoint is whole or absent."""
+    tmp = ckpt_dir.with_name(ckpt_dir.name + ".tmp")
+    before_write(tmp / STATE_FILE)
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    torch.save(checkpoint_state(gan, rng), tmp / STATE_FILE)
     gan.cfg.to_json(tmp / "config.json")
     if grid_png is not None and grid_png.exists():
         shutil.copy(grid_png, tmp / "samples.png")
@@ -97,7 +104,11 @@ def read_state(ckpt_dir: str | Path, mmap: bool = False) -> dict:
 
 
 def load_checkpoint(gan: GAN, ckpt_dir: Path, rank: int) -> None:
-    state = read_state(ckpt_dir)
+    restore_state(gan, read_state(ckpt_dir), rank)
+
+
+def restore_state(gan: GAN, state: dict, rank: int) -> None:
+    """`gan` goes on from `state` (checkpoint_state's) with its own config's rates and betas."""
     unwrap(gan.g).load_state_dict(state["g"])
     unwrap(gan.d).load_state_dict(state["d"])
     gan.opt_g.load_state_dict(state["opt_g"])
@@ -113,6 +124,12 @@ def load_checkpoint(gan: GAN, ckpt_dir: Path, rank: int) -> None:
     else:  # a different world size: fresh streams, seeded by the step, so the run still continues
         gan.noise.manual_seed(gan.cfg.seed * 7 + gan.step * 1000 + rank)
     torch.set_rng_state(state["torch_rng"])
+
+
+def copy_state(dst: GAN, src: GAN) -> None:
+    """`dst` goes on from `src`'s state as from a checkpoint `src` saved now (a population-based
+    exploit within one process), with dst's own config's rates and betas."""
+    restore_state(dst, copy.deepcopy(checkpoint_state(src, gather_rng(src))), 0)
 
 
 def run_checkpoints(out_dir: Optional[Path]) -> list[Path]:

@@ -1,6 +1,5 @@
-"""A pack: K members of one architecture trained as one model in one process (horizontal fusion, as
-HFTA does: Wang et al., MLSys 2021), so that a small DCGAN's many tiny kernels become K times fewer,
-K times wider ones.
+"""A pack: K members of one architecture trained as one model in one process (horizontal fusion, as HFTA
+does: Wang et al., MLSys 2021): a small DCGAN's many tiny kernels become K times fewer, wider ones.
 
 Each member is a `GAN` of its own (`dcgan.state.setup`), which keeps its config, its noise, its data
 order and its augmentation; the pack holds the packed networks and optimisers and trains every member
@@ -15,9 +14,9 @@ GroupNorm(1, C) as GroupNorm(K, K*C). A member with a smaller latent has its z a
 layer's rows padded with zeros: its padded weights get zero gradients and stay zero. Adam's rates and
 betas are per-member tensors; a member that does not step in a D update (fewer D steps per G step:
 its D updates are the last of the pack's) neither draws nor updates, and the BatchNorm statistics
-that update's forward passes wrote for it are put back. Members in a pack may differ in rates, betas,
-the D:G ratio, the latent size, the loss and the augmentation; not in image size, widths, D's
-normalisation or batch size (`pack_key`).
+that update's forward passes wrote for it are put back; so does one out for good (`out`: diverged).
+Members may differ in rates, betas, the D:G ratio, the latent size, the loss and the augmentation;
+not in image size, widths, D's normalisation or batch size (`pack_key`).
 """
 
 from __future__ import annotations
@@ -213,6 +212,7 @@ class Pack:
         self.opt_g = PackedAdam(list(self.g.parameters()), self.n)
         self.opt_d = PackedAdam(list(self.d.parameters()), self.n)
         self.batches = {"g": [0] * self.n, "d": [0] * self.n}  # BatchNorm's batch counts, per member
+        self.out: set[int] = set()  # members that no longer train (diverged): no draws, no updates
         for k, gan in enumerate(members):
             self.load(k, gan)
 
@@ -274,11 +274,14 @@ class Pack:
         """One generator update of every member, as `dcgan.train.train_step` does alone (its D updates
         last in the pack's); each member's losses summed into its own `sums`. Returns each member's
         diverged flag, as train_step does."""
-        ratios = [gan.cfg.d_steps_per_g for gan in self.members]
+        ratios = [0 if k in self.out else gan.cfg.d_steps_per_g for k, gan in enumerate(self.members)]
         rounds = max(ratios)
+        if not rounds:
+            raise ValueError("every member of the pack sits out")
+        out = _KeepStatistics(self, [r > 0 for r in ratios], count=False)  # the members out, put back at the end
         for i in range(rounds):
-            on = [i >= rounds - r for r in ratios]
-            keep = _KeepStatistics(self, on)
+            on = [r > 0 and i >= rounds - r for r in ratios]
+            keep = _KeepStatistics(self, on, save=i < rounds - 1)  # (G's graph of the last round is kept)
             batches = {k: gan.sampler.next() for k, gan in enumerate(self.members) if on[k]}
             blank = torch.zeros_like(next(iter(batches.values())))
             real = torch.cat([batches.get(k, blank) for k in range(self.n)], dim=1)
@@ -286,18 +289,13 @@ class Pack:
                 fake = self.g(self._z(on))
             logged = self._d_step(real, fake, on)
             keep.restore()
-        logged = [row | g_row for row, g_row in zip(logged, self._g_step(fake))]
+        on = [r > 0 for r in ratios]
+        logged = [row | g_row for row, g_row in zip(logged, self._g_step(fake, on))]
         if self.g_ema is not None:
-            self._update_average()
-        flags = []
-        for gan, row in zip(self.members, logged):
-            for key, value in row.items():
-                gan.sums[key] = gan.sums.get(key, 0.0) + value.float()
-            gan.n_summed += 1
-            gan.step += 1
-            losses = torch.stack([row[keys.D_LOSS].float(), row[keys.G_LOSS].float()])
-            flags.append(~torch.isfinite(losses).all() | (losses.abs() > gan.cfg.max_abs_loss).any())
-        return flags
+            self._update_average(on)
+        out.restore()
+        return [_logged(gan, row) if trains else torch.zeros((), dtype=torch.bool, device=gan.device)
+                for gan, row, trains in zip(self.members, logged, on)]
 
     def _d_step(self, real: torch.Tensor, fake: torch.Tensor, on: list[bool]) -> list[dict]:
         self.opt_d.zero_grad()
@@ -334,31 +332,40 @@ class Pack:
         return {k: ((g.flatten(1).norm(2, dim=1) - 1.0) ** 2).mean()
                 for k, g in enumerate(grad.chunk(self.n, dim=1)) if k in which}
 
-    def _g_step(self, fake: torch.Tensor) -> list[dict]:
+    def _g_step(self, fake: torch.Tensor, on: list[bool]) -> list[dict]:
         self.opt_g.zero_grad()
-        on = [True] * self.n
         logits = self.d(self._seen(fake, on))
         for k in range(self.n):
-            self.batches["d"][k] += 1
+            self.batches["d"][k] += on[k]
         losses = [LOSSES[gan.cfg.loss].g_loss(logits[:, k]) for k, gan in enumerate(self.members)]
-        sum(losses).backward()
+        sum(loss for loss, trains in zip(losses, on) if trains).backward()
         self.opt_d.zero_grad()  # D's gradients of G's loss are not used (alone: zeroed by the next D update)
         self.opt_g.step(on)
         return [{keys.G_LOSS: loss.detach()} for loss in losses]
 
     @torch.no_grad()
-    def _update_average(self) -> None:
-        """dcgan.state.ema_average (AveragedModel's update) for each member, with its own count and
-        decay: the first update copies G."""
+    def _update_average(self, on: list[bool]) -> None:
+        """dcgan.state.ema_average (AveragedModel's update) for each member that trains, with its own
+        count and decay: the first update copies G."""
         n = torch.tensor(self.ema_n)
+        trains = torch.tensor(on).view(self.n, 1)
         decay = torch.tensor([gan.cfg.ema for gan in self.members])
         weight = 1 - torch.minimum((1 + n) / (10 + n), decay)
         first = (n == 0).view(self.n, 1)
         for avg, new in zip(_float_tensors(self.g_ema).values(), _float_tensors(self.g).values()):
             av, nv = avg.view(self.n, -1), new.view(self.n, -1)
             mixed = av + (nv - av) * weight.to(av.dtype).view(self.n, 1)
-            av.copy_(torch.where(first, nv, mixed))
-        self.ema_n = [k + 1 for k in self.ema_n]
+            av.copy_(torch.where(trains, torch.where(first, nv, mixed), av))
+        self.ema_n = [k + t for k, t in zip(self.ema_n, on)]
+
+
+def _logged(gan: GAN, row: dict) -> torch.Tensor:
+    """A member's update counted and its losses summed, as train_step does; whether it diverged."""
+    for key, value in row.items():
+        gan.sums[key] = gan.sums.get(key, 0.0) + value.float()
+    gan.n_summed, gan.step = gan.n_summed + 1, gan.step + 1
+    losses = torch.stack([row[keys.D_LOSS].float(), row[keys.G_LOSS].float()])
+    return ~torch.isfinite(losses).all() | (losses.abs() > gan.cfg.max_abs_loss).any()
 
 
 def _batch_count(module: nn.Module) -> int:
@@ -367,18 +374,16 @@ def _batch_count(module: nn.Module) -> int:
 
 
 def _set_batch_count(module: nn.Module, count: int) -> None:
-    for m in module.modules():
-        if isinstance(m, nn.BatchNorm2d):
-            m.num_batches_tracked.fill_(count)
+    _ = [m.num_batches_tracked.fill_(count) for m in module.modules() if isinstance(m, nn.BatchNorm2d)]
 
 
 class _KeepStatistics:
-    """The BatchNorm running statistics of the members that sit out a D update, put back after it, and
-    the batch counts of those that take part, counted."""
+    """The BatchNorm statistics of the members that sit out an update, put back after it (`save`), and
+    the batch counts of those that take part, counted (`count`)."""
 
-    def __init__(self, pack: Pack, on: list[bool]):
-        self.pack, self.on = pack, on
-        self.saved = [] if all(on) else [(t, t.clone()) for net in (pack.g, pack.d) for t in net.buffers()
+    def __init__(self, pack: Pack, on: list[bool], count: bool = True, save: bool = True):
+        self.pack, self.on, self.count = pack, on, count
+        self.saved = [] if all(on) or not save else [(t, t.clone()) for net in (pack.g, pack.d) for t in net.buffers()
                                          if t.is_floating_point()]
 
     def restore(self) -> None:
@@ -390,6 +395,6 @@ class _KeepStatistics:
                     if not on:
                         t[k * share : (k + 1) * share].copy_(before[k * share : (k + 1) * share])
         for k, on in enumerate(self.on):
-            if on:
+            if on and self.count:
                 self.pack.batches["g"][k] += 1  # G made its fake batch
                 self.pack.batches["d"][k] += 2  # D saw the real and the fake

@@ -143,3 +143,54 @@ def test_a_checkpoint_written_from_a_pack_trains_on_alone_and_back_in_a_pack(spl
         p.export()
     assert_same([alone], [pack.members[2]], atol=1e-6, sums=False)
     assert_same([alone], [other.members[2]], atol=1e-6, sums=False)
+
+
+def test_an_exploit_copy_in_a_pack_equals_the_source_checkpoint_restored(splits, tmp_path):
+    """A PBT exploit inside a pack (dcgan.checkpoint.copy_state, in memory) gives the member what
+    restoring the source's checkpoint gives it (as Tune's PBT does, through a file): the same state,
+    the new values in its optimisers, and the same updates after it, in the pack or alone."""
+    from dcgan.checkpoint import copy_state, gather_rng, load_checkpoint, save_checkpoint
+
+    pack = Pack(gans(MIXED, splits))
+    for _ in range(3):
+        pack.step()
+    pack.export()
+    source = pack.members[1]
+    new = TrainConfig.from_dict({**BASE, **MIXED[1], "lr_g": 7e-4, "beta1": 0.3, "d_steps_per_g": 1})
+    save_checkpoint(source, tmp_path / "source", gather_rng(source), None)
+    restored = setup(new, splits)
+    load_checkpoint(restored, tmp_path / "source", rank=0)
+    copied = setup(new, splits)
+    copy_state(copied, source)
+    assert_same([restored], [copied], atol=0, sums=False)
+    for gan in (restored, copied):
+        assert [g["lr"] for g in gan.opt_g.param_groups] == [7e-4]
+        assert gan.opt_d.param_groups[0]["betas"] == (0.3, 0.9)
+    pack.load(3, copied)  # the exploit: member 3 goes on from member 1's weights with new values
+    for _ in range(2):
+        pack.step()
+        train_step(restored)
+    pack.export()
+    assert_same([restored], [pack.members[3]], atol=1e-6, sums=False)
+
+
+def test_a_member_that_sits_out_keeps_its_state_and_the_others_train_as_alone(splits):
+    """A diverged member of a pack sits out for good (Pack.out): nothing of it changes, no draw of its
+    streams, and the other members train on exactly as they would alone."""
+    alone, packed = gans(MIXED, splits), gans(MIXED, splits)
+    pack = Pack(packed)
+    pack.step()
+    train_step(alone[0]), train_step(alone[1]), train_step(alone[3])
+    pack.export()
+    frozen = {k: v.clone() for k, v in unwrap(packed[2].g).state_dict().items()}
+    noise = packed[2].noise.get_state()
+    pack.out.add(2)  # the member with 3 D steps: the pack now takes 2 D updates a step
+    for _ in range(3):
+        flags = pack.step()
+        for k in (0, 1, 3):
+            train_step(alone[k])
+    pack.export()
+    assert not bool(flags[2])
+    assert all(torch.equal(t, frozen[k]) for k, t in unwrap(packed[2].g).state_dict().items())
+    assert torch.equal(packed[2].noise.get_state(), noise) and packed[2].step == 1
+    assert_same([alone[k] for k in (0, 1, 3)], [packed[k] for k in (0, 1, 3)], atol=1e-6)
