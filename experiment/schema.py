@@ -25,7 +25,7 @@ ENDED = (COMPLETED, STOPPED, DIVERGED)  # a trial that ended with its results: n
 # experiment.json, written at the start and updated as the search goes (docs/experiment-layout.md)
 EXPERIMENT_FIELDS = (
     "name", "space", "dataset", "image_size", "metric", "mode", "scheduler", "sampler", "startup_trials", "confirm",
-    "trials_requested", "steps", "population", "perturb_every",  # population and perturb_every: pbt, pb2 only
+    "trials_requested", "steps", "population", "perturb_every", "pack",  # population..pack: pbt, pb2 only
     "seed", "concurrency", "workers_per_trial", "cpus_per_worker", "gpus_per_worker",
     "extractor", "eval_samples", "reference",  # the FID protocol: null until the first FID
     "baseline_trial_id", "baseline_params", "warm_start", "fixed",

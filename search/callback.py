@@ -13,14 +13,18 @@ from typing import Iterator, Optional
 
 from ray import cloudpickle  # Tune's, which wrote a trial's error
 from ray.tune import Callback
+from ray.tune.experiment import Trial
 
 from dcgan import keys
 from dcgan.files import disk_full, one_line
-from experiment.layout import CONFIRM, EXPERIMENT_JSON, OPTUNA_DB, RESULTS_JSONL, TRIALS, Experiment, confirm_name
+from experiment.layout import (CONFIRM, EXPERIMENT_JSON, OPTUNA_DB, PARAMS_JSON, RESULTS_JSONL, TRIALS, Experiment,
+                               confirm_name)
+from experiment.lineage import read_lineage, record_exploit, start_lineage
 from experiment.schema import DIVERGED, FAILED, RUNNING, final_status, result_row, same_params
 from search.interrupt import stop_tune
 from search.tracking import RunInfo, Trackers
-from search.protocol import REPLAYED
+from search.packed import PACK, member_id
+from search.protocol import EXPLOIT, MEMBERS, REPLAYED
 from search.trial import confirmation_overrides
 from spaces import trial_config
 
@@ -158,6 +162,8 @@ class ExperimentWriter(Callback):
         self._last_step[name] = row[keys.STEP]
         if row[keys.STATUS] != DIVERGED:
             exp.write_status(name, RUNNING, row[keys.STEP], folder=self.folder)
+        if result.get(EXPLOIT):
+            self._exploited(name, row[keys.STEP], result[EXPLOIT])
         if row.get(keys.EXTRACTOR) and not self._protocol_known:  # the FID protocol, from the first FID
             if exp.read_json(EXPERIMENT_JSON).get("extractor") is None:
                 exp.update_info(extractor=row[keys.EXTRACTOR], reference=row.get(keys.REFERENCE),
@@ -166,6 +172,16 @@ class ExperimentWriter(Callback):
         if self.trackers:
             grid = exp.sample_parts(name, row[keys.STEP], self.folder)
             self.trackers.log(self.run_info(trial), row, exp.read_bytes(*grid) if exp.exists(*grid) else None)
+
+    def _exploited(self, name: str, step: int, exploit: dict) -> None:
+        """A packed member went on from another's weights at `step` (search/packed.py): its lineage
+        and its values, as search.pbt records an exploit of Tune's; once, if a restart reports it again."""
+        lineage = read_lineage(self.experiment, name)
+        if lineage and any(e.step == step and e.source == exploit["source"] for e in lineage.exploits):
+            return
+        record_exploit(self.experiment, name, step, exploit["source"], exploit["from_step"], exploit["params"])
+        self.experiment.start_trial(name, exploit["params"], trial_config(self.fixed, exploit["params"]).to_dict(),
+                                    self.folder)
 
     @stops_on_full_disk
     def on_trial_complete(self, iteration, trials, trial, **info) -> None:
@@ -218,3 +234,85 @@ class ConfirmationWriter(ExperimentWriter):
         run = trial.config["run"]
         return confirm_name(run["trial"], run["seed"]), confirmation_overrides(self.params_of[run["trial"]], run["seed"],
                                                                                self.steps_override)
+
+
+# --- the driver: members shown as trials -------------------------------------------------------------
+
+
+class MemberView:
+    """Member `trial_id` of the pack that Tune trial `pack` trains, as a callback written for trials
+    reads one: its id, its values, its latest row; the pack's status and error."""
+
+    def __init__(self, pack, trial_id: str, config: dict, last_result: dict, status: Optional[str] = None):
+        self.pack, self.trial_id, self.config, self.last_result = pack, trial_id, config, last_result
+        if status is not None:  # a pack that ends now: Tune sets its status only after the callbacks
+            self.status = status
+
+    def __getattr__(self, name: str):  # status, error_file, pickled_error_file, get_error, is_finished
+        if "pack" not in self.__dict__:
+            raise AttributeError(name)
+        return getattr(self.__dict__["pack"], name)
+
+
+class ByMember(Callback):
+    """A Tune callback that shows `inner` (the experiment's writer, the console: written for trials)
+    every member of each pack as a trial of its own: one call for each member, its row for a pack's
+    result, and the list of every member for Tune's list of trials. `lineage`: start each member's
+    (search.pbt's schedulers do for Tune's trials); `ends_once`: a pack's end told with its last
+    member only (the console's progress line), every member of it ended."""
+
+    def __init__(self, inner, packs: list[list[dict]], experiment: Experiment, lineage: bool = False,
+                 ends_once: bool = False):
+        self.inner, self.packs, self.experiment = inner, packs, experiment
+        self.lineage, self.ends_once = lineage, ends_once
+        self.params: dict[str, dict] = {}  # member id -> its values since its last exploit
+
+    def _views(self, trial, status: Optional[str] = None) -> list[MemberView]:
+        rows = (trial.last_result or {}).get(MEMBERS) or {}
+        views = []
+        for k, first in enumerate(self.packs[int(trial.config[PACK])]):
+            mid = member_id(trial.trial_id, k)
+            if mid not in self.params:  # a resumed search: the values the member's files hold
+                self.params[mid] = self.experiment.read_json(TRIALS, mid, PARAMS_JSON) or dict(first)
+            row = rows.get(mid)
+            last = {**row, "time_total_s": trial.last_result.get("time_total_s", 0.0)} if row else {}
+            views.append(MemberView(trial, mid, self.params[mid], last, status))
+        return views
+
+    def _everyone(self, trials, ending=None, status: Optional[str] = None) -> list[MemberView]:
+        return [v for t in trials for v in self._views(t, status if t is ending else None)]
+
+    def _ended(self, hook: str, iteration, trials, trial, status: str, **info) -> None:
+        views, everyone = self._views(trial, status), self._everyone(trials, trial, status)
+        for view in views[-1:] if self.ends_once else views:
+            getattr(self.inner, hook)(iteration, everyone, view, **info)
+
+    def setup(self, **info) -> None:
+        self.inner.setup(**info)
+
+    def on_trial_start(self, iteration, trials, trial, **info) -> None:
+        for view in self._views(trial):
+            if self.lineage:  # (search.pbt's schedulers start Tune's members' when Tune adds them)
+                start_lineage(self.experiment, view.trial_id, view.config)
+            self.inner.on_trial_start(iteration, self._everyone(trials), view, **info)
+
+    def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
+        for mid, row in (result.get(MEMBERS) or {}).items():
+            if EXPLOIT in row and not row.get(REPLAYED):
+                self.params[mid] = dict(row[EXPLOIT]["params"])
+            row = {**row, "time_total_s": result.get("time_total_s", 0.0)}
+            view = next(v for v in self._views(trial) if v.trial_id == mid)
+            self.inner.on_trial_result(iteration, self._everyone(trials), view, row, **info)
+
+    def on_trial_complete(self, iteration, trials, trial, **info) -> None:
+        self._ended("on_trial_complete", iteration, trials, trial, Trial.TERMINATED, **info)
+
+    def on_trial_recover(self, iteration, trials, trial, **info) -> None:
+        for view in self._views(trial):
+            self.inner.on_trial_recover(iteration, self._everyone(trials), view, **info)
+
+    def on_trial_error(self, iteration, trials, trial, **info) -> None:
+        self._ended("on_trial_error", iteration, trials, trial, Trial.ERROR, **info)
+
+    def on_experiment_end(self, trials, **info) -> None:
+        self.inner.on_experiment_end(self._everyone(trials), **info)

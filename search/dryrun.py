@@ -51,7 +51,9 @@ def describe_plan(plan: Plan) -> str:
         + (f", then {len(plan.warm_start)} warm start(s)" if plan.warm_start else ""),
         (f"population  {plan.population} members drawn at random from the space and the baseline beside them, "
          f"never perturbed; {plan.scheduler}: every {plan.perturb_every} evaluation(s) the bottom quarter goes on "
-         "from a top member's checkpoint with perturbed values" if plan.is_population else
+         "from a top member's checkpoint with perturbed values"
+         + (f"; packs of at most {plan.pack}, each trained as one model in one trial (exploits within a pack)"
+            if plan.pack > 1 else "") if plan.is_population else
          f"searcher    {plan.sampler}, after {plan.startup_trials or startup_trials(plan.trials)} random trials; "
          f"scheduler {plan.scheduler}" + (" (stops trials whose FID lags: fewer steps)" if plan.scheduler == "asha"
                                           else "")),

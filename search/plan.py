@@ -85,6 +85,7 @@ class Plan:
     # Ray is up); `trials` is then the population and the control
     population: Optional[int] = None
     perturb_every: int = DEFAULT_PERTURB_EVERY
+    pack: int = 1  # pbt: members trained as one model in one trial, at most this many (search/packed.py)
     # --budget (a wall time, as given) or --budget-steps: search.budget plans the trials, steps and
     # evaluations from it once Ray is up; `budget_plan` is what it became (experiment.json's "budget")
     budget: Optional[str] = None
@@ -120,7 +121,8 @@ def plan_search(args: argparse.Namespace, given: frozenset[str] = frozenset()) -
                              ("--workers-per-trial", args.workers_per_trial, 1), ("--concurrency", args.concurrency, 1),
                              ("--confirm", args.confirm, 0), ("--confirm-seeds", args.confirm_seeds, 1),
                              ("--startup-trials", args.startup_trials, 1), ("--confirm-steps", args.confirm_steps, 1),
-                             ("--population", args.population, 2), ("--perturb-every", args.perturb_every, 1)):
+                             ("--population", args.population, 2), ("--perturb-every", args.perturb_every, 1),
+                             ("--pack", args.pack, 1)):
         if value is not None and value < low:
             raise SearchError(f"{flag} must be >= {low}, got {value}")
     check_budget(args, given)
@@ -168,6 +170,7 @@ def plan_search(args: argparse.Namespace, given: frozenset[str] = frozenset()) -
                 address, resume=False, verbose=args.verbose, sampler=args.sampler, startup_trials=args.startup_trials,
                 confirm=args.confirm, confirm_seeds=args.confirm_seeds, confirm_steps=args.confirm_steps,
                 warm_start=warm, population=args.population, perturb_every=args.perturb_every or DEFAULT_PERTURB_EVERY,
+                pack=args.pack or 1,
                 mlflow=args.mlflow, wandb=args.wandb, budget=args.budget, budget_steps=args.budget_steps)
 
 
@@ -204,6 +207,9 @@ def choose_scheduler(args: argparse.Namespace) -> None:
         return
     sampled = [flag for flag in SAMPLED_FLAGS if getattr(args, flag) is not None]
     args.scheduler = args.scheduler or (SAMPLED_SCHEDULER if sampled else DEFAULT_SCHEDULER)
+    if (args.pack or 1) > 1 and (args.scheduler != "pbt" or args.workers_per_trial > 1):
+        raise SearchError("--pack trains a pbt population's members together in one process: it goes with "
+                          "--scheduler pbt and one worker a trial; drop it, or those")
     if args.scheduler in POPULATION_SCHEDULERS:
         drawn = "its population is drawn at random from the space; drop it"
         fix = {"trials": "it trains --population N members and the paper's setting; pass --population",
@@ -269,7 +275,8 @@ def _fixed_overrides(args: argparse.Namespace) -> dict[str, Any]:
 PLANNED = {"trials": "trials_requested", "scheduler": "scheduler", "sampler": "sampler",
            "startup_trials": "startup_trials", "workers_per_trial": "workers_per_trial",
            "cpus_per_worker": "cpus_per_worker", "gpus_per_worker": "gpus_per_worker",
-           "population": "population", "perturb_every": "perturb_every", "mlflow": "mlflow", "wandb": "wandb",
+           "population": "population", "perturb_every": "perturb_every", "pack": "pack", "mlflow": "mlflow",
+           "wandb": "wandb",
            "budget": "budget_requested", "budget_steps": "budget_steps_requested"}
 CONFIRM_FLAGS = {"confirm": "top", "confirm_seeds": "seeds", "confirm_steps": "steps"}
 FIXED_FLAGS = ("dataset", "image_size", "steps", "seed")
@@ -332,6 +339,7 @@ def _plan_resume(args: argparse.Namespace, experiment: Experiment, name: str, gi
     kept = {dest: info.get(key) for dest, key in PLANNED.items()}
     kept["sampler"] = kept["sampler"] or DEFAULT_SAMPLER
     kept["perturb_every"] = kept["perturb_every"] or DEFAULT_PERTURB_EVERY
+    kept["pack"] = kept["pack"] or 1
     resources = Resources(**{field: kept.pop(dest) for dest, field in RESOURCE_FLAGS.items()})
     return Plan(name, info["space"], experiment, fixed, info["baseline_params"], steps=cfg.steps, seed=info["seed"],
                 concurrency=args.concurrency, resources=resources, address=args.address or os.environ.get("RAY_ADDRESS"),

@@ -31,7 +31,7 @@ from search.budget import budgeted, warning
 from search.cluster import connect_ray, default_concurrency
 from search.interrupt import TUNE_SIGINT_OFF, interruptible
 from search.plan import DEFAULT_STORAGE, Plan, planned_info, resume_command
-from search.sampling import make_sampler, random_draws
+from search.sampling import make_sampler
 from search.protocol import MAX_WORKER_FAILURES, METRIC
 from spaces import get_space, trial_config
 
@@ -126,10 +126,15 @@ def build_tuner(plan: Plan, concurrency: int, extra: Optional["Extra"] = None):
     from search.trackers import make_trackers
     from search.trial import RestoreFromWhatExists, run_trial
 
-    trial_fn = tune.with_parameters(run_trial, fixed=plan.fixed, resources=plan.resources,
-                                    experiment_uri=plan.experiment.uri)
-    trial_fn.__mixins__ = (RestoreFromWhatExists,)  # Tune's own hook for mixing into a function's trainable
-    trainable = tune.with_resources(trial_fn, plan.resources.tune_resources())
+    if plan.pack > 1:
+        from search.pbt import pack_trainable
+
+        trainable = pack_trainable(plan, concurrency)
+    else:
+        trial_fn = tune.with_parameters(run_trial, fixed=plan.fixed, resources=plan.resources,
+                                        experiment_uri=plan.experiment.uri)
+        trial_fn.__mixins__ = (RestoreFromWhatExists,)  # Tune's own hook for mixing into a function's trainable
+        trainable = tune.with_resources(trial_fn, plan.resources.tune_resources())
     if plan.resume and tune.Tuner.can_restore(plan.experiment.uri):  # Tune restores its searcher, scheduler
         if is_uri(plan.experiment.uri):                                # and callbacks from the experiment
             optuna_storage(plan)  # fetch the study's local copy back first
@@ -140,6 +145,8 @@ def build_tuner(plan: Plan, concurrency: int, extra: Optional["Extra"] = None):
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)  # "A new study created ..." and the like
     if plan.is_population:
+        from search.pbt import population_tuner
+
         return population_tuner(plan, trainable, extra or Extra())
     storage, local_db = optuna_storage(plan)
     writer = ExperimentWriter(plan.experiment, plan.fixed, plan.steps, plan.baseline, optuna_db=local_db,
@@ -172,50 +179,27 @@ def build_tuner(plan: Plan, concurrency: int, extra: Optional["Extra"] = None):
     )
 
 
-def run_config(plan: Plan, writer, extra: "Extra", keep: int, reporter=None):
+def run_config(plan: Plan, writer, extra: "Extra", keep: int, reporter=None, packs: Optional[list] = None):
     """The search's RunConfig: in the experiment, its writer and console, Tune's loggers, what a bench
-    adds, and `keep` checkpoints a trial."""
+    adds, and `keep` checkpoints a trial; with `packs`, the writer and the console see their members."""
     from ray import tune
 
     from search.confirm import planned_runs
     from search.console import Console
+    from search.callback import ByMember
     from search.tracking import tune_loggers
 
     storage_path, name = parent_uri(plan.experiment.uri)
+    console = Console(plan.trials, plan.steps, confirm=planned_runs(plan))
+    if packs:
+        writer = ByMember(writer, packs, plan.experiment, lineage=True)
+        console = ByMember(console, packs, plan.experiment, ends_once=True)
     return tune.RunConfig(name=name, storage_path=storage_path,
-                          callbacks=[writer, Console(plan.trials, plan.steps, confirm=planned_runs(plan)),
-                                     *tune_loggers(), *extra.callbacks],
+                          callbacks=[writer, console, *tune_loggers(), *extra.callbacks],
                           stop=extra.stopper, progress_reporter=reporter, verbose=1 if plan.verbose else 0,
                           # a trial whose process or node is lost restarts from its last checkpoint
                           failure_config=tune.FailureConfig(max_failures=MAX_WORKER_FAILURES),
                           checkpoint_config=tune.CheckpointConfig(num_to_keep=keep))
-
-
-def population_tuner(plan: Plan, trainable, extra: "Extra"):
-    """A pbt or pb2 search (search/pbt.py): Tune's own generator hands out the control and the drawn
-    members, every one created at the start (no limit on trials at once: PBT pauses a member at each
-    perturbation to let the waiting ones train, and resources bound how many run)."""
-    from ray import tune
-    from ray.tune.search.basic_variant import BasicVariantGenerator
-
-    from search.callback import ExperimentWriter
-    from search.pbt import KEEP_CHECKPOINTS, make_scheduler, members_and_space
-    from search.trackers import make_trackers
-
-    draws, distributions = random_draws(get_space(plan.space), plan.population, plan.seed)
-    cfg = trial_config(plan.fixed, plan.baseline)
-    members, param_space = members_and_space(plan.baseline, draws, cfg.to_dict())
-    control = members[0]
-    scheduler = make_scheduler(plan.scheduler, plan.experiment, control, distributions, plan.steps,
-                               plan.perturb_every * plan.fixed["eval_every"], plan.seed)
-    writer = ExperimentWriter(plan.experiment, plan.fixed, plan.steps, control, trackers=make_trackers(plan))
-    return tune.Tuner(
-        trainable, param_space=param_space,
-        tune_config=tune.TuneConfig(search_alg=BasicVariantGenerator(points_to_evaluate=members), scheduler=scheduler,
-                                    num_samples=len(members), trial_dirname_creator=tune_dirname,
-                                    reuse_actors=plan.resources.inline),
-        run_config=run_config(plan, writer, extra, max(cfg.keep_checkpoints, KEEP_CHECKPOINTS)),
-    )
 
 
 def tune_dirname(trial) -> str:

@@ -142,7 +142,7 @@ def write_experiment(root: Path, trials: list[TrialSpec] | None = None, *, name:
     exp.write_info({
         "name": name, "space": space, "dataset": "digits", "image_size": 16, "metric": "fid", "mode": "min",
         "scheduler": "asha", "sampler": "tpe", "startup_trials": 3, "confirm": {"top": 2, "seeds": 2, "steps": steps},
-        "trials_requested": len(trials), "steps": steps, "population": None, "perturb_every": None, "seed": 0, "concurrency": 2,
+        "trials_requested": len(trials), "steps": steps, "population": None, "perturb_every": None, "pack": None, "seed": 0, "concurrency": 2,
         "workers_per_trial": 2, "cpus_per_worker": 1, "gpus_per_worker": 0.5,
         "extractor": EXTRACTOR, "eval_samples": EVAL_SAMPLES, "reference": REFERENCE,
         "baseline_trial_id": baseline, "baseline_params": BASELINE_PARAMS, "warm_start": [],

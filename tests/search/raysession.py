@@ -29,3 +29,29 @@ def every_cpu_free(when: str) -> None:
                       "started again")
         ray.shutdown()
         start_session_ray()
+
+
+def kill_search_at(ray_session, args: list[str], exp, step: int) -> None:
+    """Run `python -m search.run ARGS` on the session Ray, SIGKILL its driver once a trial of
+    experiment folder `exp` has a row at `step` or later (5 minutes at most), and wait for the
+    session's CPUs (every_cpu_free)."""
+    import json
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    env = {**os.environ, "RAY_ADDRESS": ray_session.get_runtime_context().gcs_address}
+    driver = subprocess.Popen([sys.executable, "-m", "search.run", *args], env=env, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.time() + 300
+        while time.time() < deadline and not any(
+                any(json.loads(x)["step"] >= step for x in f.read_text().splitlines() if x.strip())
+                for f in exp.glob("trials/*/results.jsonl")):
+            time.sleep(0.2)
+    finally:
+        os.killpg(driver.pid, signal.SIGKILL)
+        driver.wait()
+    every_cpu_free("after the driver was killed")

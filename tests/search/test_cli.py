@@ -35,6 +35,10 @@ def run_main(main, argv, capsys):
     (["--space", "smoke", "--scheduler", "pb2", "--sampler", "gp"], "error: --sampler does not go with --scheduler pb2"),
     (["--space", "smoke", "--scheduler", "pbt", "--population", "1"], "error: --population must be >= 2, got 1"),
     (["--space", "smoke", "--scheduler", "pbt", "--perturb-every", "0"], "error: --perturb-every must be >= 1"),
+    (["--space", "smoke", "--pack", "0"], "error: --pack must be >= 1, got 0"),
+    (["--space", "smoke", "--scheduler", "asha", "--pack", "4"], "error: --pack trains a pbt population's members"),
+    (["--space", "smoke", "--scheduler", "pb2", "--pack", "4"], "error: --pack trains a pbt population's members"),
+    (["--space", "smoke", "--pack", "4", "--workers-per-trial", "2"], "error: --pack trains a pbt population's members"),
 ])
 def test_bad_input_exits_2_with_one_line(tmp_path, capsys, argv, message):
     rc, err = run_main(search_run.main, argv + ["--storage", str(tmp_path / "exps")], capsys)

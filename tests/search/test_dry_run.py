@@ -100,4 +100,7 @@ def test_dry_run_of_a_population_names_its_members_control_and_budget(tmp_path):
     text = describe_plan(plan_search(args))
     assert "population  6 members drawn at random from the space and the baseline beside them" in text
     assert "trials      7 of 400 steps" in text and "at most 2,800 trial-steps" in text
+    assert "packs" not in text
+    args.pack = 4
+    assert "packs of at most 4, each trained as one model in one trial" in describe_plan(plan_search(args))
     assert list(tmp_path.iterdir()) == []

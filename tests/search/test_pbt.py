@@ -5,11 +5,6 @@ checkpoint, a killed search resumes."""
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -21,7 +16,7 @@ from experiment.lineage import read_lineage
 from search import run as search_run
 from search import train as search_train
 
-from raysession import every_cpu_free
+from raysession import kill_search_at
 
 pytestmark = pytest.mark.slow
 
@@ -212,21 +207,9 @@ def test_a_killed_pbt_search_resumes_with_every_member(ray_session, tmp_path):
     """SIGKILL the driver once members have trained a while; --resume ends the search with every
     member completed at its last step, its lineage kept, and a winner."""
     args = [*PBT, "--scheduler", "pbt", "--steps", "40", "--confirm", "0", "--storage", str(tmp_path), "--name", "k"]
-    env = {**os.environ, "RAY_ADDRESS": ray_session.get_runtime_context().gcs_address}
-    driver = subprocess.Popen([sys.executable, "-m", "search.run", *args], env=env, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL, start_new_session=True)
     exp = tmp_path / "k"
-    try:
-        deadline = time.time() + 300
-        while time.time() < deadline and not any(
-                any(json.loads(x)["step"] >= 20 for x in f.read_text().splitlines() if x.strip())
-                for f in exp.glob("trials/*/results.jsonl")):
-            time.sleep(0.2)
-    finally:
-        os.killpg(driver.pid, signal.SIGKILL)
-        driver.wait()
+    kill_search_at(ray_session, args, exp, 20)
     assert json.loads((exp / "experiment.json").read_text())["finished_at"] is None
-    every_cpu_free("after the driver was killed")
 
     assert search_run.main([*args, "--resume"]) == 0
     done = Experiment(str(exp))
