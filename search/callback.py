@@ -24,7 +24,7 @@ from experiment.schema import DIVERGED, FAILED, RUNNING, final_status, result_ro
 from search.interrupt import stop_tune
 from search.tracking import RunInfo, Trackers
 from search.packed import PACK, member_id
-from search.protocol import EXPLOIT, MEMBERS, REPLAYED
+from search.protocol import EXPLOITS, MEMBERS, REPLAYED
 from search.trial import confirmation_overrides
 from spaces import trial_config
 
@@ -162,8 +162,8 @@ class ExperimentWriter(Callback):
         self._last_step[name] = row[keys.STEP]
         if row[keys.STATUS] != DIVERGED:
             exp.write_status(name, RUNNING, row[keys.STEP], folder=self.folder)
-        if result.get(EXPLOIT):
-            self._exploited(name, row[keys.STEP], result[EXPLOIT])
+        for exploit in result.get(EXPLOITS) or ():
+            self._exploited(name, exploit)
         if row.get(keys.EXTRACTOR) and not self._protocol_known:  # the FID protocol, from the first FID
             if exp.read_json(EXPERIMENT_JSON).get("extractor") is None:
                 exp.update_info(extractor=row[keys.EXTRACTOR], reference=row.get(keys.REFERENCE),
@@ -173,10 +173,10 @@ class ExperimentWriter(Callback):
             grid = exp.sample_parts(name, row[keys.STEP], self.folder)
             self.trackers.log(self.run_info(trial), row, exp.read_bytes(*grid) if exp.exists(*grid) else None)
 
-    def _exploited(self, name: str, step: int, exploit: dict) -> None:
-        """A packed member went on from another's weights at `step` (search/packed.py): its lineage
-        and its values, as search.pbt records an exploit of Tune's; once, if a restart reports it again."""
-        lineage = read_lineage(self.experiment, name)
+    def _exploited(self, name: str, exploit: dict) -> None:
+        """A packed member went on from another's weights (search/packed.py): its lineage and its
+        values, as search.pbt records an exploit of Tune's; once, if a restart reports it again."""
+        lineage, step = read_lineage(self.experiment, name), int(exploit["step"])
         if lineage and any(e.step == step and e.source == exploit["source"] for e in lineage.exploits):
             return
         record_exploit(self.experiment, name, step, exploit["source"], exploit["from_step"], exploit["params"])
@@ -298,8 +298,8 @@ class ByMember(Callback):
 
     def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
         for mid, row in (result.get(MEMBERS) or {}).items():
-            if EXPLOIT in row and not row.get(REPLAYED):
-                self.params[mid] = dict(row[EXPLOIT]["params"])
+            if row.get(EXPLOITS) and not row.get(REPLAYED):
+                self.params[mid] = dict(row[EXPLOITS][-1]["params"])
             row = {**row, "time_total_s": result.get("time_total_s", 0.0)}
             view = next(v for v in self._views(trial) if v.trial_id == mid)
             self.inner.on_trial_result(iteration, self._everyone(trials), view, row, **info)

@@ -41,7 +41,7 @@ from dcgan import keys
 from experiment.layout import TRIALS, Experiment, ray_trial_dir
 from experiment.schema import ENDED, same_params
 from search.pbt import PERTURBATION_FACTORS, QUANTILE, RESAMPLE_PROBABILITY, pbt_mutations, within_bounds
-from search.protocol import EXPLOIT, MEMBERS, METRIC, REPLAYED
+from search.protocol import EXPLOITS, MEMBERS, METRIC, REPLAYED
 from spaces import trial_config
 
 PACK = "pack"  # a pack trial's config: {"pack": its index in the search's packs}
@@ -200,7 +200,6 @@ def run_pack(config: dict, *, packs: list[list[dict]], fixed: dict, distribution
         again = manifest.exploits if manifest else {}  # the exploits of the step restored from: reported again
         evaluations = manifest.index + 1 if manifest else 0
         steps, every = cfgs[0].steps, cfgs[0].eval_every
-        grid_z = [fixed_grid_noise(cfg) for cfg in cfgs]
         bad, step = None, manifest.step if manifest else 0
         while step < steps and len(ended) < len(gans):
             flags = pack.step()
@@ -221,7 +220,7 @@ def run_pack(config: dict, *, packs: list[list[dict]], fixed: dict, distribution
                                     keys.REASON: f"a loss became NaN, inf or beyond {gan.cfg.max_abs_loss:g}"}
                     continue
                 out = Path(scratch, ids[k])
-                metrics = evaluate_and_save(gan, out, evaluator, grid_z[k], status, None)
+                metrics = evaluate_and_save(gan, out, evaluator, fixed_grid_noise(gan.cfg), status, None)
                 _put_checkpoint(experiment, ids[k], evaluations, out / "checkpoints" / f"step_{step:07d}",
                                 gan.cfg.keep_checkpoints)
                 grid = out / "samples" / f"step_{step:07d}.png"
@@ -241,10 +240,9 @@ def run_pack(config: dict, *, packs: list[list[dict]], fixed: dict, distribution
                     copy_state(gans[k], gans[source])  # as from source's checkpoint of this step, with new values
                     pack.load(k, gans[k])
                     params[k], start[k] = new, [ids[source], evaluations]
-                    exploits[ids[k]] = {"source": ids[source], "from_step": step, "params": new}
-            for mid, exploit in {**again, **exploits}.items():
-                if mid in rows:
-                    rows[mid][EXPLOIT] = exploit
+                    exploits[ids[k]] = {"step": step, "source": ids[source], "from_step": step, "params": new}
+            for mid in rows:  # (an exploit is made at the step its row reports, and told with it)
+                rows[mid][EXPLOITS] = [e for e in (again.get(mid), exploits.get(mid)) if e]
             again = {}
             folder = Path(scratch, "manifest")
             shutil.rmtree(folder, ignore_errors=True)

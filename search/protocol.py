@@ -14,7 +14,7 @@ MAX_WORKER_FAILURES = 2  # restarts of a trial (Tune) or of its workers (Ray Tra
 DRIVER_MEMORY = 64 * 1024 * 1024
 REPLAYED = "replayed"  # a result that a resumed trial reports again from its files (search.trial.replay_if_ended)
 MEMBERS = "members"  # a pack's result (search/packed.py): {member id: that member's row}
-EXPLOIT = "exploit"  # in a packed member's row: {"source": member id, "from_step": step, "params": new values}
+EXPLOITS = "exploits"  # in a packed member's row: [{"step", "source": member id, "from_step", "params": new values}]
 
 
 @dataclass(frozen=True)
