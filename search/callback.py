@@ -23,8 +23,7 @@ from experiment.lineage import read_lineage, record_exploit, start_lineage
 from experiment.schema import DIVERGED, FAILED, RUNNING, final_status, result_row, same_params
 from search.interrupt import stop_tune
 from search.tracking import RunInfo, Trackers
-from search.packed import PACK, member_id
-from search.protocol import EXPLOITS, MEMBERS, REPLAYED
+from search.protocol import EXPLOITS, MEMBERS, PACK, REPLAYED, member_id
 from search.trial import confirmation_overrides
 from spaces import trial_config
 

@@ -41,16 +41,10 @@ from dcgan import keys
 from experiment.layout import TRIALS, Experiment, ray_trial_dir
 from experiment.schema import ENDED, same_params
 from search.pbt import PERTURBATION_FACTORS, QUANTILE, RESAMPLE_PROBABILITY, pbt_mutations, within_bounds
-from search.protocol import EXPLOITS, MEMBERS, METRIC, REPLAYED
+from search.protocol import EXPLOITS, MEMBERS, METRIC, PACK, REPLAYED, member_id
 from spaces import trial_config
 
-PACK = "pack"  # a pack trial's config: {"pack": its index in the search's packs}
 MANIFEST = "pack.json"  # the pack's Tune checkpoint
-
-
-def member_id(pack_trial_id: str, k: int) -> str:
-    """The trial id of member k of the pack trained by Tune trial `pack_trial_id`."""
-    return f"{pack_trial_id}-m{k}"
 
 
 def split_into_packs(members: list[dict], fixed: dict, size: int) -> list[list[dict]]:

@@ -27,7 +27,7 @@ from __future__ import annotations
 import math
 import random
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
@@ -39,10 +39,6 @@ from dcgan.config import SCHEDULABLE
 from experiment.layout import Experiment
 from experiment.lineage import record_exploit, start_lineage
 from experiment.schema import same_params
-from spaces import trial_config
-
-if TYPE_CHECKING:
-    from search.plan import Plan
 
 QUANTILE = 0.25  # the bottom quarter copies the top quarter (Jaderberg et al. 2017, "truncation selection")
 PERTURBATION_FACTORS = (1.2, 0.8)  # Jaderberg et al.'s
@@ -250,69 +246,3 @@ def make_scheduler(kind: str, experiment: Experiment, control: dict, distributio
     cls = ExperimentPBT if kind == "pbt" else ExperimentPB2
     return cls(experiment=experiment, control=control, distributions=distributions, steps=steps, seed=seed,
                time_attr=keys.STEP, metric=keys.FID, mode="min", perturbation_interval=interval)
-
-
-# --- the search's Tuner ------------------------------------------------------------------------------
-
-
-def population(plan: "Plan") -> tuple[list[dict], dict, dict]:
-    """(the control and the drawn members, Tune's param_space holding them, the space's distributions)."""
-    from search.sampling import random_draws
-    from spaces import get_space
-
-    draws, distributions = random_draws(get_space(plan.space), plan.population, plan.seed)
-    members, param_space = members_and_space(plan.baseline, draws, trial_config(plan.fixed, plan.baseline).to_dict())
-    return members, param_space, distributions
-
-
-def population_tuner(plan: "Plan", trainable, extra):
-    """A pbt or pb2 search (search/pbt.py): Tune's own generator hands out the control and the drawn
-    members, every one created at the start (no limit on trials at once: PBT pauses a member at each
-    perturbation to let the waiting ones train, and resources bound how many run). Packed
-    (search/packed.py): one Tune trial per pack, which decides its members' exploits itself."""
-    from ray import tune
-    from ray.tune.search.basic_variant import BasicVariantGenerator
-
-    from search.callback import ExperimentWriter
-    from search.packed import PACK, member_checkpoints, split_into_packs
-    from search.trackers import make_trackers
-    from search.tuner import run_config, tune_dirname
-
-    members, param_space, distributions = population(plan)
-    control = members[0]
-    cfg = trial_config(plan.fixed, plan.baseline)
-    writer = ExperimentWriter(plan.experiment, plan.fixed, plan.steps, control, trackers=make_trackers(plan))
-    if plan.pack > 1:  # (a pack's checkpoints name its members', of which it keeps as many: search.packed)
-        packs = split_into_packs(members, plan.fixed, plan.pack)
-        return tune.Tuner(
-            trainable, param_space={PACK: tune.grid_search(list(range(len(packs))))},
-            tune_config=tune.TuneConfig(trial_dirname_creator=tune_dirname, reuse_actors=True),
-            run_config=run_config(plan, writer, extra, member_checkpoints(cfg.keep_checkpoints), packs=packs),
-        )
-    keep = max(cfg.keep_checkpoints, KEEP_CHECKPOINTS)
-    scheduler = make_scheduler(plan.scheduler, plan.experiment, control, distributions, plan.steps,
-                               plan.perturb_every * plan.fixed["eval_every"], plan.seed)
-    return tune.Tuner(
-        trainable, param_space=param_space,
-        tune_config=tune.TuneConfig(search_alg=BasicVariantGenerator(points_to_evaluate=members), scheduler=scheduler,
-                                    num_samples=len(members), trial_dirname_creator=tune_dirname,
-                                    reuse_actors=plan.resources.inline),
-        run_config=run_config(plan, writer, extra, keep),
-    )
-
-
-def pack_trainable(plan: "Plan", concurrency: int):
-    """The Tune trainable of a packed search (search.packed.run_pack), each pack holding the resources
-    of the trials it stands for that run at once: `concurrency` shared among the packs."""
-    from ray import tune
-
-    from search.packed import run_pack, split_into_packs
-    from search.trial import RestoreFromWhatExists
-
-    members, _, distributions = population(plan)
-    packs = split_into_packs(members, plan.fixed, plan.pack)
-    fn = tune.with_parameters(run_pack, packs=packs, fixed=plan.fixed, distributions=distributions, control=members[0],
-                              interval=plan.perturb_every, seed=plan.seed, experiment_uri=plan.experiment.uri)
-    fn.__mixins__ = (RestoreFromWhatExists,)
-    share = max(1, min(max(map(len, packs)), concurrency // len(packs)))
-    return tune.with_resources(fn, {k: v * share for k, v in plan.resources.per_worker().items()})

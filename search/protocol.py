@@ -13,6 +13,7 @@ METRIC = keys.FID
 MAX_WORKER_FAILURES = 2  # restarts of a trial (Tune) or of its workers (Ray Train), each from its last checkpoint
 DRIVER_MEMORY = 64 * 1024 * 1024
 REPLAYED = "replayed"  # a result that a resumed trial reports again from its files (search.trial.replay_if_ended)
+PACK = "pack"  # a pack trial's config (search/packed.py): {"pack": its index in the search's packs}
 MEMBERS = "members"  # a pack's result (search/packed.py): {member id: that member's row}
 EXPLOITS = "exploits"  # in a packed member's row: [{"step", "source": member id, "from_step", "params": new values}]
 
@@ -43,3 +44,8 @@ class Resources:
 
         return ScalingConfig(num_workers=self.workers, use_gpu=self.gpus_per_worker > 0,
                              resources_per_worker=self.per_worker())
+
+
+def member_id(pack_trial_id: str, k: int) -> str:
+    """The trial id of member k of the pack that Tune trial `pack_trial_id` trains (search/packed.py)."""
+    return f"{pack_trial_id}-m{k}"

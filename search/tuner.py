@@ -127,7 +127,7 @@ def build_tuner(plan: Plan, concurrency: int, extra: Optional["Extra"] = None):
     from search.trial import RestoreFromWhatExists, run_trial
 
     if plan.pack > 1:
-        from search.pbt import pack_trainable
+        from search.population import pack_trainable
 
         trainable = pack_trainable(plan, concurrency)
     else:
@@ -145,9 +145,9 @@ def build_tuner(plan: Plan, concurrency: int, extra: Optional["Extra"] = None):
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)  # "A new study created ..." and the like
     if plan.is_population:
-        from search.pbt import population_tuner
+        from search.population import population_tuner
 
-        return population_tuner(plan, trainable, extra or Extra())
+        return population_tuner(plan, trainable, extra or Extra(), run_config, tune_dirname)
     storage, local_db = optuna_storage(plan)
     writer = ExperimentWriter(plan.experiment, plan.fixed, plan.steps, plan.baseline, optuna_db=local_db,
                               trackers=make_trackers(plan))
