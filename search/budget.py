@@ -26,6 +26,7 @@ The split (the rules, and what each stands on, in docs/budget.md):
 from __future__ import annotations
 
 import dataclasses
+import statistics
 import tempfile
 import time
 from dataclasses import dataclass
@@ -41,21 +42,26 @@ MIN_EVALUATIONS = 2  # fewer, and a member is exploited at most once
 MIN_EVAL_EVERY = 50  # steps between two evaluations, at least, where the budget allows
 GPU_WIDTH = 64  # ngf = ndf on a GPU: the paper's
 # What a wall time pays besides the trials' steps and evaluations: each trial's restart at every
-# perturbation step (PBT pauses every member there; the trial's own set-up is measured, `Rates.start_s`,
-# and Tune's pause, checkpoint and restore add RESTART_S), and the end (ranking, best_config.json, the
-# report). Both measured on the 2-core development machine (docs/budget.md).
-RESTART_S = 2.0
+# perturbation step (PBT pauses every member there; the trial's own set-up, as a reused Tune actor
+# does it again, is measured, `Rates.start_s`, and Tune's pause, checkpoint and restore add RESTART_S:
+# 2.0-2.8 s a member and round in 120 s searches at 8 px), and the end (ranking, best_config.json,
+# the report). Both measured on the 2-core development machine (docs/budget.md).
+RESTART_S = 2.5
 END_S = 8.0
 # A step in the search costs more than the same step timed alone: Tune's driver, its reports and the
-# raylet share the cores. On 2 cores with 2 trials at once, 1-3 ms a step more: 4.7 ms timed alone,
-# 5.9-7.6 in the search at 8 px; at 28 px (88 ms) no more than the timing's own noise (docs/budget.md).
-SEARCH_STEP_S = 0.002
-# The trials are planned to fill this share of the time they are left: what the model leaves out
-# (Tune's reports and checkpoint copies, a slower round than the timed steps) cost 5-20% more on the
-# 2-core development machine (docs/budget.md), and a budget is a limit, not a target.
+# raylet share the cores, and a trial restarted in a new Tune actor sets up cold. On 2 cores with 2
+# trials at once at 8 px, 0.6 ms a step more on average (4.1-6.5 ms timed, 5.7-7.3 in the trials,
+# five 120 s searches); at 28 px (58 ms a step) within the timing's own noise (docs/budget.md).
+SEARCH_STEP_S = 0.001
+# The trials are planned to fill this share of the time they are left: Tune's start and the model's
+# own error (the trials of 120 s searches ran 10% under to 5% over the model on the 2-core
+# development machine, docs/budget.md), and a budget is a limit, not a target.
 PLANNED_SHARE = 0.9
 FEW_STEPS_SHARE = 0.25  # a trial's steps under this share of one run alone's: the plan warns (`warning`)
-MEASURE_STEPS = 20  # steps timed per D:G ratio, after WARMUP_STEPS
+WARMUP_STEPS = 3  # untimed steps first, per D:G ratio: the first calls allocate
+MEASURE_STEPS = 8  # steps a timed run, per D:G ratio
+MEASURE_CHUNKS = 5  # timed runs, per D:G ratio, at least: the median is taken
+MEASURE_MIN_S = 1.0  # seconds of timed runs, per D:G ratio, at least
 
 
 class BudgetError(ConfigError):
@@ -191,7 +197,7 @@ def _splits(plan_split, n: int) -> bool:
 
 def measure(cfg: TrainConfig, resources, concurrency: int) -> Rates:
     """Rates of `cfg` (the control's config) timed in `concurrency` Ray tasks at once, each with a
-    trial's resources: MEASURE_STEPS updates at 1 and at 2 D updates per G update, and an evaluation."""
+    trial's resources: updates at 1 and at 2 D updates per G update (`_time_steps`), and an evaluation."""
     import ray
 
     task = ray.remote(_time_steps).options(num_cpus=resources.cpus_per_worker, num_gpus=resources.gpus_per_worker)
@@ -203,7 +209,10 @@ def measure(cfg: TrainConfig, resources, concurrency: int) -> Rates:
 
 def _time_steps(config: dict[str, Any]) -> tuple[float, float, float, float]:
     """In a Ray task: seconds per update at D:G 1 and 2, one evaluation's and the set-up's seconds, of
-    `config`."""
+    `config`. Each update's time is the median of timed runs of MEASURE_STEPS (MEASURE_CHUNKS runs
+    and MEASURE_MIN_S at least): the measurement runs as Ray starts, whose own processes take the
+    cores for moments. The set-up is timed a second time in the process, as a restart in a reused
+    Tune actor does it (the first pays the imports and the first data load once)."""
     from dcgan.data import load_splits
     from dcgan.distributed import check_device
     from dcgan.metrics import build_evaluator
@@ -211,23 +220,30 @@ def _time_steps(config: dict[str, Any]) -> tuple[float, float, float, float]:
     from dcgan.train import fixed_grid_noise, evaluate_and_save, train_step
 
     cfg = TrainConfig.from_dict(config)
-    build_evaluator(load_splits(cfg), check_device(cfg), cfg.eval_samples, seed=cfg.seed)  # its classifier cached
-    started = time.perf_counter()  # what a trial's restart sets up again
-    splits = load_splits(cfg)
-    evaluator = build_evaluator(splits, check_device(cfg), cfg.eval_samples, seed=cfg.seed)
-    start_s = None
+
+    def set_up(ratio: int):
+        splits = load_splits(cfg)
+        evaluator = build_evaluator(splits, check_device(cfg), cfg.eval_samples, seed=cfg.seed)  # the classifier cached
+        return setup(cfg.replace(d_steps_per_g=ratio), splits), evaluator
+
+    set_up(1)
+    started = time.perf_counter()
+    gan, evaluator = set_up(1)
+    start_s = time.perf_counter() - started
     out = []
     for ratio in (1, 2):
-        gan = setup(cfg.replace(d_steps_per_g=ratio), splits)
-        start_s = start_s or time.perf_counter() - started
-        for _ in range(3):  # warm-up: first calls allocate
+        gan = gan if ratio == 1 else set_up(ratio)[0]
+        for _ in range(WARMUP_STEPS):  # first calls allocate
             train_step(gan)
-        _sync(gan.device)
-        t0 = time.perf_counter()
-        for _ in range(MEASURE_STEPS):
-            train_step(gan)
-        _sync(gan.device)
-        out.append((time.perf_counter() - t0) / MEASURE_STEPS)
+        chunks: list[float] = []
+        while len(chunks) < MEASURE_CHUNKS or sum(chunks) * MEASURE_STEPS < MEASURE_MIN_S:
+            _sync(gan.device)
+            t0 = time.perf_counter()
+            for _ in range(MEASURE_STEPS):
+                train_step(gan)
+            _sync(gan.device)
+            chunks.append((time.perf_counter() - t0) / MEASURE_STEPS)
+        out.append(statistics.median(chunks))
     with tempfile.TemporaryDirectory() as out_dir:  # an evaluation as a trial's: scored, its grid and checkpoint
         t0 = time.perf_counter()
         evaluate_and_save(gan, Path(out_dir), evaluator, fixed_grid_noise(cfg), "running", None)

@@ -148,9 +148,8 @@ def test_the_dry_run_shows_the_split(tmp_path, capsys):
 @pytest.mark.quiet_machine
 def test_a_wall_time_budget_ends_in_time(ray_session, tmp_path):
     """`--budget 120s` on a tiny search: counted from the command's start, Ray's start and the
-    measurement included, it ends within 132 s and uses at least half of it, and records what it
-    became. (The issue asks 90 s at least: on 2 cores it ended at 69, 75 and 105 s in three runs,
-    docs/budget.md.)"""
+    measurement included, it ends between 90 and 132 s (75% and 110% of it), and records what it
+    became. (On 2 cores it ended at 94, 104 and 117 s in three runs, docs/budget.md.)"""
     import time
 
     started = time.monotonic()
@@ -158,7 +157,7 @@ def test_a_wall_time_budget_ends_in_time(ray_session, tmp_path):
                  "--set", "ndf=8", "--set", "eval_samples=200", "--set", "batch_size=32", "--budget", "120s"]) == 0
     took = time.monotonic() - started
     record = json.loads((tmp_path / "b" / "experiment.json").read_text())["budget"]
-    assert 60 <= took <= 132, f"{took:.0f} s"
+    assert 90 <= took <= 132, f"{took:.0f} s"
     assert record["seconds"] == 120 and record["spent"] <= record["steps"] and record["rates"]["step_s"] > 0
 
 
