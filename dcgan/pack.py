@@ -93,8 +93,7 @@ class PackedDiscriminator(nn.Module):
 
 def _block(packed: torch.Tensor, k: int, n: int, rows: int) -> torch.Tensor:
     """Member k's block of a packed parameter or buffer (a view): the first `rows` of its share of dim 0."""
-    share = packed.shape[0] // n
-    return packed[k * share : k * share + rows]
+    return packed[k * (packed.shape[0] // n) :][:rows]
 
 
 def _float_tensors(module: nn.Module) -> dict[str, torch.Tensor]:
@@ -239,8 +238,7 @@ class Pack:
         self.batches["g"][k], self.batches["d"][k] = _batch_count(g), _batch_count(d)
 
     def export(self) -> None:
-        """Every member's state into its own GAN (weights, optimisers, average, counts), ready for
-        `save_checkpoint` or to train alone."""
+        """Every member's state into its own GAN, ready for `save_checkpoint` or to train alone."""
         for k, gan in enumerate(self.members):
             g, d = unwrap(gan.g), unwrap(gan.d)
             copy_out(self.g, k, g)
@@ -374,7 +372,9 @@ def _batch_count(module: nn.Module) -> int:
 
 
 def _set_batch_count(module: nn.Module, count: int) -> None:
-    _ = [m.num_batches_tracked.fill_(count) for m in module.modules() if isinstance(m, nn.BatchNorm2d)]
+    for m in module.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.num_batches_tracked.fill_(count)
 
 
 class _KeepStatistics:

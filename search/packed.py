@@ -42,6 +42,7 @@ from experiment.layout import TRIALS, Experiment, ray_trial_dir
 from experiment.schema import ENDED, same_params
 from search.pbt import PERTURBATION_FACTORS, QUANTILE, RESAMPLE_PROBABILITY, pbt_mutations, within_bounds
 from search.protocol import EXPLOITS, MEMBERS, METRIC, PACK, REPLAYED, member_id
+from search.trial import tune_metrics
 from spaces import trial_config
 
 MANIFEST = "pack.json"  # the pack's Tune checkpoint
@@ -221,7 +222,7 @@ def run_pack(config: dict, *, packs: list[list[dict]], fixed: dict, distribution
                 experiment.upload(grid, *experiment.sample_parts(ids[k], step))
                 shutil.rmtree(out / "checkpoints", ignore_errors=True)
                 grid.unlink()
-                rows[ids[k]] = _tune_row(metrics)
+                rows[ids[k]] = tune_metrics(metrics)
             ended |= set(diverged)
             pack.out |= set(diverged)
             start = [[ids[k], evaluations] for k in range(len(gans))]
@@ -248,12 +249,6 @@ def run_pack(config: dict, *, packs: list[list[dict]], fixed: dict, distribution
             evaluations += 1
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-
-
-def _tune_row(metrics: dict) -> dict:
-    from search.trial import tune_metrics
-
-    return tune_metrics(metrics)
 
 
 def _restored_manifest() -> Optional[Manifest]:

@@ -16,7 +16,7 @@ from dcgan.config import ConfigError, TrainConfig, absolute_paths, parse_duratio
 from experiment.layout import EXPERIMENT_JSON, Experiment, join_uri, storage_uri
 from experiment.schema import same_params, warm_runs
 from search.checks import (SearchError, check_dataset, check_gpus, check_local_machine, check_name,  # noqa: F401
-                           check_resumable, check_storage, check_trackers, mlflow_uri, read_config, resume_command)
+                           check_resumable, check_storage, check_trackers, mlflow_uri, read_config)
 from search.budget import MIN_BUDGET_S, budget_population, width_for
 from search.lock import refuse_if_held
 from search.sampling import DEFAULT_SAMPLER, startup_trials

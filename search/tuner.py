@@ -30,7 +30,8 @@ from experiment.schema import FAILED, PENDING, RUNNING, warm_runs
 from search.budget import budgeted, warning
 from search.cluster import connect_ray, default_concurrency
 from search.interrupt import TUNE_SIGINT_OFF, interruptible
-from search.plan import DEFAULT_STORAGE, Plan, planned_info, resume_command
+from search.checks import resume_command
+from search.plan import DEFAULT_STORAGE, Plan, planned_info
 from search.sampling import make_sampler
 from search.protocol import MAX_WORKER_FAILURES, METRIC
 from spaces import get_space, trial_config
