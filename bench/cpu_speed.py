@@ -1,0 +1,74 @@
+"""Today's code against a base commit's, on the same machine: the README's default search
+(`search.run --space ratio_lr`, the embedded digits, its confirmation included) and a lone
+`dcgan.train` of its defaults for `--steps`, each run in a process of its own, the two trees
+interleaved `--repeats` times, which goes first alternating (a slow spell of the machine falls on
+both, and the first run's classifier training on each by turns); the median wall time of each, and
+today's speed as a share of the base's.
+
+    python bench/cpu_speed.py --base 3f9c834 --repeats 5          # about 40 minutes on 2 cores
+
+The base commit's tree is taken with `git archive` into a temporary folder and run from there with
+this environment's Python (PYTHONPATH first, so its modules, not the installed ones, are imported:
+the run prints which). Both trees run the same work: the same seed, the same steps, PBT's decisions
+the same (docs/budget.md). Run it on a quiet machine: Ray's trial workers give way to anything else.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def timed(tree: Path, argv: list[str], env: dict[str, str]) -> float:
+    t0 = time.monotonic()
+    done = subprocess.run([sys.executable, *argv], cwd=tree, env=env, capture_output=True, text=True)
+    took = time.monotonic() - t0
+    if done.returncode != 0:
+        raise SystemExit(f"{tree}: {' '.join(argv)} failed:\n{done.stderr[-2000:]}")
+    return took
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--base", required=True, help="the commit to compare with (today's: the working tree)")
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--steps", type=int, default=600, help="the lone dcgan.train's steps")
+    args = p.parse_args()
+    with tempfile.TemporaryDirectory(prefix="cpu-speed-") as tmp:
+        base = Path(tmp, "base")
+        base.mkdir()
+        archive = subprocess.run(["git", "archive", args.base], cwd=ROOT, capture_output=True, check=True).stdout
+        subprocess.run(["tar", "-x", "-C", str(base)], input=archive, check=True)
+        trees = {"base": base, "today": ROOT}
+        times: dict[tuple[str, str], list[float]] = {}
+        for repeat in range(args.repeats):
+            order = list(trees.items()) if repeat % 2 == 0 else list(trees.items())[::-1]  # who trains the classifier alternates
+            for name, tree in order:
+                env = {**os.environ, "PYTHONPATH": str(tree), "DCGAN_CACHE": str(Path(tmp, "cache"))}
+                out = Path(tmp, f"{name}-{repeat}")
+                where = subprocess.run([sys.executable, "-c", "import dcgan; print(dcgan.__file__)"], cwd=tree,
+                                       env=env, capture_output=True, text=True, check=True).stdout.strip()
+                assert where.startswith(str(tree)), where
+                runs = {"search": ["-m", "search.run", "--space", "ratio_lr", "--storage", str(out), "--name", "s"],
+                        "train": ["-m", "dcgan.train", "--out", str(out / "run"), "--steps", str(args.steps)]}
+                for what, argv in runs.items():
+                    took = timed(tree, argv, env)
+                    times.setdefault((name, what), []).append(took)
+                    print(f"repeat {repeat} {name:5} {what:6} {took:7.1f} s", flush=True)
+    print(f"\nbase {args.base} against the working tree, {args.repeats} interleaved runs each (medians)\n")
+    print("| run | base s | today s | today's speed / base's |\n| --- | ---: | ---: | ---: |")
+    for what in ("search", "train"):
+        b, t = (statistics.median(times[(name, what)]) for name in ("base", "today"))
+        print(f"| {what} | {b:.1f} | {t:.1f} | {b / t:.2f}x |")
+
+
+if __name__ == "__main__":
+    main()
