@@ -250,3 +250,7 @@ def test_a_seed_reproduces_a_pbt_search(ray_session, tmp_path, length):
     first, second = outcomes
     assert any(lineage["exploits"] for lineage in first["lineages"].values()), "nothing to reproduce: no exploit"
     assert first == second
+    if "--budget-steps" in length:  # the budget's steps, trained: every trial to its planned last step, no more
+        budget = json.loads((tmp_path / "first" / "experiment.json").read_text())["budget"]
+        ends = [t.evaluations[-1]["step"] for t in Experiment(str(tmp_path / "first")).trials]
+        assert ends == [budget["trial_steps"]] * budget["trials"] and sum(ends) == budget["spent"] <= 400
