@@ -48,19 +48,21 @@ def main() -> None:
         archive = subprocess.run(["git", "archive", args.base], cwd=ROOT, capture_output=True, check=True).stdout
         subprocess.run(["tar", "-x", "-C", str(base)], input=archive, check=True)
         trees = {"base": base, "today": ROOT}
+        env_of = {name: {**os.environ, "PYTHONPATH": str(tree), "DCGAN_CACHE": str(Path(tmp, "cache"))}
+                  for name, tree in trees.items()}
+        for name, tree in trees.items():  # each tree runs its own modules
+            where = subprocess.run([sys.executable, "-c", "import dcgan; print(dcgan.__file__)"], cwd=tree,
+                                   env=env_of[name], capture_output=True, text=True, check=True).stdout.strip()
+            assert where.startswith(str(tree)), where
         times: dict[tuple[str, str], list[float]] = {}
         for repeat in range(args.repeats):
             order = list(trees.items()) if repeat % 2 == 0 else list(trees.items())[::-1]  # who trains the classifier alternates
             for name, tree in order:
-                env = {**os.environ, "PYTHONPATH": str(tree), "DCGAN_CACHE": str(Path(tmp, "cache"))}
                 out = Path(tmp, f"{name}-{repeat}")
-                where = subprocess.run([sys.executable, "-c", "import dcgan; print(dcgan.__file__)"], cwd=tree,
-                                       env=env, capture_output=True, text=True, check=True).stdout.strip()
-                assert where.startswith(str(tree)), where
                 runs = {"search": ["-m", "search.run", "--space", "ratio_lr", "--storage", str(out), "--name", "s"],
                         "train": ["-m", "dcgan.train", "--out", str(out / "run"), "--steps", str(args.steps)]}
                 for what, argv in runs.items():
-                    took = timed(tree, argv, env)
+                    took = timed(tree, argv, env_of[name])
                     times.setdefault((name, what), []).append(took)
                     print(f"repeat {repeat} {name:5} {what:6} {took:7.1f} s", flush=True)
     print(f"\nbase {args.base} against the working tree, {args.repeats} interleaved runs each (medians)\n")

@@ -51,11 +51,11 @@ END_S = 8.0
 # A step in the search costs more than the same step timed alone: Tune's driver, its reports and the
 # raylet share the cores, and a trial restarted in a new Tune actor sets up cold. On 2 cores with 2
 # trials at once at 8 px, 0.6 ms a step more on average (4.1-6.5 ms timed, 5.7-7.3 in the trials,
-# five 120 s searches); at 28 px (58 ms a step) within the timing's own noise (docs/budget.md).
+# four 120 s searches); at 28 px (58 ms a step) within the timing's own noise (docs/budget.md).
 SEARCH_STEP_S = 0.001
 # The trials are planned to fill this share of the time they are left: Tune's start and the model's
-# own error (the trials of 120 s searches ran 10% under to 5% over the model on the 2-core
-# development machine, docs/budget.md), and a budget is a limit, not a target.
+# own error (the model put the trials of four 120 s searches at 0.94-1.21 of their time on the
+# 2-core development machine, docs/budget.md), and a budget is a limit, not a target.
 PLANNED_SHARE = 0.9
 FEW_STEPS_SHARE = 0.25  # a trial's steps under this share of one run alone's: the plan warns (`warning`)
 WARMUP_STEPS = 3  # untimed steps first, per D:G ratio: the first calls allocate
@@ -221,18 +221,18 @@ def _time_steps(config: dict[str, Any]) -> tuple[float, float, float, float]:
 
     cfg = TrainConfig.from_dict(config)
 
-    def set_up(ratio: int):
+    def set_up():
         splits = load_splits(cfg)
         evaluator = build_evaluator(splits, check_device(cfg), cfg.eval_samples, seed=cfg.seed)  # the classifier cached
-        return setup(cfg.replace(d_steps_per_g=ratio), splits), evaluator
+        return splits, evaluator, setup(cfg, splits)
 
-    set_up(1)
+    set_up()
     started = time.perf_counter()
-    gan, evaluator = set_up(1)
+    splits, evaluator, own = set_up()
     start_s = time.perf_counter() - started
     out = []
     for ratio in (1, 2):
-        gan = gan if ratio == 1 else set_up(ratio)[0]
+        gan = own if ratio == cfg.d_steps_per_g else setup(cfg.replace(d_steps_per_g=ratio), splits)
         for _ in range(WARMUP_STEPS):  # first calls allocate
             train_step(gan)
         chunks: list[float] = []

@@ -147,8 +147,8 @@ def test_the_dry_run_shows_the_split(tmp_path, capsys):
 @pytest.mark.slow
 @pytest.mark.quiet_machine
 def test_a_wall_time_budget_ends_in_time(ray_session, tmp_path):
-    """`--budget 120s` on a tiny search: counted from the command's start, Ray's start and the
-    measurement included, it ends between 90 and 132 s (75% and 110% of it), and records what it
+    """`--budget 120s` on a tiny search: counted from the command's start (the session's Ray already
+    up), the measurement included, it ends between 90 and 132 s (75% and 110% of it), and records what it
     became. (On 2 cores it ended at 94, 104 and 117 s in three runs, docs/budget.md.)"""
     import time
 
