@@ -27,7 +27,7 @@ import torch.distributed as dist
 from dcgan.config import ConfigError, TrainConfig
 from dcgan.files import BEST_CONFIG_JSON, EXPERIMENT_JSON, before_write, one_line
 from dcgan.models import Generator
-from dcgan.state import GAN, apply_hyperparameters, unwrap
+from dcgan.state import GAN, apply_hyperparameters, optimizer_state, unwrap
 
 STATE_FILE = "state.pt"
 # the key of a run file (a search's best_config.json) that names the checkpoint a long run continues
@@ -60,8 +60,8 @@ def checkpoint_state(gan: GAN, rng: list) -> dict:
         "g": unwrap(gan.g).state_dict(),
         **({"g_ema": gan.g_ema.module.state_dict(), "ema_n": int(gan.g_ema.n_averaged)} if gan.g_ema is not None else {}),
         "d": unwrap(gan.d).state_dict(),
-        "opt_g": gan.opt_g.state_dict(),
-        "opt_d": gan.opt_d.state_dict(),
+        "opt_g": optimizer_state(gan.opt_g),
+        "opt_d": optimizer_state(gan.opt_d),
         "rng": rng,
         "world": gan.world,
         "torch_rng": torch.get_rng_state(),

@@ -79,6 +79,7 @@ class TrainConfig:
     precision: str = "fp32"  # fp32 | bf16 (autocast)
     channels_last: bool = False
     compile: bool = False  # torch.compile the networks
+    cuda_graph: bool = False  # capture the training step in a CUDA graph and replay it (dcgan/graph.py)
     data_workers: int = 2  # DataLoader workers, for datasets streamed from disk
     # hyperparameters that change during the run (population-based training's answer): after generator
     # update `step`, the run goes on with the values given; JSON [{"step": 400, "lr_g": 1e-3}, ...].
@@ -298,6 +299,8 @@ def _validate(c: TrainConfig) -> None:
             bad(f"{name} must be an integer >= 1, got {getattr(c, name)}")
     if c.data_workers < 0:
         bad(f"data_workers must be >= 0, got {c.data_workers}")
+    if c.cuda_graph and c.compile:
+        bad("cuda_graph=true captures the uncompiled step (compile's graphs are its own); set one of them")
     if not c.dataset:
         bad("dataset must not be empty")
     for step, changes in c.schedule:  # each change's values pass the same checks

@@ -35,6 +35,9 @@ def check_device(cfg: TrainConfig) -> torch.device:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError(f"device={cfg.device}, but this machine has no CUDA GPU; use device=auto or device=cpu")
     check_compile(cfg, device)
+    if cfg.cuda_graph and device.type != "cuda":
+        raise ConfigError(f"cuda_graph=true replays the step on a CUDA GPU, and this run is on {device.type}; "
+                          "drop it or use a GPU")
     if cfg.precision == "bf16" and not bf16_supported(device):
         name = torch.cuda.get_device_name(device) if device.type == "cuda" else device.type
         raise ConfigError(f"precision=bf16 needs bf16 arithmetic, which {name} lacks (a GPU needs Ampere or newer); "

@@ -359,8 +359,7 @@ class Pack:
 
 def _logged(gan: GAN, row: dict) -> torch.Tensor:
     """A member's update counted and its losses summed, as train_step does; whether it diverged."""
-    for key, value in row.items():
-        gan.sums[key] = gan.sums.get(key, 0.0) + value.float()
+    gan.sum_losses(row)
     gan.n_summed, gan.step = gan.n_summed + 1, gan.step + 1
     losses = torch.stack([row[keys.D_LOSS].float(), row[keys.G_LOSS].float()])
     return ~torch.isfinite(losses).all() | (losses.abs() > gan.cfg.max_abs_loss).any()

@@ -117,6 +117,15 @@ class GAN:
         """D's logits for images `x`, seen through the run's augmentation (none by default)."""
         return self.d(self.augment(x, self.noise) if self.augment is not None else x)
 
+    def sum_losses(self, logged: dict[str, torch.Tensor]) -> None:
+        """Add one update's losses to `sums`, in place (the tensors outlive the evaluations that read
+        and zero them, as a replayed CUDA graph's additions need: dcgan.graph)."""
+        for key, value in logged.items():
+            if key in self.sums:
+                self.sums[key].add_(value.float())
+            else:
+                self.sums[key] = value.float().clone()
+
     def autocast(self):
         if self.cfg.precision == "bf16":
             return torch.autocast(self.device.type, dtype=torch.bfloat16)
@@ -153,8 +162,52 @@ def apply_hyperparameters(gan: GAN, cfg: Optional[TrainConfig] = None) -> None:
         gan.cfg = cfg
     for opt, lr in ((gan.opt_g, gan.cfg.lr_g), (gan.opt_d, gan.cfg.lr_d)):
         for group in opt.param_groups:
-            group["lr"] = lr
-            group["betas"] = (gan.cfg.beta1, gan.cfg.beta2)
+            if isinstance(group["lr"], torch.Tensor):  # a captured step's (make_capturable): filled in place
+                group["lr"].fill_(lr)
+                for beta, value in zip(group["betas"], (gan.cfg.beta1, gan.cfg.beta2)):
+                    beta.fill_(value)
+            else:
+                group["lr"] = lr
+                group["betas"] = (gan.cfg.beta1, gan.cfg.beta2)
+
+
+def make_capturable(opt: torch.optim.Optimizer, device: torch.device) -> None:
+    """An Adam whose step a CUDA graph can capture: `capturable`, its step counts on the device, and
+    its rates and betas one-element tensors there, which apply_hyperparameters fills in place (a graph
+    replays the float it was captured with)."""
+    for group in opt.param_groups:
+        group["capturable"] = True
+        if not isinstance(group["lr"], torch.Tensor):
+            group["lr"] = torch.tensor(float(group["lr"]), device=device)
+        group["betas"] = tuple(b if isinstance(b, torch.Tensor) else torch.tensor(float(b), device=device)
+                               for b in group["betas"])
+    for state in opt.state.values():
+        if "step" in state:
+            state["step"] = state["step"].to(device)
+
+
+def optimizer_state(opt: torch.optim.Optimizer) -> dict:
+    """opt.state_dict() in the checkpoint's one format, whether or not `opt` was made capturable:
+    rates and betas as floats, not capturable, step counts on the CPU (what a plain Adam saves)."""
+    saved = opt.state_dict()
+    for group in saved["param_groups"]:
+        group["lr"], group["betas"] = float(group["lr"]), tuple(float(b) for b in group["betas"])
+        group["capturable"] = False
+    saved["state"] = {i: {**s, "step": s["step"].cpu()} if "step" in s else s for i, s in saved["state"].items()}
+    return saved
+
+
+def average_in_place(avg: AveragedModel, model: nn.Module) -> None:
+    """AveragedModel.update_parameters (use_buffers, a multi_avg_fn) once it has averaged (its count
+    above 0), without asking the host whether it has: a CUDA graph captures it."""
+    groups: dict[tuple, tuple[list, list]] = {}
+    for mine, theirs in zip((*avg.module.parameters(), *avg.module.buffers()), (*model.parameters(), *model.buffers())):
+        pair = groups.setdefault((mine.device, mine.dtype), ([], []))
+        pair[0].append(mine.detach())
+        pair[1].append(theirs.detach())
+    for (device, _), (mine, theirs) in groups.items():
+        avg.multi_avg_fn(mine, theirs, avg.n_averaged.to(device))
+    avg.n_averaged += 1
 
 
 def unwrap(m: nn.Module) -> nn.Module:

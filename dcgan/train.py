@@ -44,7 +44,8 @@ from dcgan.data import Splits, check_data, load_splits
 from dcgan.files import EXIT_DISK_FULL, append_jsonl, atomic_write, disk_full, disk_full_line, write_probe
 from dcgan.distributed import any_rank, average_gradients, broadcast_module, check_device, dist_info, rank0_decides
 from dcgan.losses import LOSSES, gradient_penalty
-from dcgan.state import GAN, apply_hyperparameters, setup, unwrap
+from dcgan.graph import stepper
+from dcgan.state import GAN, apply_hyperparameters, average_in_place, setup, unwrap
 
 Report = Callable[[dict, Optional[str]], None]  # (metrics, checkpoint dir on rank 0 else None)
 CHECK_EVERY = 25  # updates between checks for NaN/inf (each check syncs with the device)
@@ -82,21 +83,24 @@ def g_step(gan: GAN, fake: torch.Tensor) -> dict[str, torch.Tensor]:
     return {keys.G_LOSS: loss.detach()}
 
 
-def train_step(gan: GAN) -> torch.Tensor:
+def train_step(gan: GAN, reals: Optional[list[torch.Tensor]] = None) -> torch.Tensor:
     """One generator update: d_steps_per_g D updates, each on a fresh real batch, then one G update.
-    The last D update's fake batch is kept, with its graph, for the G update (as the paper's code does)."""
+    The last D update's fake batch is kept, with its graph, for the G update (as the paper's code does).
+    `reals`: the D updates' batches, given rather than drawn: a step that a CUDA graph captures
+    (dcgan.graph), which asks the host nothing (the moving average has begun: updated in place)."""
     k, b = gan.cfg.d_steps_per_g, gan.cfg.batch_size
     for i in range(k):
-        real = gan.sampler.next()
+        real = gan.sampler.next() if reals is None else reals[i]
         grad_ctx = contextlib.nullcontext() if i == k - 1 else torch.no_grad()
         with grad_ctx, gan.autocast():
             fake = gan.g(gan.z(b))  # (B, C, H, W)
         logged = d_step(gan, real, fake)
     logged |= g_step(gan, fake)
-    if gan.g_ema is not None:
+    if gan.g_ema is not None and reals is not None:
+        average_in_place(gan.g_ema, unwrap(gan.g))
+    elif gan.g_ema is not None:
         gan.g_ema.update_parameters(unwrap(gan.g))
-    for key, value in logged.items():  # device tensors: no sync with the device here
-        gan.sums[key] = gan.sums.get(key, 0.0) + value.float()
+    gan.sum_losses(logged)  # device tensors: no sync with the device here
     gan.n_summed += 1
     gan.step += 1
     losses = torch.stack([logged[keys.D_LOSS].float(), logged[keys.G_LOSS].float()])
@@ -140,7 +144,8 @@ def _take_sums(gan: GAN) -> dict[str, float]:
         t = torch.tensor([out[k] for k in sorted(out)], dtype=torch.float64)
         dist.all_reduce(t)
         out = {k: float(v) / gan.world for k, v in zip(sorted(out), t)}
-    gan.sums.clear()
+    for v in gan.sums.values():
+        v.zero_()  # in place: a captured step adds to these tensors
     return out
 
 
@@ -175,6 +180,7 @@ def train(cfg: TrainConfig, out_dir: Optional[str | Path] = None, *, report: Opt
     if resume_from is not None:  # None: a fresh run
         resume(gan, resume_from, rank, log)
     follow_schedule(gan, cfg)  # the values in force after the step resumed from (none: cfg's own)
+    step = stepper(gan, train_step)  # train_step itself, or captured in a CUDA graph (cfg.cuda_graph)
     changes = cfg.change_steps()
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
@@ -186,7 +192,7 @@ def train(cfg: TrainConfig, out_dir: Optional[str | Path] = None, *, report: Opt
     metrics, t0, step0 = {}, time.perf_counter(), gan.step
     eval_s = 0.0  # the last evaluation's seconds: a deadline is met with one more evaluation
     while gan.step < cfg.steps:
-        bad |= train_step(gan)
+        bad |= step(gan)
         # stop where the time left holds only the last evaluation (at an evaluation's step: only two)
         margin = eval_s * (2 if gan.step % cfg.eval_every == 0 else 1)
         if deadline is not None and gan.step < cfg.steps and time_is_up(deadline, margin, gan, world):
