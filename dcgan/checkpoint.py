@@ -117,6 +117,7 @@ def restore_state(gan: GAN, state: dict, rank: int) -> None:
     if gan.g_ema is not None and "g_ema" in state:  # else the average starts again from the resumed G
         gan.g_ema.module.load_state_dict(state["g_ema"])
         gan.g_ema.n_averaged.fill_(state["ema_n"])
+    gan.ema_begun = gan.g_ema is not None and int(gan.g_ema.n_averaged) > 0
     gan.step = state["step"]
     if state["world"] == gan.world:  # the same world size continues every rank's streams exactly
         gan.noise.set_state(state["rng"][rank]["noise"])

@@ -22,7 +22,6 @@ not in image size, widths, D's normalisation or batch size (`pack_key`).
 from __future__ import annotations
 
 import contextlib
-import math
 from typing import Sequence
 
 import torch
@@ -32,6 +31,7 @@ from dcgan import keys
 from dcgan.config import TrainConfig
 from dcgan.losses import LOSSES
 from dcgan.models import Discriminator, Generator
+from dcgan.pack_adam import PackedAdam, block
 from dcgan.state import GAN, unwrap
 
 
@@ -91,11 +91,6 @@ class PackedDiscriminator(nn.Module):
         return self.main(x).view(x.shape[0], self.k)
 
 
-def _block(packed: torch.Tensor, k: int, n: int, rows: int) -> torch.Tensor:
-    """Member k's block of a packed parameter or buffer (a view): the first `rows` of its share of dim 0."""
-    return packed[k * (packed.shape[0] // n) :][:rows]
-
-
 def _float_tensors(module: nn.Module) -> dict[str, torch.Tensor]:
     """Parameters and float buffers by name (BatchNorm's batch count, an int, is kept per member apart)."""
     return {name: t for name, t in [*module.named_parameters(), *module.named_buffers()] if t.is_floating_point()}
@@ -108,86 +103,14 @@ def copy_in(packed: nn.Module, k: int, member: nn.Module) -> None:
         for name, t in _float_tensors(packed).items():
             share = t.shape[0] // n
             t[k * share : (k + 1) * share].zero_()
-            _block(t, k, n, mine[name].shape[0]).copy_(mine[name])
+            block(t, k, n, mine[name].shape[0]).copy_(mine[name])
 
 
 def copy_out(packed: nn.Module, k: int, member: nn.Module) -> None:
     theirs = _float_tensors(packed)
     with torch.no_grad():
         for name, t in _float_tensors(member).items():
-            t.copy_(_block(theirs[name], k, packed.k, t.shape[0]))
-
-
-# --- Adam with per-member rates and betas ---------------------------------------------------------
-
-
-class PackedAdam:
-    """torch.optim.Adam's update (its single-tensor form, as on a CPU) on packed parameters, with each
-    member's lr, betas and step count, and a mask of the members that step."""
-
-    def __init__(self, params: list[nn.Parameter], k: int, eps: float = 1e-8):
-        self.params, self.k, self.eps = params, k, eps
-        self.exp_avg = [torch.zeros_like(p) for p in params]
-        self.exp_avg_sq = [torch.zeros_like(p) for p in params]
-        self.steps = [0] * k
-        self.lr = [0.0] * k
-        self.betas = [(0.9, 0.999)] * k
-
-    def zero_grad(self) -> None:
-        for p in self.params:
-            p.grad = None
-
-    @torch.no_grad()
-    def step(self, active: list[bool]) -> None:
-        for i, on in enumerate(active):
-            self.steps[i] += int(on)
-        steps = [max(s, 1) for s in self.steps]
-        like = self.params[0]
-
-        def column(values: list[float]) -> torch.Tensor:  # one value a member, against a (K, -1) view
-            return torch.tensor(values, dtype=like.dtype, device=like.device).view(self.k, 1)
-
-        one_minus_b1 = column([1 - b1 for b1, _ in self.betas])
-        b2 = column([b2 for _, b2 in self.betas])
-        one_minus_b2 = column([1 - b2 for _, b2 in self.betas])
-        step_size = column([lr / (1 - b1**s) for lr, (b1, _), s in zip(self.lr, self.betas, steps)])
-        bc2_sqrt = column([math.sqrt(1 - b2**s) for (_, b2), s in zip(self.betas, steps)])
-        mask = torch.tensor(active, device=like.device).view(self.k, 1)
-        for p, m, v in zip(self.params, self.exp_avg, self.exp_avg_sq):
-            if p.grad is None:
-                continue
-            pv, gv, mv, vv = (t.view(self.k, -1) for t in (p, p.grad, m, v))
-            new_m = mv.lerp(gv, one_minus_b1)
-            new_v = vv * b2 + one_minus_b2 * gv * gv
-            denom = new_v.sqrt() / bc2_sqrt + self.eps
-            new_p = pv - step_size * (new_m / denom)
-            mv.copy_(torch.where(mask, new_m, mv))
-            vv.copy_(torch.where(mask, new_v, vv))
-            pv.copy_(torch.where(mask, new_p, pv))
-
-    def copy_in(self, k: int, opt: torch.optim.Optimizer, members: list[nn.Parameter]) -> None:
-        """Member k's Adam state (its own optimiser's: moments and step count) into the pack."""
-        self.steps[k], n = 0, self.k
-        with torch.no_grad():
-            for p, m, v, q in zip(self.params, self.exp_avg, self.exp_avg_sq, members):
-                share = p.shape[0] // n
-                state = opt.state.get(q, {})
-                for packed, key in ((m, "exp_avg"), (v, "exp_avg_sq")):
-                    packed[k * share : (k + 1) * share].zero_()
-                    if key in state:
-                        _block(packed, k, n, q.shape[0]).copy_(state[key])
-                if "step" in state:
-                    self.steps[k] = int(state["step"])
-
-    def copy_out(self, k: int, opt: torch.optim.Optimizer, members: list[nn.Parameter]) -> None:
-        """The pack's state of member k into its own optimiser, as torch.optim.Adam keeps it."""
-        if self.steps[k] == 0:
-            return
-        n = self.k
-        for p, m, v, q in zip(self.params, self.exp_avg, self.exp_avg_sq, members):
-            opt.state[q] = {"step": torch.tensor(float(self.steps[k])),
-                            "exp_avg": _block(m, k, n, q.shape[0]).clone(),
-                            "exp_avg_sq": _block(v, k, n, q.shape[0]).clone()}
+            t.copy_(block(theirs[name], k, packed.k, t.shape[0]))
 
 
 # --- the pack -------------------------------------------------------------------------------------
@@ -207,7 +130,8 @@ class Pack:
         self.d = PackedDiscriminator([unwrap(m.d) for m in members]).to(members[0].device)
         self.g_ema = PackedGenerator([unwrap(m.g) for m in members]).to(members[0].device) \
             if members[0].g_ema is not None else None
-        self.ema_n = [0] * self.n
+        self.ema_n = torch.zeros(self.n, dtype=torch.int64, device=members[0].device)  # the averages' counts
+        self.decay = torch.zeros(self.n, device=members[0].device)  # and decays
         self.opt_g = PackedAdam(list(self.g.parameters()), self.n)
         self.opt_d = PackedAdam(list(self.d.parameters()), self.n)
         self.batches = {"g": [0] * self.n, "d": [0] * self.n}  # BatchNorm's batch counts, per member
@@ -230,11 +154,11 @@ class Pack:
         copy_in(self.d, k, d)
         self.opt_g.copy_in(k, gan.opt_g, list(g.parameters()))
         self.opt_d.copy_in(k, gan.opt_d, list(d.parameters()))
-        self.opt_g.lr[k], self.opt_d.lr[k] = gan.cfg.lr_g, gan.cfg.lr_d
-        self.opt_g.betas[k] = self.opt_d.betas[k] = (gan.cfg.beta1, gan.cfg.beta2)
+        self.opt_g.set_rates(k, gan.cfg.lr_g, (gan.cfg.beta1, gan.cfg.beta2))
+        self.opt_d.set_rates(k, gan.cfg.lr_d, (gan.cfg.beta1, gan.cfg.beta2))
         if self.g_ema is not None:
             copy_in(self.g_ema, k, gan.g_ema.module)
-            self.ema_n[k] = int(gan.g_ema.n_averaged)
+            self.ema_n[k], self.decay[k] = int(gan.g_ema.n_averaged), gan.cfg.ema
         self.batches["g"][k], self.batches["d"][k] = _batch_count(g), _batch_count(d)
 
     def export(self) -> None:
@@ -345,16 +269,14 @@ class Pack:
     def _update_average(self, on: list[bool]) -> None:
         """dcgan.state.ema_average (AveragedModel's update) for each member that trains, with its own
         count and decay: the first update copies G."""
-        n = torch.tensor(self.ema_n)
-        trains = torch.tensor(on).view(self.n, 1)
-        decay = torch.tensor([gan.cfg.ema for gan in self.members])
-        weight = 1 - torch.minimum((1 + n) / (10 + n), decay)
+        n, trains = self.ema_n, self.opt_g.mask(on)  # (on the device: no copy from the host)
+        weight = 1 - torch.minimum((1 + n) / (10 + n), self.decay)
         first = (n == 0).view(self.n, 1)
         for avg, new in zip(_float_tensors(self.g_ema).values(), _float_tensors(self.g).values()):
             av, nv = avg.view(self.n, -1), new.view(self.n, -1)
             mixed = av + (nv - av) * weight.to(av.dtype).view(self.n, 1)
-            av.copy_(torch.where(trains, torch.where(first, nv, mixed), av))
-        self.ema_n = [k + t for k, t in zip(self.ema_n, on)]
+            av.copy_(torch.where(trains.view(self.n, 1), torch.where(first, nv, mixed), av))
+        self.ema_n += trains
 
 
 def _logged(gan: GAN, row: dict) -> torch.Tensor:

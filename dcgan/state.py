@@ -105,6 +105,7 @@ class GAN:
     n_summed: int = 0  # generator updates in `sums`
     augment: Optional[Augment] = None  # what D sees real and generated images through (cfg.augment); None: as they are
     g_ema: Optional[AveragedModel] = None  # G's weights averaged over the updates (cfg.ema); None: off
+    ema_begun: bool = False  # g_ema has made its first update (a copy of G): the next need not ask the device
 
     def g_eval(self) -> nn.Module:
         """The generator that is sampled, scored and saved for retraining: the average when cfg.ema is set."""
@@ -127,8 +128,8 @@ class GAN:
                 self.sums[key] = value.float().clone()
 
     def autocast(self):
-        if self.cfg.precision == "bf16":
-            return torch.autocast(self.device.type, dtype=torch.bfloat16)
+        if self.cfg.precision == "bf16":  # (a captured step keeps no cast weights: PyTorch's notes on graphs)
+            return torch.autocast(self.device.type, dtype=torch.bfloat16, cache_enabled=not self.cfg.cuda_graph)
         return contextlib.nullcontext()
 
 
@@ -226,7 +227,7 @@ def setup(cfg: TrainConfig, splits: Optional[Splits] = None) -> GAN:
         g, d = g.to(memory_format=torch.channels_last), d.to(memory_format=torch.channels_last)
     broadcast_module(g, world)
     broadcast_module(d, world)
-    g_ema = AveragedModel(g, multi_avg_fn=ema_average(cfg.ema), use_buffers=True) if cfg.ema else None
+    g_ema = AveragedModel(g, device, multi_avg_fn=ema_average(cfg.ema), use_buffers=True) if cfg.ema else None
     opt_g = torch.optim.Adam(g.parameters(), lr=cfg.lr_g, betas=(cfg.beta1, cfg.beta2))
     opt_d = torch.optim.Adam(d.parameters(), lr=cfg.lr_d, betas=(cfg.beta1, cfg.beta2))
     if cfg.compile:

@@ -86,8 +86,8 @@ def g_step(gan: GAN, fake: torch.Tensor) -> dict[str, torch.Tensor]:
 def train_step(gan: GAN, reals: Optional[list[torch.Tensor]] = None) -> torch.Tensor:
     """One generator update: d_steps_per_g D updates, each on a fresh real batch, then one G update.
     The last D update's fake batch is kept, with its graph, for the G update (as the paper's code does).
-    `reals`: the D updates' batches, given rather than drawn: a step that a CUDA graph captures
-    (dcgan.graph), which asks the host nothing (the moving average has begun: updated in place)."""
+    `reals`: the D updates' batches, given rather than drawn (a step that a CUDA graph captures:
+    dcgan.graph). Once the moving average has begun, a step asks the host nothing."""
     k, b = gan.cfg.d_steps_per_g, gan.cfg.batch_size
     for i in range(k):
         real = gan.sampler.next() if reals is None else reals[i]
@@ -96,10 +96,11 @@ def train_step(gan: GAN, reals: Optional[list[torch.Tensor]] = None) -> torch.Te
             fake = gan.g(gan.z(b))  # (B, C, H, W)
         logged = d_step(gan, real, fake)
     logged |= g_step(gan, fake)
-    if gan.g_ema is not None and reals is not None:
+    if gan.g_ema is not None and gan.ema_begun:  # (AveragedModel's own update asks the device if it has begun)
         average_in_place(gan.g_ema, unwrap(gan.g))
     elif gan.g_ema is not None:
         gan.g_ema.update_parameters(unwrap(gan.g))
+        gan.ema_begun = True
     gan.sum_losses(logged)  # device tensors: no sync with the device here
     gan.n_summed += 1
     gan.step += 1

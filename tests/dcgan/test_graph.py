@@ -175,7 +175,8 @@ def test_a_schedule_change_after_capture_is_followed(tmp_path, deterministic):
 @gpu
 def test_a_captured_runs_checkpoint_goes_on_eagerly_and_captured(tmp_path, deterministic):
     """A captured run's checkpoint is today's format (rates as floats), and goes on from it alike
-    eagerly and captured."""
+    eagerly and captured, and as the run that went straight through (its random streams saved as
+    the replays left them)."""
     cfg = BASE.replace(device="cuda", steps=WARMUP + 5, eval_every=WARMUP + 5, ema=0.9, cuda_graph=True)
     first = tmp_path / "first"
     _run(cfg, first)
@@ -183,10 +184,34 @@ def test_a_captured_runs_checkpoint_goes_on_eagerly_and_captured(tmp_path, deter
     group = read_state(ckpt)["opt_g"]["param_groups"][0]
     assert isinstance(group["lr"], float) and group["capturable"] is False
     on = {}
-    for name, c in (("captured", cfg.replace(steps=cfg.steps + 8)), ("eager", cfg.replace(steps=cfg.steps + 8,
-                                                                                          cuda_graph=False))):
+    longer = cfg.replace(steps=cfg.steps + 8)
+    for name, c, start in (("captured", longer, ckpt), ("eager", longer.replace(cuda_graph=False), ckpt),
+                           ("straight", longer, None)):
         out = tmp_path / name
-        assert _run(c, out, resume_from=ckpt).status == "completed"
-        on[name] = read_state(next((out / "checkpoints").iterdir()))
-    for net in ("g", "d", "g_ema"):
-        assert _same(list(on["captured"][net].values()), list(on["eager"][net].values()), 1e-4), net
+        assert _run(c, out, resume_from=start).status == "completed"
+        on[name] = read_state(sorted((out / "checkpoints").iterdir())[-1])
+    for other in ("eager", "straight"):
+        for net in ("g", "d", "g_ema"):
+            assert _same(list(on["captured"][net].values()), list(on[other][net].values()), 1e-4), (other, net)
+
+
+@gpu
+def test_a_warm_step_asks_the_host_nothing():
+    """train_step (with the moving average) and a pack's step, once warm, make no call that waits for
+    the device (torch's sync debug mode raises on one): the host runs ahead, queueing kernels."""
+    from dcgan.pack import Pack
+
+    cfg = BASE.replace(device="cuda", ema=0.9, d_steps_per_g=2)
+    gan = setup(cfg)
+    pack = Pack([setup(cfg.replace(seed=s, lr_g=1e-3 * s, d_steps_per_g=s)) for s in (1, 2)])
+    for _ in range(2):
+        train_step(gan)
+        pack.step()
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        for _ in range(3):
+            train_step(gan)
+            pack.step()
+    finally:
+        torch.cuda.set_sync_debug_mode("default")

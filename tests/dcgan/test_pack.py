@@ -194,3 +194,24 @@ def test_a_member_that_sits_out_keeps_its_state_and_the_others_train_as_alone(sp
     assert all(torch.equal(t, frozen[k]) for k, t in unwrap(packed[2].g).state_dict().items())
     assert torch.equal(packed[2].noise.get_state(), noise) and packed[2].step == 1
     assert_same([alone[k] for k in (0, 1, 3)], [packed[k] for k in (0, 1, 3)], atol=1e-6)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="a pack on a GPU needs a CUDA GPU")
+@pytest.mark.parametrize("members", [MIXED, WGAN], ids=["mixed", "wgan-gp"])
+def test_a_pack_on_a_gpu_stays_with_each_member_alone_there(members):
+    """The same on a GPU (its tensors, masks and counts on the device), 10 updates, cuDNN deterministic."""
+    before = torch.backends.cudnn.deterministic
+    torch.backends.cudnn.deterministic = True
+    try:
+        on_gpu = [{**m, "device": "cuda"} for m in members]
+        cuda_splits = load_splits(TrainConfig.from_dict({**BASE, "device": "cuda"}))
+        alone, packed = gans(on_gpu, cuda_splits), gans(on_gpu, cuda_splits)
+        pack = Pack(packed)
+        for _ in range(10):
+            for gan in alone:
+                train_step(gan)
+            pack.step()
+        pack.export()
+        assert_same(alone, packed, atol=1e-4)
+    finally:
+        torch.backends.cudnn.deterministic = before
