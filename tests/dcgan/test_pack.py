@@ -90,15 +90,20 @@ def test_packed_steps_equal_each_member_alone(splits, members):
             assert float((its - ours).norm() / ours.norm()) < 2e-5, (a.cfg.loss, name)
 
 
-def test_fifty_packed_steps_stay_with_each_member_alone(splits):
-    alone, packed = gans(MIXED, splits), gans(MIXED, splits)
+def alone_and_packed(members, splits, steps: int):
+    """`members` trained `steps` updates alone, and as one pack (exported)."""
+    alone, packed = gans(members, splits), gans(members, splits)
     pack = Pack(packed)
-    for _ in range(50):
+    for _ in range(steps):
         for gan in alone:
             train_step(gan)
         pack.step()
     pack.export()
-    assert_same(alone, packed, atol=1e-4)
+    return alone, packed
+
+
+def test_fifty_packed_steps_stay_with_each_member_alone(splits):
+    assert_same(*alone_and_packed(MIXED, splits, 50), atol=1e-4)
 
 
 def test_a_member_loaded_into_a_pack_comes_out_as_it_went_in(splits):
@@ -203,15 +208,7 @@ def test_a_pack_on_a_gpu_stays_with_each_member_alone_there(members):
     before = torch.backends.cudnn.deterministic
     torch.backends.cudnn.deterministic = True
     try:
-        on_gpu = [{**m, "device": "cuda"} for m in members]
         cuda_splits = load_splits(TrainConfig.from_dict({**BASE, "device": "cuda"}))
-        alone, packed = gans(on_gpu, cuda_splits), gans(on_gpu, cuda_splits)
-        pack = Pack(packed)
-        for _ in range(10):
-            for gan in alone:
-                train_step(gan)
-            pack.step()
-        pack.export()
-        assert_same(alone, packed, atol=1e-4)
+        assert_same(*alone_and_packed([{**m, "device": "cuda"} for m in members], cuda_splits, 10), atol=1e-4)
     finally:
         torch.backends.cudnn.deterministic = before
