@@ -15,7 +15,7 @@ from typing import Any, Optional
 from dcgan.config import ConfigError, TrainConfig, absolute_paths, parse_duration, parse_overrides
 from experiment.layout import EXPERIMENT_JSON, Experiment, join_uri, storage_uri
 from experiment.schema import same_params, warm_runs
-from search.checks import (SearchError, check_dataset, check_gpus, check_local_machine, check_name,  # noqa: F401
+from search.checks import (SearchError, check_capture, check_dataset, check_gpus, check_local_machine, check_name,  # noqa: F401
                            check_resumable, check_storage, check_trackers, mlflow_uri, read_config)
 from search.budget import MIN_BUDGET_S, budget_population, width_for
 from search.lock import refuse_if_held
@@ -52,6 +52,7 @@ POPULATION_SCHEDULERS = ("pbt", "pb2")  # a population trained together: --popul
 DEFAULT_SCHEDULER = "pbt"
 SAMPLED_SCHEDULER = "asha"
 SAMPLED_FLAGS = ("trials", "sampler", "startup_trials", "warm_start")  # flags of a sampled search only
+DEFAULT_GPU_PACK = 16  # a pbt population's members trained as one model a trial, on GPUs (choose_pack)
 MIN_POPULATION = 4  # the default population: the concurrency, at least this
 DEFAULT_PERTURB_EVERY = 1  # evaluations between a member's exploits
 
@@ -157,6 +158,7 @@ def plan_search(args: argparse.Namespace, given: frozenset[str] = frozenset()) -
                           f"pass --trials {1 + len(warm_runs(warm))} or more")
     cfg = trial_config(fixed, baseline)
     check_dataset(cfg, args.workers_per_trial)
+    check_capture(cfg, args.gpus_per_worker, args.workers_per_trial)
     check_trackers(args.mlflow, args.wandb)
     address = args.address or os.environ.get("RAY_ADDRESS")
     if not address or address == "local":
@@ -170,7 +172,7 @@ def plan_search(args: argparse.Namespace, given: frozenset[str] = frozenset()) -
                 address, resume=False, verbose=args.verbose, sampler=args.sampler, startup_trials=args.startup_trials,
                 confirm=args.confirm, confirm_seeds=args.confirm_seeds, confirm_steps=args.confirm_steps,
                 warm_start=warm, population=args.population, perturb_every=args.perturb_every or DEFAULT_PERTURB_EVERY,
-                pack=args.pack or 1,
+                pack=choose_pack(args, cfg),
                 mlflow=args.mlflow, wandb=args.wandb, budget=args.budget, budget_steps=args.budget_steps)
 
 
@@ -227,6 +229,19 @@ def choose_scheduler(args: argparse.Namespace) -> None:
 
 
 
+
+
+def choose_pack(args: argparse.Namespace, cfg: TrainConfig) -> int:
+    """--pack, or its default: DEFAULT_GPU_PACK members a trial for a pbt population on GPUs (one worker
+    a trial), where one model's tiny kernels leave a GPU idle; one member a trial on CPUs, where a pack
+    runs no faster (docs/performance.md). A captured step (cuda_graph) is a lone trial's: no pack."""
+    if args.pack is not None:
+        if args.pack > 1 and cfg.cuda_graph:
+            raise SearchError("--set cuda_graph=true captures a lone trial's step, and a pack's step is not captured; "
+                              "drop one of them")
+        return args.pack
+    on_gpus = args.gpus_per_worker > 0 and args.scheduler == "pbt" and args.workers_per_trial == 1
+    return DEFAULT_GPU_PACK if on_gpus and not cfg.cuda_graph else 1
 
 
 def warm_start(space_name: str, space, sources: list[str], baseline: dict[str, Any]) -> tuple[dict[str, Any], ...]:

@@ -53,7 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"pbt, pb2: evaluations between a member's exploits (default {DEFAULT_PERTURB_EVERY})")
     p.add_argument("--pack", type=int, metavar="K",
                    help="pbt: train up to K members as one model in one trial, each still a trial of the "
-                        "experiment (fewer, wider kernels: for a GPU; default 1, off; docs/architecture.md)")
+                        "experiment (fewer, wider kernels, for a GPU: default 16 with --gpus-per-worker, else 1, "
+                        "off; docs/architecture.md)")
     p.add_argument("--budget", metavar="TIME", help="the whole search's wall time on the resources given (90s, "
                                                     "20m, 2h): the trials' steps and evaluations are planned from "
                                                     "step times measured at the start (docs/budget.md)")

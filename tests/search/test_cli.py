@@ -36,6 +36,7 @@ def run_main(main, argv, capsys):
     (["--space", "smoke", "--scheduler", "pbt", "--population", "1"], "error: --population must be >= 2, got 1"),
     (["--space", "smoke", "--scheduler", "pbt", "--perturb-every", "0"], "error: --perturb-every must be >= 1"),
     (["--space", "smoke", "--pack", "0"], "error: --pack must be >= 1, got 0"),
+    (["--space", "smoke", "--set", "cuda_graph=true"], "error: --set cuda_graph=true replays each trial's step on"),
     (["--space", "smoke", "--scheduler", "asha", "--pack", "4"], "error: --pack trains a pbt population's members"),
     (["--space", "smoke", "--scheduler", "pb2", "--pack", "4"], "error: --pack trains a pbt population's members"),
     (["--space", "smoke", "--pack", "4", "--workers-per-trial", "2"], "error: --pack trains a pbt population's members"),

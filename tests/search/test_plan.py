@@ -57,3 +57,32 @@ def test_mnist_searches_average_g_too(tmp_path, mnist_dir):
 def test_which_search_runs_without_scheduler(tmp_path, flags, scheduler, trials, sampler):
     plan = plan_of(tmp_path, *flags).with_population(2)  # two trials at once: a population of 4
     assert (plan.scheduler, plan.trials, plan.sampler) == (scheduler, trials, sampler)
+
+
+@pytest.mark.parametrize("flags, pack", [
+    ([], 1),  # CPUs: one member a trial (a pack runs no faster there)
+    (["--gpus-per-worker", "0.25"], 16),  # GPUs: a pbt population in packs of DEFAULT_GPU_PACK
+    (["--gpus-per-worker", "0.25", "--pack", "4"], 4),
+    (["--gpus-per-worker", "0.25", "--pack", "1"], 1),  # turned off
+    (["--gpus-per-worker", "0.25", "--scheduler", "pb2"], 1),  # packs are pbt's
+    (["--gpus-per-worker", "0.25", "--trials", "8"], 1),  # a sampled search
+    (["--gpus-per-worker", "0.5", "--workers-per-trial", "2"], 1),  # DDP trials
+    (["--gpus-per-worker", "0.25", "--set", "cuda_graph=true"], 1),  # a lone trial's step captured
+])
+def test_a_pbt_search_on_gpus_is_packed_by_default(flags, pack):
+    from search.plan import DEFAULT_GPU_PACK, choose_pack, choose_scheduler
+
+    assert DEFAULT_GPU_PACK == 16
+    args = build_parser().parse_args(["--space", "ratio_lr", *flags])
+    choose_scheduler(args)
+    cfg = TrainConfig.from_dict({"cuda_graph": "cuda_graph=true" in flags})
+    assert choose_pack(args, cfg) == pack
+
+
+def test_a_pack_and_a_captured_step_are_refused_together():
+    from search.checks import SearchError
+    from search.plan import choose_pack
+
+    args = build_parser().parse_args(["--space", "ratio_lr", "--pack", "4"])
+    with pytest.raises(SearchError, match="cuda_graph=true captures a lone trial's step"):
+        choose_pack(args, TrainConfig(cuda_graph=True))
