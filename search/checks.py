@@ -97,11 +97,11 @@ def check_local_machine(cfg: TrainConfig, gpus_per_worker: float) -> None:
     check_device(cfg)
 
 
-def check_capture(cfg: TrainConfig, gpus_per_worker: float, workers_per_trial: int) -> None:
-    """cuda_graph=true (dcgan/graph.py): every trial one process on a GPU."""
-    if cfg.cuda_graph and (not gpus_per_worker or workers_per_trial > 1):
-        raise SearchError("--set cuda_graph=true replays each trial's step on its GPU, one process a trial: pass "
-                          "--gpus-per-worker, and one worker a trial")
+def check_capture(cfg: TrainConfig, gpus_per_worker: float, workers: int, workers_flag: str) -> None:
+    """cuda_graph=true (dcgan/graph.py): each run (a trial, a long run) one process on a GPU."""
+    if cfg.cuda_graph and (not gpus_per_worker or workers > 1):
+        raise SearchError(f"cuda_graph=true replays each step on a GPU in one process: pass --gpus-per-worker and "
+                          f"{workers_flag} 1, or drop it")
 
 
 def check_dataset(cfg: TrainConfig, workers: int = 1) -> None:

@@ -158,7 +158,7 @@ def plan_search(args: argparse.Namespace, given: frozenset[str] = frozenset()) -
                           f"pass --trials {1 + len(warm_runs(warm))} or more")
     cfg = trial_config(fixed, baseline)
     check_dataset(cfg, args.workers_per_trial)
-    check_capture(cfg, args.gpus_per_worker, args.workers_per_trial)
+    check_capture(cfg, args.gpus_per_worker, args.workers_per_trial, "--workers-per-trial")
     check_trackers(args.mlflow, args.wandb)
     address = args.address or os.environ.get("RAY_ADDRESS")
     if not address or address == "local":

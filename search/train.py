@@ -27,7 +27,7 @@ from experiment.layout import CONFIG_JSON, Experiment, is_uri, join_uri, parent_
 from experiment.schema import STOPPED, final_status
 from search.cluster import connect_ray
 from search.lock import DriverLock, refuse_if_held
-from search.checks import (SearchError, check_dataset, check_gpus, check_local_machine, check_name, check_resumable,
+from search.checks import (SearchError, check_capture, check_dataset, check_gpus, check_local_machine, check_name, check_resumable,
                            check_storage, read_config, resume_command)
 from search.protocol import MAX_WORKER_FAILURES, Resources
 from search.trial import train_worker
@@ -108,6 +108,7 @@ def plan_run(args: argparse.Namespace) -> tuple[TrainConfig, Resources, Experime
         raise SearchError("--workers must be >= 1, --cpus-per-worker > 0 and --gpus-per-worker >= 0")
     check_gpus(args.gpus_per_worker, args.workers)
     check_dataset(cfg, args.workers)
+    check_capture(cfg, args.gpus_per_worker, args.workers, "--workers")
     if (args.address or os.environ.get("RAY_ADDRESS")) in (None, "", "local"):
         check_local_machine(cfg, args.gpus_per_worker)
     if not args.resume:

@@ -36,7 +36,7 @@ def run_main(main, argv, capsys):
     (["--space", "smoke", "--scheduler", "pbt", "--population", "1"], "error: --population must be >= 2, got 1"),
     (["--space", "smoke", "--scheduler", "pbt", "--perturb-every", "0"], "error: --perturb-every must be >= 1"),
     (["--space", "smoke", "--pack", "0"], "error: --pack must be >= 1, got 0"),
-    (["--space", "smoke", "--set", "cuda_graph=true"], "error: --set cuda_graph=true replays each trial's step on"),
+    (["--space", "smoke", "--set", "cuda_graph=true"], "error: cuda_graph=true replays each step on a GPU"),
     (["--space", "smoke", "--scheduler", "asha", "--pack", "4"], "error: --pack trains a pbt population's members"),
     (["--space", "smoke", "--scheduler", "pb2", "--pack", "4"], "error: --pack trains a pbt population's members"),
     (["--space", "smoke", "--pack", "4", "--workers-per-trial", "2"], "error: --pack trains a pbt population's members"),
@@ -248,4 +248,15 @@ def test_a_name_is_one_folder_of_the_storage(tmp_path, capsys, name):
         assert err[0] == (f"error: --name {name!r} is not a name: it must be one folder of the storage, made of "
                           f"letters, digits, '.', '_' and '-' (no '/', no '..'); pass a name such as --name "
                           f"my-search-1"), err
+    assert list(tmp_path.iterdir()) == [config]
+
+
+def test_a_long_run_with_a_captured_step_needs_one_gpu_worker(tmp_path, capsys):
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({"image_size": 8, "cuda_graph": True}))
+    for flags in ([], ["--gpus-per-worker", "1", "--workers", "2"]):
+        rc, err = run_main(search_train.main, ["--config", str(config), "--storage", str(tmp_path / "runs"), *flags],
+                           capsys)
+        assert rc == 2 and err == ["error: cuda_graph=true replays each step on a GPU in one process: pass "
+                                   "--gpus-per-worker and --workers 1, or drop it"], err
     assert list(tmp_path.iterdir()) == [config]
