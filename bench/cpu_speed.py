@@ -16,6 +16,7 @@ the same (docs/budget.md). Run it on a quiet machine: Ray's trial workers give w
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import subprocess
@@ -25,6 +26,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+OWN = "the search's trials' own seconds"  # (trials_own_seconds)
 
 
 def timed(tree: Path, argv: list[str], env: dict[str, str]) -> float:
@@ -36,11 +38,26 @@ def timed(tree: Path, argv: list[str], env: dict[str, str]) -> float:
     return took
 
 
+def trials_own_seconds(storage: Path) -> float:
+    """The seconds a search's trials reported between their results (Tune's time_this_iter_s, over
+    every result of every trial, the confirmation's included): the trials' training and evaluations,
+    without Ray's start, the driver's scheduling or the restarts between a member's rounds."""
+    total = 0.0
+    for path in storage.rglob("result.json"):
+        for line in path.read_text().splitlines():
+            try:
+                total += float(json.loads(line).get("time_this_iter_s") or 0.0)
+            except ValueError:  # a line cut short
+                continue
+    return total
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--base", required=True, help="the commit to compare with (today's: the working tree)")
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--steps", type=int, default=600, help="the lone dcgan.train's steps")
+    p.add_argument("--only", choices=("search", "train"), help="time one of the two (default: both)")
     args = p.parse_args()
     with tempfile.TemporaryDirectory(prefix="cpu-speed-") as tmp:
         base = Path(tmp, "base")
@@ -62,12 +79,21 @@ def main() -> None:
                 runs = {"search": ["-m", "search.run", "--space", "ratio_lr", "--storage", str(out), "--name", "s"],
                         "train": ["-m", "dcgan.train", "--out", str(out / "run"), "--steps", str(args.steps)]}
                 for what, argv in runs.items():
+                    if args.only and what != args.only:
+                        continue
                     took = timed(tree, argv, env_of[name])
                     times.setdefault((name, what), []).append(took)
-                    print(f"repeat {repeat} {name:5} {what:6} {took:7.1f} s", flush=True)
+                    own = ""
+                    if what == "search":
+                        own_s = trials_own_seconds(out)
+                        times.setdefault((name, OWN), []).append(own_s)
+                        own = f"  (the trials' own {own_s:.1f} s)"
+                    print(f"repeat {repeat} {name:5} {what:6} {took:7.1f} s{own}", flush=True)
     print(f"\nbase {args.base} against the working tree, {args.repeats} interleaved runs each (medians)\n")
     print("| run | base s | today s | today's speed / base's |\n| --- | ---: | ---: | ---: |")
-    for what in ("search", "train"):
+    for what in ("search", OWN, "train"):
+        if ("base", what) not in times:
+            continue
         b, t = (statistics.median(times[(name, what)]) for name in ("base", "today"))
         print(f"| {what} | {b:.1f} | {t:.1f} | {b / t:.2f}x |")
 
