@@ -5,7 +5,7 @@ interleaved `--repeats` times, which goes first alternating (a slow spell of the
 both, and the first run's classifier training on each by turns); the median wall time of each, and
 today's speed as a share of the base's.
 
-    python bench/cpu_speed.py --base 3f9c834 --repeats 5          # about 40 minutes on 2 cores
+    python bench/cpu_speed.py --base 3f9c834 --repeats 5          # 57 minutes on 2 cores (2026-12-07)
 
 The base commit's tree is taken with `git archive` into a temporary folder and run from there with
 this environment's Python (PYTHONPATH first, so its modules, not the installed ones, are imported:

@@ -1,8 +1,8 @@
 """The training step captured in a CUDA graph and replayed (`cuda_graph=true`, a GPU, one process).
 
 A DCGAN this small leaves a GPU waiting on the CPU that launches its many tiny kernels; a graph
-launches a whole step at once (one model on an H200: 14,400 images/s eager, 54,400 captured, measured
-with a stand-alone step). The step captured is `dcgan.train.train_step` itself, in the form that asks
+launches a whole step at once (one model on an H200: 14,400 images/s eager, 54,400 captured, in
+issue 33's stand-alone measurement; this code's gain is not measured yet). The step captured is `dcgan.train.train_step` itself, in the form that asks
 the host nothing; what the eager step does that a replayed graph cannot, and what is done instead:
 
 - Adam's rates and betas are Python floats, which a graph would replay as captured: they become
