@@ -25,6 +25,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from search.confirm import CONFIRM_DIR
+
 ROOT = Path(__file__).resolve().parents[1]
 OWN = "the search's trials' own seconds"  # (trials_own_seconds)
 
@@ -38,18 +40,39 @@ def timed(tree: Path, argv: list[str], env: dict[str, str]) -> float:
     return took
 
 
+def results(paths) -> list[dict]:
+    """Tune's result rows in these result.json files (a line cut short skipped)."""
+    rows = []
+    for path in paths:
+        for line in path.read_text().splitlines():
+            try:
+                rows.append(json.loads(line))
+            except ValueError:
+                continue
+    return rows
+
+
+def at_once(storage: Path) -> str:
+    """How many trials trained at once in each phase of a search: the trials' own seconds over the
+    phase's span (its first result's start to its last result). 2.0 on 2 CPUs: both always busy;
+    about 1.0: the phase trained one trial at a time."""
+    phases = {"PBT": [p for p in storage.rglob("result.json") if CONFIRM_DIR not in p.parts],
+              "confirmation": list(storage.rglob(f"{CONFIRM_DIR}/*/result.json"))}
+    out = []
+    for phase, paths in phases.items():
+        rows = [r for r in results(paths) if r.get("timestamp") and r.get("time_this_iter_s")]
+        if rows:
+            span = max(r["timestamp"] for r in rows) - min(r["timestamp"] - r["time_this_iter_s"] for r in rows)
+            own = sum(r["time_this_iter_s"] for r in rows)
+            out.append(f"{phase} {span:.0f} s, {own / span:.2f} at once")
+    return "; ".join(out)
+
+
 def trials_own_seconds(storage: Path) -> float:
     """The seconds a search's trials reported between their results (Tune's time_this_iter_s, over
     every result of every trial, the confirmation's included): the trials' training and evaluations,
     without Ray's start, the driver's scheduling or the restarts between a member's rounds."""
-    total = 0.0
-    for path in storage.rglob("result.json"):
-        for line in path.read_text().splitlines():
-            try:
-                total += float(json.loads(line).get("time_this_iter_s") or 0.0)
-            except ValueError:  # a line cut short
-                continue
-    return total
+    return sum(float(r.get("time_this_iter_s") or 0.0) for r in results(storage.rglob("result.json")))
 
 
 def main() -> None:
@@ -87,7 +110,7 @@ def main() -> None:
                     if what == "search":
                         own_s = trials_own_seconds(out)
                         times.setdefault((name, OWN), []).append(own_s)
-                        own = f"  (the trials' own {own_s:.1f} s)"
+                        own = f"  (the trials' own {own_s:.1f} s; {at_once(out)})"
                     print(f"repeat {repeat} {name:5} {what:6} {took:7.1f} s{own}", flush=True)
     print(f"\nbase {args.base} against the working tree, {args.repeats} interleaved runs each (medians)\n")
     print("| run | base s | today s | today's speed / base's |\n| --- | ---: | ---: | ---: |")
