@@ -5,12 +5,14 @@ from __future__ import annotations
 import logging
 import socket
 import sys
+import time
 from typing import Optional
 
 from search.checks import SearchError
 from search.protocol import Resources
 
 AUTOSCALING_CONCURRENCY = 8  # trials at once on a cluster that has no room for one yet; --concurrency sets it
+SETTLE_S = 10.0  # how long a phase's trial processes may take to give their CPUs back (seen: 0.5-2 s)
 
 
 def check_address(address: Optional[str], timeout_s: float = 3.0) -> None:
@@ -66,3 +68,32 @@ def default_concurrency(resources: Resources, trials: int) -> int:
     if fits < 1:
         return min(trials, AUTOSCALING_CONCURRENCY)
     return int(min(fits, trials))
+
+
+def cpus_held(wait_s: float) -> float:
+    """The CPUs of the Ray this process is connected to that are still held after waiting up to `wait_s`
+    seconds for every one to be free; 0 once they all are."""
+    import ray
+
+    total, deadline = ray.cluster_resources().get("CPU", 0), time.monotonic() + wait_s
+    while (held := total - ray.available_resources().get("CPU", 0)) > 0 and time.monotonic() < deadline:
+        time.sleep(0.5)
+    return max(held, 0.0)
+
+
+def settle(address: Optional[str], started: bool, verbose: bool = False, wait_s: float = SETTLE_S) -> None:
+    """Between a search's phases (its trials, then its confirmation): the CPUs of the local Ray this
+    search started, free again. Ray 2.60 can keep a CPU for good when Tune removes a placement group
+    between its bundle's prepare and commit (ray-project/ray#64693; Tune does when it hands the trial
+    a reused actor instead): the next phase would train one trial fewer at a time to its end (on 2
+    CPUs, one at a time; docs/ray.md). Such a Ray is started again. A Ray the search joined (a
+    cluster, a test's session) is left as it is."""
+    import ray
+
+    node = getattr(ray._private.worker, "_global_node", None)  # (Ray's own record: a head this process started)
+    if not (started and ray.is_initialized() and getattr(node, "head", False)) or not (held := cpus_held(wait_s)):
+        return
+    if verbose:
+        print(f"note: Ray kept {held:g} CPU(s) after the trials ended (ray-project/ray#64693); starting it again")
+    ray.shutdown()
+    connect_ray(address, verbose)

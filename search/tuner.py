@@ -28,7 +28,7 @@ from experiment.ranking import rank_trials
 from experiment.winner import best_config_json, winner
 from experiment.schema import FAILED, PENDING, RUNNING, warm_runs
 from search.budget import budgeted, warning
-from search.cluster import connect_ray, default_concurrency
+from search.cluster import connect_ray, default_concurrency, settle
 from search.interrupt import TUNE_SIGINT_OFF, interruptible
 from search.checks import resume_command
 from search.plan import DEFAULT_STORAGE, Plan, planned_info
@@ -350,9 +350,10 @@ def run_search(plan: Plan, extra: Optional[Extra] = None, started: Optional[floa
 
         with _environ(**quiet_environment(plan)), interruptible() as interrupt, disk_full_in_one_line():
             interrupt.run(tuner.fit)
-            if plan.confirm and not FULL_DISK:
+            if plan.confirm and not FULL_DISK and not interrupt.requested:
                 from search.confirm import confirm
 
+                settle(plan.address, started_ray, plan.verbose)
                 interrupt.run(lambda: confirm(plan, concurrency))
         if FULL_DISK:  # a trial's write: Tune stopped as on Ctrl-C
             return full_disk(plan, FULL_DISK[0])

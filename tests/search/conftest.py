@@ -47,8 +47,9 @@ def ray_freed_after_each_test(request):
     search's actors end as Tune stops them); where one is not, the session's Ray starts again, with
     a warning that names the test. Under load (the suite's other process busy), Ray's raylet was
     seen to keep a CPU that no actor, task or placement group held after a PBT search had ended
-    (Ray 2.60), and the next test that needs both CPUs, a 2-worker trial, waited for it forever.
-    A search run by a user is one process: its Ray ends with it."""
+    (Ray 2.60; search.cluster.settle says why), and the next test that needs both CPUs, a 2-worker
+    trial, waited for it forever. A search that started its own Ray starts it again between its
+    phases where it has to; one that joined the session's leaves it to this fixture."""
     yield
     if "ray_session" in request.fixturenames:
         every_cpu_free(f"after {request.node.nodeid}")

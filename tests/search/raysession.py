@@ -12,21 +12,20 @@ def start_session_ray() -> None:
 
 def every_cpu_free(when: str) -> None:
     """Wait a minute at most for the session Ray's CPUs to be free; else start it again, with a
-    warning. Also where a test resumes a search whose driver it killed: Ray frees the killed job's
-    actors, and under load was seen to keep a CPU of theirs."""
-    import time
+    warning (Ray can keep a CPU for good: search.cluster.settle). Also where a test resumes a search
+    whose driver it killed: Ray frees the killed job's actors, and under load was seen to keep a CPU
+    of theirs."""
     import warnings
 
     import ray
 
+    from search.cluster import cpus_held
+
     if not ray.is_initialized():
         return
-    total, deadline = ray.cluster_resources().get("CPU", 0), time.monotonic() + 60
-    while (free := ray.available_resources().get("CPU", 0)) < total and time.monotonic() < deadline:
-        time.sleep(0.5)
-    if free < total:
-        warnings.warn(f"{total - free:g} of the session Ray's {total:g} CPUs still held a minute {when}; Ray "
-                      "started again")
+    if held := cpus_held(60):
+        warnings.warn(f"{held:g} of the session Ray's {ray.cluster_resources().get('CPU', 0):g} CPUs still held a "
+                      f"minute {when}; Ray started again")
         ray.shutdown()
         start_session_ray()
 
