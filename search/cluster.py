@@ -83,11 +83,10 @@ def cpus_held(wait_s: float) -> float:
 
 def settle(address: Optional[str], started: bool, verbose: bool = False, wait_s: float = SETTLE_S) -> None:
     """Between a search's phases (its trials, then its confirmation): the CPUs of the local Ray this
-    search started, free again. Ray 2.60 can keep a CPU for good when Tune removes a placement group
-    between its bundle's prepare and commit (ray-project/ray#64693; Tune does when it hands the trial
-    a reused actor instead): the next phase would train one trial fewer at a time to its end (on 2
-    CPUs, one at a time; docs/ray.md). Such a Ray is started again. A Ray the search joined (a
-    cluster, a test's session) is left as it is."""
+    search started, free again. Ray 2.60 can keep a CPU for good when a placement group is removed
+    while the GCS places it (ray-project/ray#64693; Tune removes groups it no longer needs): the next
+    phase would train one trial fewer at a time to its end (on 2 CPUs, one at a time; docs/ray.md).
+    Such a Ray is started again. A Ray the search joined (a cluster, a test's session) is left as it is."""
     import ray
 
     node = getattr(ray._private.worker, "_global_node", None)  # (Ray's own record: a head this process started)
