@@ -86,13 +86,25 @@ def settle(address: Optional[str], started: bool, verbose: bool = False, wait_s:
     search started, free again. Ray 2.60 can keep a CPU for good when a placement group is removed
     while the GCS places it (ray-project/ray#64693; Tune removes groups it no longer needs): the next
     phase would train one trial fewer at a time to its end (on 2 CPUs, one at a time; docs/ray.md).
-    Such a Ray is started again. A Ray the search joined (a cluster, a test's session) is left as it is."""
+    Such a Ray is started again, the signal handlers kept (ray.init sets SIGTERM's to its own exit,
+    which would end the confirmation at `ray job stop` without saving it: search.interrupt). A Ray the
+    search joined (a cluster, a test's session) is left as it is."""
+    import signal
+    import threading
+
     import ray
+
+    from search.interrupt import STOP_SIGNALS
 
     node = getattr(ray._private.worker, "_global_node", None)  # (Ray's own record: a head this process started)
     if not (started and ray.is_initialized() and getattr(node, "head", False)) or not (held := cpus_held(wait_s)):
         return
     if verbose:
         print(f"note: Ray kept {held:g} CPU(s) after the trials ended (ray-project/ray#64693); starting it again")
+    main = threading.current_thread() is threading.main_thread()  # (where Python lets handlers be set)
+    handlers = {signum: signal.getsignal(signum) for signum in STOP_SIGNALS} if main else {}
     ray.shutdown()
     connect_ray(address, verbose)
+    for signum, handler in handlers.items():
+        if handler is not None:  # (None: one set outside Python, which cannot be set back from here)
+            signal.signal(signum, handler)

@@ -6,6 +6,8 @@ here). The held CPU is planted: an actor that keeps it, standing for the one Ray
 
 from __future__ import annotations
 
+import signal
+
 from raysession import start_session_ray
 
 from search.cluster import cpus_held, settle
@@ -25,17 +27,26 @@ def holder():
 
 
 def test_a_cpu_held_past_the_wait_starts_the_local_ray_again(ray_session):
+    """... and the search's own SIGTERM handler (search.interrupt's graceful stop) outlives ray.init,
+    which sets its own."""
     ray = ray_session
     h = holder()
     gcs = ray.get_runtime_context().gcs_address
+
+    def graceful(signum, frame):  # stands for search.interrupt's on_stop
+        pass
+
+    before = signal.signal(signal.SIGTERM, graceful)
     try:
         settle(None, started=False, wait_s=0.5)  # a Ray the search found initialised (here, the session's)
         assert ray.get_runtime_context().gcs_address == gcs and cpus_held(0) == 1
         settle(None, started=True, wait_s=1.0)  # the local Ray the search started
         assert ray.is_initialized() and ray.get_runtime_context().gcs_address != gcs
         assert ray.cluster_resources().get("CPU", 0) >= 1 and cpus_held(0) == 0
+        assert signal.getsignal(signal.SIGTERM) is graceful
         del h
     finally:
+        signal.signal(signal.SIGTERM, before)
         ray.shutdown()
         start_session_ray()
 
