@@ -40,27 +40,26 @@ def timed(tree: Path, argv: list[str], env: dict[str, str]) -> float:
     return took
 
 
-def results(paths) -> list[dict]:
-    """Tune's result rows in these result.json files (a line cut short skipped)."""
-    rows = []
-    for path in paths:
+def phase_results(storage: Path) -> dict[str, list[dict]]:
+    """Tune's result rows of a search, read once, by phase (a line cut short skipped)."""
+    phases: dict[str, list[dict]] = {"PBT": [], "confirmation": []}
+    for path in storage.rglob("result.json"):
+        rows = phases["confirmation" if CONFIRM_DIR in path.parts else "PBT"]
         for line in path.read_text().splitlines():
             try:
                 rows.append(json.loads(line))
             except ValueError:
                 continue
-    return rows
+    return phases
 
 
-def at_once(storage: Path) -> str:
+def at_once(phases: dict[str, list[dict]]) -> str:
     """How many trials trained at once in each phase of a search: the trials' own seconds over the
     phase's span (its first result's start to its last result). 2.0 on 2 CPUs: both always busy;
     about 1.0: the phase trained one trial at a time."""
-    phases = {"PBT": [p for p in storage.rglob("result.json") if CONFIRM_DIR not in p.parts],
-              "confirmation": list(storage.rglob(f"{CONFIRM_DIR}/*/result.json"))}
     out = []
-    for phase, paths in phases.items():
-        rows = [r for r in results(paths) if r.get("timestamp") and r.get("time_this_iter_s")]
+    for phase, rows in phases.items():
+        rows = [r for r in rows if r.get("timestamp") and r.get("time_this_iter_s")]
         if rows:
             span = max(r["timestamp"] for r in rows) - min(r["timestamp"] - r["time_this_iter_s"] for r in rows)
             own = sum(r["time_this_iter_s"] for r in rows)
@@ -68,11 +67,11 @@ def at_once(storage: Path) -> str:
     return "; ".join(out)
 
 
-def trials_own_seconds(storage: Path) -> float:
+def trials_own_seconds(phases: dict[str, list[dict]]) -> float:
     """The seconds a search's trials reported between their results (Tune's time_this_iter_s, over
     every result of every trial, the confirmation's included): the trials' training and evaluations,
     without Ray's start, the driver's scheduling or the restarts between a member's rounds."""
-    return sum(float(r.get("time_this_iter_s") or 0.0) for r in results(storage.rglob("result.json")))
+    return sum(float(r.get("time_this_iter_s") or 0.0) for rows in phases.values() for r in rows)
 
 
 def main() -> None:
@@ -108,9 +107,10 @@ def main() -> None:
                     times.setdefault((name, what), []).append(took)
                     own = ""
                     if what == "search":
-                        own_s = trials_own_seconds(out)
+                        phases = phase_results(out)
+                        own_s = trials_own_seconds(phases)
                         times.setdefault((name, OWN), []).append(own_s)
-                        own = f"  (the trials' own {own_s:.1f} s; {at_once(out)})"
+                        own = f"  (the trials' own {own_s:.1f} s; {at_once(phases)})"
                     print(f"repeat {repeat} {name:5} {what:6} {took:7.1f} s{own}", flush=True)
     print(f"\nbase {args.base} against the working tree, {args.repeats} interleaved runs each (medians)\n")
     print("| run | base s | today s | today's speed / base's |\n| --- | ---: | ---: | ---: |")
