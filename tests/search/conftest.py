@@ -3,11 +3,14 @@ trial's placement group; docs/ray.md), with the dashboard on, and tiny configs."
 
 from __future__ import annotations
 
+import contextlib
 import os
 
 import pytest
 
-from raysession import every_cpu_free, start_session_ray
+from raysession import every_cpu_free, start_session_ray, watchdog
+
+WATCHDOG_MARGIN_S = 60  # a hung search test's own failure, this long before pytest-timeout's
 
 # Credentials for the S3 server on loopback (moto), set before Ray starts so that its workers have
 # them too; and no look-up of an EC2 instance's metadata, which has no network here.
@@ -49,10 +52,19 @@ def ray_freed_after_each_test(request):
     seen to keep a CPU that no actor, task or placement group held after a PBT search had ended
     (Ray 2.60; search.cluster.settle says why), and the next test that needs both CPUs, a 2-worker
     trial, waited for it forever. A search that started its own Ray starts it again between its
-    phases where it has to; one that joined the session's leaves it to this fixture."""
-    yield
-    if "ray_session" in request.fixturenames:
-        every_cpu_free(f"after {request.node.nodeid}")
+    phases where it has to; one that joined the session's leaves it to this fixture.
+
+    Such a test also fails WATCHDOG_MARGIN_S before pytest-timeout would end it, with one line
+    saying what Ray held and where the test was (raysession.watchdog): a CI log keeps that line."""
+    if "ray_session" not in request.fixturenames:
+        yield
+        return
+    marker = request.node.get_closest_marker("timeout")
+    limit = float(marker.args[0] if marker and marker.args else request.config.getini("timeout") or 0)
+    with watchdog(limit - WATCHDOG_MARGIN_S, request.node.nodeid, raise_after=False) if limit > WATCHDOG_MARGIN_S \
+            else contextlib.nullcontext():
+        yield
+    every_cpu_free(f"after {request.node.nodeid}")
 
 
 @pytest.fixture

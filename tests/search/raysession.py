@@ -3,6 +3,8 @@ how a test gets all its CPUs back."""
 
 from __future__ import annotations
 
+import contextlib
+
 
 def start_session_ray() -> None:
     import ray
@@ -54,3 +56,68 @@ def kill_search_at(ray_session, args: list[str], exp, step: int) -> None:
         os.killpg(driver.pid, signal.SIGKILL)
         driver.wait()
     every_cpu_free("after the driver was killed")
+
+
+def ray_state() -> str:
+    """One line: the session Ray's free CPUs and its placement groups by state."""
+    from collections import Counter
+
+    import ray
+    from ray.util import placement_group_table
+
+    total, free = ray.cluster_resources().get("CPU", 0), ray.available_resources().get("CPU", 0)
+    groups = Counter(pg["state"] for pg in placement_group_table().values())
+    return f"{free:g} of {total:g} CPUs free, placement groups {dict(sorted(groups.items())) or 'none'}"
+
+
+def where(thread_id: int, frames: int = 4) -> str:
+    """The innermost `frames` frames a thread is in, innermost first, and this project's innermost."""
+    import os
+    import sys
+    import traceback
+    from pathlib import Path
+
+    stack = traceback.extract_stack(sys._current_frames()[thread_id])
+    root = str(Path(__file__).resolve().parents[2])
+    ours = [f for f in stack if f.filename.startswith(root) and "site-packages" not in f.filename]
+    show = stack[-frames:][::-1] + ([ours[-1]] if ours and ours[-1] not in stack[-frames:] else [])
+    return " < ".join(f"{os.path.basename(f.filename)}:{f.lineno} {f.name}" for f in show)
+
+
+class Hung(Exception):
+    """What a watchdog raises: its message says what Ray held and where the block was."""
+
+
+@contextlib.contextmanager
+def watchdog(seconds: float, what: str, raise_after: bool = True):
+    """A block that may hang (a search on the session's Ray) failed after `seconds` with one line that
+    says what Ray held and where this thread was: the exception is raised in this thread as Python
+    runs on (Tune's loop polls), so the failure's summary line, the part of a CI log that is kept,
+    says why, where pytest-timeout's says only "Timeout". `raise_after`: raised again at the block's
+    end if a call inside caught it (Tune's own handlers); a fixture's block (its yield), which does
+    not see the test's exception, passes False."""
+    import ctypes
+    import threading
+
+    why: list[str] = []
+    hung = type("Hung", (Hung,), {"__init__": lambda self: Hung.__init__(self, why[0] if why else f"{what} hung")})
+
+    thread = threading.get_ident()
+
+    def fire() -> None:
+        try:
+            state = ray_state()
+        except Exception as e:  # (a Ray that does not answer says why too)
+            state = f"Ray's state unread ({e!r})"
+        why.append(f"{what} ran past {seconds:g} s: {state}; at {where(thread)}")
+        ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(thread), ctypes.py_object(hung))
+
+    timer = threading.Timer(seconds, fire)
+    timer.daemon = True
+    timer.start()
+    try:
+        yield
+    finally:
+        timer.cancel()
+    if why and raise_after:
+        raise hung()
