@@ -32,7 +32,7 @@ from dcgan.config import TrainConfig
 from dcgan.losses import LOSSES
 from dcgan.models import Discriminator, Generator
 from dcgan.pack_adam import PackedAdam, block
-from dcgan.state import GAN, unwrap
+from dcgan.state import GAN, ema_weight, unwrap
 
 
 def pack_key(cfg: TrainConfig) -> tuple:
@@ -270,7 +270,7 @@ class Pack:
         """dcgan.state.ema_average (AveragedModel's update) for each member that trains, with its own
         count and decay: the first update copies G."""
         n, trains = self.ema_n, self.opt_g.mask(on)  # (on the device: no copy from the host)
-        weight = 1 - torch.minimum((1 + n) / (10 + n), self.decay)
+        weight = ema_weight(n, self.decay)
         first = (n == 0).view(self.n, 1)
         for avg, new in zip(_float_tensors(self.g_ema).values(), _float_tensors(self.g).values()):
             av, nv = avg.view(self.n, -1), new.view(self.n, -1)

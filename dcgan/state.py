@@ -133,6 +133,13 @@ class GAN:
         return contextlib.nullcontext()
 
 
+def ema_weight(n: torch.Tensor, decay) -> torch.Tensor:
+    """The share of the model that the moving average's update after `n` others takes (ema_average):
+    1 - min(decay, (1 + n) / (10 + n)); `decay` a float, or a tensor of one per member of a pack."""
+    ramp = (1 + n) / (10 + n)
+    return 1 - (torch.minimum(ramp, decay) if isinstance(decay, torch.Tensor) else torch.clamp(ramp, max=decay))
+
+
 def ema_average(decay: float):
     """AveragedModel's multi_avg_fn for `decay`, ramped up over the first updates (as in Karras et
     al.'s code): the update after t others keeps min(decay, (1 + t) / (10 + t)) of the average, so
@@ -145,7 +152,7 @@ def ema_average(decay: float):
         if not avgs[0].is_floating_point():
             torch._foreach_copy_(avgs, news)
             return
-        weight = 1 - torch.clamp((1 + n) / (10 + n), max=decay)  # (1 + t) / (10 + t): t = n, on n's device
+        weight = ema_weight(n, decay)  # (on n's device)
         diffs = torch._foreach_sub(news, avgs)
         torch._foreach_mul_(diffs, weight.to(avgs[0].dtype))
         torch._foreach_add_(avgs, diffs)
