@@ -12,11 +12,12 @@ def start_session_ray() -> None:
     ray.init(num_cpus=2, include_dashboard=True, log_to_driver=False)
 
 
-def every_cpu_free(when: str) -> None:
+def every_cpu_free(when: str, placeable: bool = False) -> None:
     """Wait a minute at most for the session Ray's CPUs to be free; else start it again, with a
     warning (Ray can keep a CPU for good: search.cluster.settle). Also where a test resumes a search
     whose driver it killed: Ray frees the killed job's actors, and under load was seen to keep a CPU
-    of theirs."""
+    of theirs. `placeable` (after a killed driver, whose groups Ray removes as it may be placing
+    them): also started again if a 1-CPU placement group is not placed within PLACE_S."""
     import warnings
 
     import ray
@@ -26,10 +27,33 @@ def every_cpu_free(when: str) -> None:
     if not ray.is_initialized():
         return
     if held := cpus_held(60):
-        warnings.warn(f"{held:g} of the session Ray's {ray.cluster_resources().get('CPU', 0):g} CPUs still held a "
-                      f"minute {when}; Ray started again")
-        ray.shutdown()
-        start_session_ray()
+        why = f"{held:g} of the session Ray's {ray.cluster_resources().get('CPU', 0):g} CPUs still held a minute {when}"
+    elif placeable and not a_group_placed(PLACE_S):
+        why = (f"every CPU of the session Ray free {when}, but a 1-CPU placement group not placed in {PLACE_S:g} s "
+               "(ray-project/ray#64693: removing a group as Ray places it can stall the groups after it)")
+    else:
+        return
+    warnings.warn(f"{why}; Ray started again")
+    ray.shutdown()
+    start_session_ray()
+
+
+PLACE_S = 30.0  # a 1-CPU group on the free session Ray: placed in well under a second
+
+
+def a_group_placed(timeout_s: float) -> bool:
+    """Whether a 1-CPU placement group is placed on the session's Ray within `timeout_s` (then removed)."""
+    import time
+
+    from ray.util import placement_group, placement_group_table, remove_placement_group
+
+    group, deadline = placement_group([{"CPU": 1}]), time.monotonic() + timeout_s
+    try:  # (the GCS's word, polled: group.ready() would start a worker process to say it)
+        while (placed := placement_group_table(group)["state"] == "CREATED") is False and time.monotonic() < deadline:
+            time.sleep(0.1)
+        return placed
+    finally:
+        remove_placement_group(group)
 
 
 def kill_search_at(ray_session, args: list[str], exp, step: int) -> None:
@@ -55,7 +79,7 @@ def kill_search_at(ray_session, args: list[str], exp, step: int) -> None:
     finally:
         os.killpg(driver.pid, signal.SIGKILL)
         driver.wait()
-    every_cpu_free("after the driver was killed")
+    every_cpu_free("after the driver was killed", placeable=True)
 
 
 def ray_state() -> str:

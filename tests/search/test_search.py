@@ -255,7 +255,7 @@ def test_resume_in_a_bucket_after_the_driver_is_killed(ray_session, s3_storage, 
         driver.wait()
     before = {t.trial_id: t for t in Experiment(uri).trials if t.status == "completed"}
     assert before and Experiment(uri).meta["finished_at"] is None
-    every_cpu_free("after the driver was killed")
+    every_cpu_free("after the driver was killed", placeable=True)
 
     assert search_run.main([*args, "--resume"]) == 0
     done = Experiment(uri)
@@ -489,7 +489,7 @@ def test_a_second_driver_is_refused_and_resume_takes_over_a_killed_ones_lock(ray
         os.killpg(first.pid, signal.SIGKILL)
         first.wait()
     assert exp.exists(DRIVER_LOCK)  # left by the killed driver
-    every_cpu_free("after the driver was killed")
+    every_cpu_free("after the driver was killed", placeable=True)
 
     assert search_run.main([*args, "--resume"]) == 0
     assert f"taking over the lock of search.run on host {socket.gethostname()} (pid {first.pid}" in \
