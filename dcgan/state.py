@@ -136,8 +136,7 @@ class GAN:
 def ema_weight(n: torch.Tensor, decay) -> torch.Tensor:
     """The share of the model that the moving average's update after `n` others takes (ema_average):
     1 - min(decay, (1 + n) / (10 + n)); `decay` a float, or a tensor of one per member of a pack."""
-    ramp = (1 + n) / (10 + n)
-    return 1 - (torch.minimum(ramp, decay) if isinstance(decay, torch.Tensor) else torch.clamp(ramp, max=decay))
+    return 1 - torch.clamp((1 + n) / (10 + n), max=decay)
 
 
 def ema_average(decay: float):

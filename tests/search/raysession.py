@@ -49,7 +49,7 @@ def a_group_placed(timeout_s: float) -> bool:
 
     group, deadline = placement_group([{"CPU": 1}]), time.monotonic() + timeout_s
     try:  # (the GCS's word, polled: group.ready() would start a worker process to say it)
-        while (placed := placement_group_table(group)["state"] == "CREATED") is False and time.monotonic() < deadline:
+        while not (placed := placement_group_table(group)["state"] == "CREATED") and time.monotonic() < deadline:
             time.sleep(0.1)
         return placed
     finally:

@@ -12,14 +12,19 @@ import pytest
 from raysession import a_group_placed, watchdog
 
 
-def _spin(seconds: float, swallow: bool = False) -> None:
+def _spin(seconds: float, caught: list | None = None) -> None:
+    """Python running on for `seconds`, as Tune's loop does; with `caught`, an exception raised in it
+    is kept there and the spin goes on (a call that swallows it)."""
     end = time.monotonic() + seconds
-    while time.monotonic() < end:  # (Python running on, as Tune's loop does)
-        try:
+    try:
+        while time.monotonic() < end:
             time.sleep(0.01)
-        except Exception:
-            if not swallow:
-                raise
+    except Exception as e:
+        if caught is None:
+            raise
+        caught.append(e)
+        while time.monotonic() < end:
+            time.sleep(0.01)
 
 
 def test_a_hung_block_fails_in_one_line_naming_ray_and_where(ray_session):
@@ -35,9 +40,11 @@ def test_a_hung_block_fails_in_one_line_naming_ray_and_where(ray_session):
 
 
 def test_caught_inside_it_is_raised_again_at_the_blocks_end(ray_session):
+    caught: list = []
     with pytest.raises(Exception, match="a swallowed hang ran past 0.5 s"):
         with watchdog(0.5, "a swallowed hang"):
-            _spin(2, swallow=True)
+            _spin(2, caught)
+    assert len(caught) == 1  # swallowed inside, raised again at the end
 
 
 def test_a_block_that_ends_in_time_is_left_alone(ray_session):
